@@ -1,0 +1,1 @@
+"""Generated protobuf and gRPC code for drover.v1 (see scripts/gen-protos.sh)."""
