@@ -33,7 +33,9 @@ class CastHeader(_message.Message):
     sender_id: _builtins.str
     """Unique per sender process incarnation."""
     seq: _builtins.int
-    """1, 2, 3 … per sender; 0 on the hello that opens a stream."""
+    """1, 2, 3 … per sender. On the hello that opens a stream (a message with
+    no cast set) it is the highest seq the sender has seen acknowledged.
+    """
     @_builtins.property
     def sent_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(

@@ -129,7 +129,7 @@ class InstanceUpdateCast(_message.Message):
     POWER_STATE_FIELD_NUMBER: _builtins.int
     FAULT_FIELD_NUMBER: _builtins.int
     NOTIFICATION_FIELD_NUMBER: _builtins.int
-    EVENT_FIELD_NUMBER: _builtins.int
+    EVENTS_FIELD_NUMBER: _builtins.int
     LAUNCHED_AT_FIELD_NUMBER: _builtins.int
     BUILD_FAILED_FIELD_NUMBER: _builtins.int
     TERMINATED_FIELD_NUMBER: _builtins.int
@@ -149,7 +149,7 @@ class InstanceUpdateCast(_message.Message):
     @_builtins.property
     def notification(self) -> _types_pb2.Notification: ...
     @_builtins.property
-    def event(self) -> Global___ActionEventUpdate: ...
+    def events(self) -> _containers.RepeatedCompositeFieldContainer[Global___ActionEventUpdate]: ...
     @_builtins.property
     def launched_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -163,16 +163,16 @@ class InstanceUpdateCast(_message.Message):
         power_state: _types_pb2.PowerState.ValueType | None = ...,
         fault: _types_pb2.Fault | None = ...,
         notification: _types_pb2.Notification | None = ...,
-        event: Global___ActionEventUpdate | None = ...,
+        events: _abc.Iterable[Global___ActionEventUpdate] | None = ...,
         launched_at: _timestamp_pb2.Timestamp | None = ...,
         build_failed: _builtins.bool = ...,
         terminated: _builtins.bool = ...,
         host: _builtins.str = ...,
         addresses: _abc.Iterable[_types_pb2.ServerAddress] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_power_state", b"_power_state", "_task_state", b"_task_state", "_vm_state", b"_vm_state", "event", b"event", "fault", b"fault", "launched_at", b"launched_at", "notification", b"notification", "power_state", b"power_state", "task_state", b"task_state", "vm_state", b"vm_state"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_power_state", b"_power_state", "_task_state", b"_task_state", "_vm_state", b"_vm_state", "fault", b"fault", "launched_at", b"launched_at", "notification", b"notification", "power_state", b"power_state", "task_state", b"task_state", "vm_state", b"vm_state"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_power_state", b"_power_state", "_task_state", b"_task_state", "_vm_state", b"_vm_state", "addresses", b"addresses", "build_failed", b"build_failed", "event", b"event", "fault", b"fault", "host", b"host", "instance_id", b"instance_id", "launched_at", b"launched_at", "notification", b"notification", "power_state", b"power_state", "task_state", b"task_state", "terminated", b"terminated", "vm_state", b"vm_state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_power_state", b"_power_state", "_task_state", b"_task_state", "_vm_state", b"_vm_state", "addresses", b"addresses", "build_failed", b"build_failed", "events", b"events", "fault", b"fault", "host", b"host", "instance_id", b"instance_id", "launched_at", b"launched_at", "notification", b"notification", "power_state", b"power_state", "task_state", b"task_state", "terminated", b"terminated", "vm_state", b"vm_state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__power_state: _TypeAlias = _typing.Literal["power_state"]  # noqa: Y015
     _WhichOneofArgType__power_state: _TypeAlias = _typing.Literal["_power_state", b"_power_state"]  # noqa: Y015

@@ -1,0 +1,3 @@
+from drover.cli.main import app
+
+app(prog_name="drover")

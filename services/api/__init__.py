@@ -1,0 +1,1 @@
+"""ApiService: the public gRPC API (nova-api)."""

@@ -1,0 +1,626 @@
+"""ApiService: validates, persists, casts and answers at once (nova-api + compute.API)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import ipaddress
+import json
+import logging
+import re
+import subprocess
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from drover.config import DroverConfig
+from drover.store import db
+from drover.store import models as m
+from drover.v1 import (
+    api_pb2,
+    api_pb2_grpc,
+    compute_pb2,
+    compute_pb2_grpc,
+    conductor_pb2,
+    conductor_pb2_grpc,
+    scheduler_pb2,
+    scheduler_pb2_grpc,
+    types_pb2,
+)
+from services.api import validation
+from services.api.fanout import Fanout
+from services.common import convert, request_spec, runtime, states
+from services.common.casts import CastSender
+from services.common.errors import (
+    ApiError,
+    failed_precondition,
+    guarded,
+    invalid_argument,
+    not_found,
+    quota_exceeded,
+)
+
+log = logging.getLogger(__name__)
+utcnow = m.utcnow
+
+
+@dataclass(frozen=True)
+class Identity:
+    project_id: str
+    user_id: str
+    request_id: str
+    is_admin: bool
+
+
+def identity(context: grpc.aio.ServicerContext) -> Identity:
+    md = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
+    project = md.get("x-project-id", "admin")
+    roles = {r.strip() for r in md.get("x-roles", "").split(",") if r.strip()}
+    return Identity(
+        project_id=project,
+        user_id=md.get("x-user-id", "admin"),
+        request_id=md.get("x-request-id") or f"req-{uuid.uuid4()}",
+        is_admin=project == "admin" or "admin" in roles,
+    )
+
+
+def _settled(server: types_pb2.Server, follow: bool) -> bool:
+    if server.vm_state == types_pb2.VM_STATE_DELETED:
+        return True
+    if follow:
+        return False
+    return server.task_state == types_pb2.TASK_STATE_UNSPECIFIED and server.vm_state in (
+        types_pb2.VM_STATE_ACTIVE,
+        types_pb2.VM_STATE_ERROR,
+        types_pb2.VM_STATE_STOPPED,
+    )
+
+
+def _detect_format(path: Path) -> str:
+    try:
+        out = subprocess.run(
+            ["qemu-img", "info", "--output=json", str(path)], capture_output=True, text=True, timeout=30, check=True
+        )
+        return str(json.loads(out.stdout).get("format", "raw"))
+    except (OSError, subprocess.SubprocessError, ValueError):
+        with path.open("rb") as fh:
+            return "qcow2" if fh.read(4) == b"QFI\xfb" else "raw"
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class ApiServicer(api_pb2_grpc.ApiServiceServicer):
+    def __init__(self, cfg: DroverConfig, sessions: sessionmaker[Session]) -> None:
+        self.cfg = cfg
+        self.sessions = sessions
+        self.conductor_channel = runtime.channel(cfg.api.conductor)
+        self.scheduler_channel = runtime.channel(cfg.api.scheduler)
+        conductor = conductor_pb2_grpc.ConductorServiceStub(self.conductor_channel)
+        self.scheduler = scheduler_pb2_grpc.SchedulerServiceStub(self.scheduler_channel)
+        self.conductor = CastSender(
+            "api->conductor", lambda: conductor.StreamCasts(), conductor_pb2.ConductorServiceStreamCastsRequest
+        )
+        self.fanout = Fanout(conductor)
+
+    def start(self) -> None:
+        self.conductor.start()
+        self.fanout.start()
+
+    async def stop(self) -> None:
+        await self.conductor.close(drain_timeout=3.0)
+        await self.fanout.stop()
+        await self.conductor_channel.close()
+        await self.scheduler_channel.close()
+
+    # ---- lookups ---------------------------------------------------------------------
+
+    @staticmethod
+    def _flavor(s: Session, ref: str) -> m.Flavor | None:
+        return s.get(m.Flavor, ref) or s.execute(select(m.Flavor).where(m.Flavor.name == ref)).scalar_one_or_none()
+
+    @staticmethod
+    def _image(s: Session, ref: str) -> m.Image | None:
+        img = s.get(m.Image, ref)
+        if img is None:
+            img = s.execute(
+                select(m.Image).where(m.Image.name == ref, m.Image.status == "active").order_by(m.Image.created_at)
+            ).scalars().first()
+        return img if img is not None and img.status == "active" else None
+
+    def _instance(self, s: Session, who: Identity, ident: str, *, allow_deleted: bool = False) -> m.Instance:
+        inst = s.get(m.Instance, ident)
+        if inst is None or (inst.deleted and not allow_deleted) or (
+            not who.is_admin and inst.project_id != who.project_id
+        ):
+            raise not_found("server", ident)
+        return inst
+
+    # ---- servers ---------------------------------------------------------------------
+
+    def _networks(self, s: Session, req: api_pb2.CreateServerRequest) -> list[dict[str, str]]:
+        """Resolve requested networks (Nova's _determine_requested_networks)."""
+        if len(req.networks) == 1 and req.networks[0].uuid == "none":
+            return []
+        if not req.networks or req.networks[0].uuid == "auto":
+            default = s.execute(select(m.Network).order_by(m.Network.name)).scalars().first()
+            return [{"uuid": default.id}] if default is not None else []
+        out, bad = [], []
+        for i, n in enumerate(req.networks):
+            net = s.get(m.Network, n.uuid) or s.execute(
+                select(m.Network).where(m.Network.name == n.uuid)
+            ).scalar_one_or_none()
+            if net is None:
+                bad.append((f"networks[{i}].uuid", f"network {n.uuid!r} does not exist"))
+                continue
+            entry = {"uuid": net.id}
+            if n.fixed_ip:
+                addr = ipaddress.ip_address(n.fixed_ip)
+                cidrs = [c for c in (net.cidr, net.cidr_v6) if c]
+                if not any(addr in ipaddress.ip_network(c, strict=False) for c in cidrs):
+                    bad.append((f"networks[{i}].fixed_ip", f"{n.fixed_ip} is not in {net.name} ({', '.join(cidrs)})"))
+                elif s.get(m.FixedIp, n.fixed_ip) is not None:
+                    bad.append((f"networks[{i}].fixed_ip", f"{n.fixed_ip} is already in use"))
+                entry["fixed_ip"] = n.fixed_ip
+            out.append(entry)
+        if bad:
+            raise invalid_argument(bad)
+        return out
+
+    def _check_quota(self, s: Session, who: Identity, count: int, flavor: m.Flavor) -> None:
+        q = self.cfg.quota
+        if q.instances < 0 and q.cores < 0 and q.ram_mb < 0:
+            return
+        used_n, used_cores, used_ram = s.execute(
+            select(func.count(), func.coalesce(func.sum(m.Instance.vcpus), 0),
+                   func.coalesce(func.sum(m.Instance.memory_mb), 0))
+            .where(m.Instance.project_id == who.project_id, m.Instance.deleted.is_(False))
+        ).one()
+        over = []
+        for resource, limit, used, want in (
+            ("instances", q.instances, used_n, count),
+            ("cores", q.cores, used_cores, count * flavor.vcpus),
+            ("ram", q.ram_mb, used_ram, count * flavor.memory_mb),
+        ):
+            if limit >= 0 and used + want > limit:
+                over.append((f"{resource}", f"requested {want}, used {used}, limit {limit}"))
+        if over:
+            raise quota_exceeded(
+                "Quota exceeded for " + ", ".join(r for r, _ in over) + f" in project {who.project_id}", over
+            )
+
+    def _hint_hosts(self, s: Session, field: str, ids: Any) -> list[str]:
+        hosts, bad = [], []
+        for i, iid in enumerate(ids):
+            inst = s.get(m.Instance, iid)
+            if inst is None or inst.deleted:
+                bad.append((f"scheduler_hints.{field}[{i}]", f"server {iid!r} does not exist"))
+            elif inst.host:
+                hosts.append(inst.host)
+        if bad:
+            raise invalid_argument(bad)
+        return hosts
+
+    @guarded
+    async def CreateServer(
+        self, request: api_pb2.CreateServerRequest, context: grpc.aio.ServicerContext
+    ) -> api_pb2.CreateServerResponse:
+        who = identity(context)
+        checked = validation.check_create(request)
+        if checked.violations:
+            raise invalid_argument(checked.violations)
+        with self.sessions.begin() as s:
+            flavor = self._flavor(s, request.flavor_ref.strip())
+            if flavor is None:
+                raise not_found("flavor", request.flavor_ref)
+            if flavor.disabled:
+                raise failed_precondition(f"flavor {flavor.name} is disabled",
+                                          [("FLAVOR", flavor.id, "disabled")])
+            image = self._image(s, request.image_ref.strip())
+            if image is None:
+                raise not_found("image", request.image_ref)
+            bad = []
+            if image.min_ram_mb and flavor.memory_mb < image.min_ram_mb:
+                bad.append(("flavor_ref", f"flavor memory {flavor.memory_mb} MB is below the image's "
+                                          f"min_ram {image.min_ram_mb} MB"))
+            if image.min_disk_gb and flavor.root_gb and flavor.root_gb < image.min_disk_gb:
+                bad.append(("flavor_ref", f"flavor disk {flavor.root_gb} GB is below the image's "
+                                          f"min_disk {image.min_disk_gb} GB"))
+            if bad:
+                raise invalid_argument(bad)
+            networks = self._networks(s, request)
+            same = self._hint_hosts(s, "same_host", request.scheduler_hints.same_host)
+            different = self._hint_hosts(s, "different_host", request.scheduler_hints.different_host)
+            count = checked.max_count
+            self._check_quota(s, who, count, flavor)
+            reservation = f"r-{uuid.uuid4().hex[:8]}"
+            now = utcnow()
+            insts = []
+            for n in range(count):
+                inst = m.Instance(
+                    id=str(uuid.uuid4()),
+                    name=checked.name if count == 1 else f"{checked.name}-{n + 1}",
+                    project_id=who.project_id,
+                    user_id=who.user_id,
+                    reservation_id=reservation,
+                    flavor_id=flavor.id,
+                    image_id=image.id,
+                    vcpus=flavor.vcpus,
+                    memory_mb=flavor.memory_mb,
+                    root_gb=flavor.root_gb,
+                    ephemeral_gb=flavor.ephemeral_gb,
+                    swap_mb=flavor.swap_mb,
+                    vm_state=states.BUILDING,
+                    task_state=states.SCHEDULING,
+                    power_state=0,
+                    availability_zone=request.availability_zone,
+                    access_ip_v4=request.access_ipv4,
+                    access_ip_v6=request.access_ipv6,
+                    key_name=request.key_name,
+                    requested_networks=networks,
+                    addresses=[],
+                    metadata_=dict(request.metadata),
+                    scheduler_hints={"same_host_hosts": same, "different_host_hosts": different},
+                    scheduler_explanation={},
+                    revision=1,
+                    created_at=now,
+                    updated_at=now,
+                )
+                inst.actions.append(
+                    m.InstanceAction(action="create", request_id=who.request_id, user_id=who.user_id,
+                                     project_id=who.project_id, start_time=now)
+                )
+                insts.append(inst)
+            s.add_all(insts)
+            spec = request_spec.build(insts, flavor, image, min_count=checked.min_count,
+                                      same_host=same, different_host=different)
+            servers = [convert.server(i) for i in insts]
+        # compute.API.create: cast build_instances and return at once (Nova's 202).
+        self.conductor.cast(
+            build_instances=conductor_pb2.BuildInstancesCast(spec=spec, request_id=who.request_id)
+        )
+        return api_pb2.CreateServerResponse(server=servers[0], reservation_id=reservation, servers=servers)
+
+    @guarded
+    async def GetServer(
+        self, request: api_pb2.GetServerRequest, context: grpc.aio.ServicerContext
+    ) -> api_pb2.GetServerResponse:
+        if not request.id:
+            raise invalid_argument([("id", "is required")])
+        with self.sessions() as s:
+            return api_pb2.GetServerResponse(server=convert.server(self._instance(s, identity(context), request.id)))
+
+    @staticmethod
+    def _page_token(inst: m.Instance) -> str:
+        raw = json.dumps([inst.created_at.isoformat(), inst.id]).encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    @staticmethod
+    def _parse_token(token: str) -> tuple[Any, str]:
+        try:
+            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+            created, iid = json.loads(raw)
+            import datetime as dt
+
+            return dt.datetime.fromisoformat(created), str(iid)
+        except (ValueError, TypeError, binascii.Error):
+            raise invalid_argument([("page_token", "is not a token this API handed out")]) from None
+
+    @guarded
+    async def ListServers(
+        self, request: api_pb2.ListServersRequest, context: grpc.aio.ServicerContext
+    ) -> api_pb2.ListServersResponse:
+        who = identity(context)
+        bad = []
+        size = request.page_size or self.cfg.api.default_page_size
+        if request.page_size < 0 or size > self.cfg.api.max_page_size:
+            bad.append(("page_size", f"must be between 1 and {self.cfg.api.max_page_size}"))
+        if request.name:
+            try:
+                re.compile(request.name)
+            except re.error as exc:
+                bad.append(("name", f"is not a valid regular expression: {exc}"))
+        if request.status and request.status not in states.VM_STATES_OF_STATUS:
+            bad.append(("status", "unknown status"))
+        if bad:
+            raise invalid_argument(bad)
+        q = select(m.Instance)
+        if not who.is_admin:
+            q = q.where(m.Instance.project_id == who.project_id)
+        if request.status:
+            vm_state = states.VM_STATES_OF_STATUS[request.status]
+            q = q.where(m.Instance.vm_state == vm_state)
+            if vm_state != states.DELETED and not request.include_deleted:
+                q = q.where(m.Instance.deleted.is_(False))
+        elif not request.include_deleted:
+            q = q.where(m.Instance.deleted.is_(False))
+        if request.name:
+            q = q.where(m.Instance.name.regexp_match(request.name))
+        if request.host:
+            q = q.where(m.Instance.host == request.host)
+        if request.page_token:
+            created, iid = self._parse_token(request.page_token)
+            q = q.where(or_(m.Instance.created_at < created,
+                            and_(m.Instance.created_at == created, m.Instance.id < iid)))
+        q = q.order_by(m.Instance.created_at.desc(), m.Instance.id.desc()).limit(size + 1)
+        with self.sessions() as s:
+            rows = s.execute(q).scalars().all()
+        more = len(rows) > size
+        rows = rows[:size]
+        return api_pb2.ListServersResponse(
+            servers=[convert.server(i) for i in rows],
+            next_page_token=self._page_token(rows[-1]) if more and rows else "",
+        )
+
+    @guarded
+    async def DeleteServer(
+        self, request: api_pb2.DeleteServerRequest, context: grpc.aio.ServicerContext
+    ) -> api_pb2.DeleteServerResponse:
+        who = identity(context)
+        if not request.id:
+            raise invalid_argument([("id", "is required")])
+        with self.sessions.begin() as s:
+            inst = self._instance(s, who, request.id)
+            if inst.task_state != states.DELETING:
+                inst.task_state = states.DELETING
+                inst.revision += 1
+                inst.updated_at = utcnow()
+                s.add(m.InstanceAction(instance_id=inst.id, action="delete", request_id=who.request_id,
+                                       user_id=who.user_id, project_id=who.project_id))
+            server = convert.server(inst)
+        self.conductor.cast(
+            delete_instance=conductor_pb2.DeleteInstanceCast(instance_id=request.id, request_id=who.request_id)
+        )
+        return api_pb2.DeleteServerResponse(server=server)
+
+    async def WatchServer(
+        self, request: api_pb2.WatchServerRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[api_pb2.WatchServerResponse]:
+        async for item in self._watch(request, context):
+            yield item
+
+    @guarded
+    async def _watch(
+        self, request: api_pb2.WatchServerRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[api_pb2.WatchServerResponse]:
+        who = identity(context)
+        if not request.id:
+            raise invalid_argument([("id", "is required")])
+        q = self.fanout.subscribe(request.id)
+        try:
+            with self.sessions() as s:
+                server = convert.server(self._instance(s, who, request.id, allow_deleted=True))
+            yield api_pb2.WatchServerResponse(server=server)
+            last = server.revision
+            if _settled(server, request.follow):
+                return
+            while True:
+                try:
+                    ev = await asyncio.wait_for(q.get(), timeout=2.0)
+                except TimeoutError:
+                    ev = None
+                if ev is None:  # resync from the store (missed events, conductor reconnect, quiet period)
+                    with self.sessions() as s:
+                        inst = s.get(m.Instance, request.id)
+                        if inst is None:
+                            return
+                        server = convert.server(inst)
+                    if server.revision <= last:
+                        continue
+                    out = api_pb2.WatchServerResponse(server=server)
+                else:
+                    server = ev.server
+                    if server.revision < last or (server.revision == last and not ev.HasField("notification")):
+                        continue
+                    out = api_pb2.WatchServerResponse(server=server, notification=ev.notification
+                                                      if ev.HasField("notification") else None)
+                last = max(last, server.revision)
+                yield out
+                if _settled(server, request.follow):
+                    return
+        finally:
+            self.fanout.unsubscribe(request.id, q)
+
+    @guarded
+    async def ListServerActions(
+        self, request: api_pb2.ListServerActionsRequest, context: grpc.aio.ServicerContext
+    ) -> api_pb2.ListServerActionsResponse:
+        if not request.server_id:
+            raise invalid_argument([("server_id", "is required")])
+        with self.sessions() as s:
+            inst = self._instance(s, identity(context), request.server_id, allow_deleted=True)
+            return api_pb2.ListServerActionsResponse(actions=[convert.action(a) for a in inst.actions])
+
+    @guarded
+    async def GetConsoleOutput(
+        self, request: api_pb2.GetConsoleOutputRequest, context: grpc.aio.ServicerContext
+    ) -> api_pb2.GetConsoleOutputResponse:
+        with self.sessions() as s:
+            inst = self._instance(s, identity(context), request.id)
+            host = inst.host
+        if not host or (inst.vm_state == states.BUILDING and inst.task_state == states.SCHEDULING):
+            raise failed_precondition(f"server {request.id} is not on a host yet",
+                                      [("STATE", request.id, "not scheduled")])
+        hosts = await self.scheduler.ListHosts(scheduler_pb2.SchedulerServiceListHostsRequest(hosts=[host]),
+                                               timeout=5)
+        address = next((h.agent_address for h in hosts.hosts if h.host == host), "")
+        if not address:
+            raise ApiError(grpc.StatusCode.UNAVAILABLE, f"compute host {host} is not reporting")
+        async with runtime.channel(address) as chan:
+            try:
+                out = await compute_pb2_grpc.ComputeServiceStub(chan).GetConsoleOutput(
+                    compute_pb2.ComputeServiceGetConsoleOutputRequest(instance_id=request.id, host=host,
+                                                                      length=request.length), timeout=10)
+            except grpc.aio.AioRpcError as exc:
+                raise ApiError(exc.code(), exc.details() or "console unavailable") from None
+        return api_pb2.GetConsoleOutputResponse(output=out.output)
+
+    # ---- flavors, images, networks, hosts ---------------------------------------------------
+
+    @guarded
+    async def ListFlavors(
+        self, request: api_pb2.ListFlavorsRequest, context: grpc.aio.ServicerContext
+    ) -> api_pb2.ListFlavorsResponse:
+        with self.sessions() as s:
+            rows = s.execute(select(m.Flavor).order_by(m.Flavor.memory_mb, m.Flavor.name)).scalars().all()
+            return api_pb2.ListFlavorsResponse(flavors=[convert.flavor(f) for f in rows])
+
+    @guarded
+    async def GetFlavor(
+        self, request: api_pb2.GetFlavorRequest, context: grpc.aio.ServicerContext
+    ) -> api_pb2.GetFlavorResponse:
+        with self.sessions() as s:
+            f = self._flavor(s, request.id)
+            if f is None:
+                raise not_found("flavor", request.id)
+            return api_pb2.GetFlavorResponse(flavor=convert.flavor(f))
+
+    @guarded
+    async def CreateFlavor(
+        self, request: api_pb2.CreateFlavorRequest, context: grpc.aio.ServicerContext
+    ) -> api_pb2.CreateFlavorResponse:
+        who = identity(context)
+        if not who.is_admin:
+            raise ApiError(grpc.StatusCode.PERMISSION_DENIED, "creating flavors is an admin action")
+        f = request.flavor
+        name, bad = validation.check_name(f.name, "flavor.name")
+        if f.vcpus < 1:
+            bad.append(("flavor.vcpus", "must be at least 1"))
+        if f.memory_mb < 1:
+            bad.append(("flavor.memory_mb", "must be at least 1"))
+        for fld in ("root_gb", "ephemeral_gb", "swap_mb"):
+            if getattr(f, fld) < 0:
+                bad.append((f"flavor.{fld}", "must not be negative"))
+        if bad:
+            raise invalid_argument(bad)
+        row = m.Flavor(id=f.id or str(uuid.uuid4()), name=name, vcpus=f.vcpus, memory_mb=f.memory_mb,
+                       root_gb=f.root_gb, ephemeral_gb=f.ephemeral_gb, swap_mb=f.swap_mb,
+                       is_public=True, disabled=False, extra_specs=dict(f.extra_specs))
+        try:
+            with self.sessions.begin() as s:
+                s.add(row)
+        except IntegrityError:
+            raise ApiError(grpc.StatusCode.ALREADY_EXISTS, f"flavor {name!r} or id {row.id!r} exists") from None
+        return api_pb2.CreateFlavorResponse(flavor=convert.flavor(row))
+
+    @guarded
+    async def CreateImage(
+        self, request: api_pb2.CreateImageRequest, context: grpc.aio.ServicerContext
+    ) -> api_pb2.CreateImageResponse:
+        name, bad = validation.check_name(request.name)
+        path = Path(request.path).expanduser() if request.path else None
+        if path is None:
+            bad.append(("path", "is required"))
+        elif not path.is_file():
+            bad.append(("path", f"{request.path} is not a readable file on the API host"))
+        if request.disk_format and request.disk_format not in ("qcow2", "raw", "kernel"):
+            bad.append(("disk_format", "must be qcow2, raw or kernel"))
+        if request.initrd_path and not Path(request.initrd_path).is_file():
+            bad.append(("initrd_path", f"{request.initrd_path} is not a readable file on the API host"))
+        if request.initrd_path and request.disk_format not in ("", "kernel"):
+            bad.append(("initrd_path", "only a kernel image takes an initrd"))
+        if request.min_disk_gb < 0 or request.min_ram_mb < 0:
+            bad.append(("min_disk_gb", "minimums must not be negative"))
+        if bad:
+            raise invalid_argument(bad)
+        assert path is not None
+        path = path.resolve()
+        fmt = request.disk_format or ("kernel" if request.initrd_path else await asyncio.to_thread(_detect_format, path))
+        checksum = await asyncio.to_thread(_sha256, path)
+        row = m.Image(
+            id=str(uuid.uuid4()), name=name, status="active", disk_format=fmt, path=str(path),
+            initrd_path=str(Path(request.initrd_path).resolve()) if request.initrd_path else "",
+            size_bytes=path.stat().st_size, checksum_sha256=checksum, min_disk_gb=request.min_disk_gb,
+            min_ram_mb=request.min_ram_mb, properties=dict(request.properties),
+        )
+        with self.sessions.begin() as s:
+            s.add(row)
+        return api_pb2.CreateImageResponse(image=convert.image(row))
+
+    @guarded
+    async def ListImages(
+        self, request: api_pb2.ListImagesRequest, context: grpc.aio.ServicerContext
+    ) -> api_pb2.ListImagesResponse:
+        with self.sessions() as s:
+            rows = s.execute(select(m.Image).where(m.Image.status == "active").order_by(m.Image.created_at)).scalars()
+            return api_pb2.ListImagesResponse(images=[convert.image(i) for i in rows])
+
+    @guarded
+    async def GetImage(
+        self, request: api_pb2.GetImageRequest, context: grpc.aio.ServicerContext
+    ) -> api_pb2.GetImageResponse:
+        with self.sessions() as s:
+            img = self._image(s, request.id)
+            if img is None:
+                raise not_found("image", request.id)
+            return api_pb2.GetImageResponse(image=convert.image(img))
+
+    @guarded
+    async def DeleteImage(
+        self, request: api_pb2.DeleteImageRequest, context: grpc.aio.ServicerContext
+    ) -> api_pb2.DeleteImageResponse:
+        with self.sessions.begin() as s:
+            img = self._image(s, request.id)
+            if img is None:
+                raise not_found("image", request.id)
+            img.status = "deleted"
+        return api_pb2.DeleteImageResponse()
+
+    @guarded
+    async def ListNetworks(
+        self, request: api_pb2.ListNetworksRequest, context: grpc.aio.ServicerContext
+    ) -> api_pb2.ListNetworksResponse:
+        with self.sessions() as s:
+            rows = s.execute(select(m.Network).order_by(m.Network.name)).scalars()
+            return api_pb2.ListNetworksResponse(networks=[convert.network(n) for n in rows])
+
+    @guarded
+    async def ListHosts(
+        self, request: api_pb2.ListHostsRequest, context: grpc.aio.ServicerContext
+    ) -> api_pb2.ListHostsResponse:
+        if not identity(context).is_admin:
+            raise ApiError(grpc.StatusCode.PERMISSION_DENIED, "listing hosts is an admin action")
+        try:
+            resp = await self.scheduler.ListHosts(scheduler_pb2.SchedulerServiceListHostsRequest(limit=1000),
+                                                  timeout=10)
+        except grpc.aio.AioRpcError as exc:
+            raise ApiError(grpc.StatusCode.UNAVAILABLE, f"scheduler unavailable: {exc.code().name}") from None
+        return api_pb2.ListHostsResponse(hosts=resp.hosts)
+
+
+async def serve(cfg: DroverConfig, *, ready: Any = None) -> None:
+    engine = db.make_engine(cfg.db_url)
+    servicer = ApiServicer(cfg, db.session_factory(engine))
+    host = runtime.ServiceHost(cfg.api.listen, [api_pb2.DESCRIPTOR.services_by_name["ApiService"].full_name])
+    host.add(api_pb2_grpc.add_ApiServiceServicer_to_server, servicer)
+    port = await host.start()
+    servicer.start()
+    log.info("api listening on %s", host.address)
+    if ready:
+        ready(port)
+    try:
+        await runtime.wait_for_signal()
+    finally:
+        await host.set_serving(False)
+        await host.stop(1.0)
+        await servicer.stop()
+        engine.dispose()
+
+
+def main(cfg: DroverConfig) -> None:
+    runtime.setup_logging(cfg.log_level)
+    runtime.run(lambda: serve(cfg))

@@ -1,0 +1,1 @@
+"""Plumbing shared by the four services: casts, server bootstrap, errors, conversions."""

@@ -1,0 +1,352 @@
+"""Casts: fire-and-forget messages on long-lived bidirectional gRPC streams.
+
+Delivery is at least once, application exactly once:
+
+* the sender numbers its casts 1, 2, 3 … under a ``sender_id`` unique to its
+  process, keeps every cast until it is acknowledged, and replays the
+  unacknowledged ones in order after a reconnect;
+* a stream opens with a *hello* (a request with no cast set) whose ``seq`` is
+  the highest ack the sender has seen; the receiver answers with its own
+  high-water mark for that sender;
+* the receiver applies each (sender_id, seq) once, acknowledges cumulatively
+  (every seq ≤ acked_seq is applied) and ignores replays of applied ids.
+
+Nova's RabbitMQ casts may be lost; these may not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Generic, Protocol, TypeVar
+
+import grpc
+
+from drover.v1 import casts_pb2
+
+log = logging.getLogger(__name__)
+
+
+class CastMessage(Protocol):
+    header: casts_pb2.CastHeader
+
+    def WhichOneof(self, name: str) -> str | None: ...
+
+
+Req = TypeVar("Req", bound=Any)
+Resp = TypeVar("Resp", bound=Any)
+
+
+class CastSender(Generic[Req]):
+    """The sending side of one cast stream to one peer."""
+
+    def __init__(
+        self,
+        name: str,
+        open_stream: Callable[[], grpc.aio.StreamStreamCall],
+        make_request: Callable[..., Req],
+        *,
+        reconnect_min: float = 0.05,
+        reconnect_max: float = 2.0,
+        on_state: Callable[[str], None] | None = None,
+    ) -> None:
+        self.name = name
+        self.sender_id = uuid.uuid4().hex
+        self._open_stream = open_stream
+        self._make_request = make_request
+        self._seq = 0
+        self._acked = 0
+        self._pending: dict[int, Req] = {}
+        self._wakeup = asyncio.Event()
+        self._drained = asyncio.Event()
+        self._drained.set()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._reconnect_min = reconnect_min
+        self._reconnect_max = reconnect_max
+        self._on_state = on_state
+        self.replays = 0
+        self.connects = 0
+        self._call: grpc.aio.StreamStreamCall | None = None
+
+    @property
+    def unacked(self) -> int:
+        return len(self._pending)
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name=f"cast-sender-{self.name}")
+
+    def cast(self, **payload: Any) -> int:
+        """Queue one cast and return its seq at once; delivery happens in the background."""
+        self._seq += 1
+        header = casts_pb2.CastHeader(sender_id=self.sender_id, seq=self._seq)
+        header.sent_at.GetCurrentTime()
+        self._pending[self._seq] = self._make_request(header=header, **payload)
+        self._drained.clear()
+        self._wakeup.set()
+        self.start()
+        return self._seq
+
+    async def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every cast so far is acknowledged."""
+        try:
+            await asyncio.wait_for(self._drained.wait(), timeout)
+            return True
+        except TimeoutError:
+            return False
+
+    async def close(self, drain_timeout: float = 0.0) -> None:
+        if drain_timeout > 0 and self._pending:
+            await self.flush(drain_timeout)
+        self._closing = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+            self._task = None
+
+    def break_stream(self) -> None:
+        """Cut the current stream (tests: simulate a network failure mid-flight)."""
+        if self._call is not None:
+            self._call.cancel()
+
+    def _ack(self, acked_seq: int) -> None:
+        if acked_seq <= self._acked:
+            return
+        for seq in range(self._acked + 1, acked_seq + 1):
+            self._pending.pop(seq, None)
+        self._acked = acked_seq
+        if not self._pending:
+            self._drained.set()
+
+    async def _run(self) -> None:
+        delay = self._reconnect_min
+        while not self._closing:
+            if not self._pending:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+            try:
+                await self._session()
+                delay = self._reconnect_min
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if self._closing or (task is not None and task.cancelling()):
+                    raise
+                # Otherwise the call itself was cancelled (the stream was cut): reconnect.
+            except grpc.aio.AioRpcError as exc:
+                log.debug("cast stream %s broke: %s", self.name, exc.code())
+            except (asyncio.InvalidStateError, ConnectionError) as exc:
+                log.debug("cast stream %s broke: %s", self.name, exc)
+            except Exception:
+                log.exception("cast stream %s failed", self.name)
+            self._call = None
+            if self._closing:
+                return
+            if self._on_state:
+                self._on_state("reconnecting")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self._reconnect_max)
+
+    async def _session(self) -> None:
+        call = self._open_stream()
+        self._call = call
+        hello = self._make_request(header=casts_pb2.CastHeader(sender_id=self.sender_id, seq=self._acked))
+        await call.write(hello)
+        first = await call.read()
+        if first is grpc.aio.EOF:
+            raise ConnectionError("cast stream closed before the hello was answered")
+        self.connects += 1
+        self._ack(first.ack.acked_seq)
+        sent = self._acked
+        if self._pending and self.connects > 1:
+            self.replays += len(self._pending)
+        reader = asyncio.get_running_loop().create_task(self._read_acks(call))
+        try:
+            while True:
+                if reader.done():
+                    if not reader.cancelled():
+                        reader.result()  # re-raise the stream's error
+                    raise ConnectionError("cast stream closed")
+                while sent < self._seq:
+                    sent += 1
+                    msg = self._pending.get(sent)
+                    if msg is not None:
+                        await call.write(msg)
+                self._wakeup.clear()
+                if sent < self._seq:
+                    continue
+                waiter = asyncio.ensure_future(self._wakeup.wait())
+                done, _ = await asyncio.wait({waiter, reader}, return_when=asyncio.FIRST_COMPLETED)
+                if waiter not in done:
+                    waiter.cancel()
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await reader
+            call.cancel()
+
+    async def _read_acks(self, call: grpc.aio.StreamStreamCall) -> None:
+        while True:
+            resp = await call.read()
+            if resp is grpc.aio.EOF:
+                return
+            self._ack(resp.ack.acked_seq)
+
+
+@dataclass
+class _SenderState:
+    applied_through: int = 0
+    done: set[int] = field(default_factory=set)
+    inflight: set[int] = field(default_factory=set)
+    ack_queue: asyncio.Queue[int] | None = None
+    last_seen: float = field(default_factory=time.monotonic)
+
+
+Handler = Callable[[Any], Awaitable[None]]
+KeyFunc = Callable[[Any], Iterable[str]]
+
+
+class CastReceiver(Generic[Resp]):
+    """The receiving side: applies casts once, in per-key order, and acks cumulatively.
+
+    ``keys(msg)`` names what a cast touches (e.g. its instance ids); casts
+    sharing a key run one after the other in arrival order, others in parallel.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        handler: Handler,
+        make_response: Callable[..., Resp],
+        *,
+        keys: KeyFunc | None = None,
+        max_concurrency: int = 2048,
+        sender_ttl: float = 3600.0,
+    ) -> None:
+        self.name = name
+        self.receiver_id = uuid.uuid4().hex
+        self._handler = handler
+        self._make_response = make_response
+        self._keys = keys
+        self._senders: dict[str, _SenderState] = {}
+        self._tails: dict[str, asyncio.Future[None]] = {}
+        self._sem = asyncio.Semaphore(max_concurrency)
+        self._sender_ttl = sender_ttl
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.applied = 0
+        self.duplicates = 0
+
+    @property
+    def inflight(self) -> int:
+        return sum(len(s.inflight) for s in self._senders.values())
+
+    async def serve(self, requests: Any, context: grpc.aio.ServicerContext) -> Any:
+        """The stream-stream handler body: ``yield from`` it in the servicer."""
+        state: _SenderState | None = None
+        acks: asyncio.Queue[int] = asyncio.Queue()
+        reader = asyncio.get_running_loop().create_task(self._read(requests, acks))
+        try:
+            while True:
+                getter = asyncio.ensure_future(acks.get())
+                done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+                if getter in done:
+                    seq = getter.result()
+                    # Coalesce: only the newest ack matters.
+                    while not acks.empty():
+                        seq = max(seq, acks.get_nowait())
+                    yield self._make_response(ack=casts_pb2.CastAck(acked_seq=seq, receiver_id=self.receiver_id))
+                else:
+                    getter.cancel()
+                    reader.result()
+                    return
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await reader
+            del state
+
+    async def _read(self, requests: Any, acks: asyncio.Queue[int]) -> None:
+        state: _SenderState | None = None
+        async for msg in requests:
+            header = msg.header
+            if state is None:
+                state = self._senders.get(header.sender_id)
+                if state is None:
+                    self._gc()
+                    state = self._senders[header.sender_id] = _SenderState()
+                if msg.WhichOneof("cast") is None:
+                    # Hello: everything up to header.seq was acknowledged before, so applied.
+                    if header.seq > state.applied_through:
+                        state.applied_through = header.seq
+                        state.done = {s for s in state.done if s > header.seq}
+                        self._advance(state)
+                state.ack_queue = acks
+                acks.put_nowait(state.applied_through)
+                if msg.WhichOneof("cast") is None:
+                    continue
+            state.last_seen = time.monotonic()
+            seq = header.seq
+            if seq <= state.applied_through or seq in state.done or seq in state.inflight:
+                self.duplicates += 1
+                continue
+            state.inflight.add(seq)
+            await self._sem.acquire()
+            self._dispatch(state, seq, msg)
+
+    def _dispatch(self, state: _SenderState, seq: int, msg: Any) -> None:
+        keys = list(self._keys(msg)) if self._keys else []
+        waits = [self._tails[k] for k in keys if k in self._tails and not self._tails[k].done()]
+        finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        for k in keys:
+            self._tails[k] = finished
+
+        async def run() -> None:
+            try:
+                if waits:
+                    await asyncio.gather(*waits, return_exceptions=True)
+                await self._handler(msg)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # The handler reports its own failures to the user; a crash must not wedge the stream.
+                log.exception("%s: cast %s:%s failed", self.name, msg.header.sender_id, seq)
+            finally:
+                self._sem.release()
+                finished.set_result(None)
+                for k in keys:
+                    if self._tails.get(k) is finished:
+                        del self._tails[k]
+                state.inflight.discard(seq)
+                state.done.add(seq)
+                self.applied += 1
+                self._advance(state)
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    @staticmethod
+    def _advance(state: _SenderState) -> None:
+        moved = False
+        while state.applied_through + 1 in state.done:
+            state.applied_through += 1
+            state.done.discard(state.applied_through)
+            moved = True
+        if moved and state.ack_queue is not None:
+            state.ack_queue.put_nowait(state.applied_through)
+
+    def _gc(self) -> None:
+        cutoff = time.monotonic() - self._sender_ttl
+        for sid in [s for s, st in self._senders.items() if st.last_seen < cutoff and not st.inflight]:
+            del self._senders[sid]
+
+    async def drain(self, timeout: float = 10.0) -> None:
+        """Wait for in-flight casts (graceful shutdown)."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=timeout)

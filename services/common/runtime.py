@@ -1,0 +1,114 @@
+"""Process bootstrap for a drover service: event loop, gRPC server, health, reflection, signals."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+log = logging.getLogger(__name__)
+
+CHANNEL_OPTIONS = [
+    ("grpc.keepalive_time_ms", 20000),
+    ("grpc.keepalive_timeout_ms", 10000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_pings_without_data", 0),
+    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+]
+SERVER_OPTIONS = [
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_ping_interval_without_data_ms", 5000),
+    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+    ("grpc.so_reuseport", 0),
+]
+
+
+def setup_logging(level: str = "INFO") -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def install_event_loop_policy() -> None:
+    try:
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        pass
+
+
+def channel(target: str) -> grpc.aio.Channel:
+    return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+
+
+class ServiceHost:
+    """A gRPC server with the standard health and reflection services mounted."""
+
+    def __init__(self, listen: str, service_names: Iterable[str]) -> None:
+        self.server = grpc.aio.server(options=SERVER_OPTIONS)
+        self.listen = listen
+        self.service_names = list(service_names)
+        self.health = health.aio.HealthServicer() if hasattr(health, "aio") else health.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection(
+            [*self.service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
+            self.server,
+        )
+        self.port = 0
+
+    def add(self, adder: Callable[[Any, grpc.aio.Server], None], servicer: Any) -> None:
+        adder(servicer, self.server)
+
+    def bind(self) -> int:
+        """Bind the listening port (before servicers are added, so its number can be advertised)."""
+        if not self.port:
+            self.port = self.server.add_insecure_port(self.listen)
+            if self.port == 0:
+                raise OSError(f"cannot listen on {self.listen}")
+        return self.port
+
+    @property
+    def address(self) -> str:
+        return f"{self.listen.rsplit(':', 1)[0]}:{self.port}"
+
+    async def start(self) -> int:
+        self.bind()
+        await self.server.start()
+        await self.set_serving(True)
+        return self.port
+
+    async def set_serving(self, serving: bool) -> None:
+        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        for name in ["", *self.service_names]:
+            res = self.health.set(name, status)
+            if asyncio.iscoroutine(res):
+                await res
+
+    async def stop(self, grace: float = 2.0) -> None:
+        await self.set_serving(False)
+        await self.server.stop(grace)
+
+
+async def wait_for_signal() -> None:
+    """Return on SIGINT or SIGTERM."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+def run(main: Callable[[], Awaitable[None]]) -> None:
+    install_event_loop_policy()
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())

@@ -1,0 +1,1 @@
+"""ComputeService: one compute agent (nova-compute)."""

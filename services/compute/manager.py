@@ -1,0 +1,293 @@
+"""The compute manager: Nova's ``ComputeManager.build_and_run_instance`` / ``terminate_instance``.
+
+It walks the build through NETWORKING → BLOCK_DEVICE_MAPPING → SPAWNING and the
+driver's spawn steps, reporting every change to the conductor as a cast
+(Nova's ``instance.save()`` through conductor), and reports host resources
+and heartbeats to the scheduler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter
+from typing import Any
+
+import grpc
+from google.protobuf import timestamp_pb2
+
+from agent.driver import ComputeDriver, GuestSpec, ImageInfo, PowerState
+from drover.v1 import compute_pb2, conductor_pb2, scheduler_pb2, scheduler_pb2_grpc, types_pb2
+from services.common import states
+from services.common.casts import CastSender
+
+log = logging.getLogger(__name__)
+
+
+def _now() -> timestamp_pb2.Timestamp:
+    stamp = timestamp_pb2.Timestamp()
+    stamp.GetCurrentTime()
+    return stamp
+
+
+def _event(event: str, *, start: bool, result: str = "", details: str = "", host: str = "") -> Any:
+    ev = conductor_pb2.ActionEventUpdate(action="create", event=event, result=result, details=details, host=host)
+    if start:
+        ev.start_time.CopyFrom(_now())
+    else:
+        ev.finish_time.CopyFrom(_now())
+    return ev
+
+
+def _notification(event_type: str, instance_id: str, host: str, **payload: str) -> types_pb2.Notification:
+    n = types_pb2.Notification(event_type=event_type, instance_id=instance_id, host=host, payload=payload)
+    n.timestamp.CopyFrom(_now())
+    return n
+
+
+def guest_spec(cast: compute_pb2.BuildAndRunInstanceCast) -> GuestSpec:
+    inst = cast.instance
+    img = inst.image
+    return GuestSpec(
+        instance_id=inst.id,
+        name=inst.name,
+        host=cast.host,
+        vcpus=inst.flavor.vcpus,
+        memory_mb=inst.flavor.memory_mb,
+        root_gb=inst.flavor.root_gb,
+        ephemeral_gb=inst.flavor.ephemeral_gb,
+        swap_mb=inst.flavor.swap_mb,
+        image=ImageInfo(
+            id=img.id,
+            path=img.path,
+            disk_format=img.disk_format,
+            initrd_path=img.initrd_path,
+            properties=dict(img.properties),
+        ),
+        metadata=dict(inst.metadata),
+    )
+
+
+class ComputeManager:
+    def __init__(
+        self,
+        driver: ComputeDriver,
+        conductor: CastSender[Any],
+        scheduler: scheduler_pb2_grpc.SchedulerServiceStub,
+        *,
+        advertise: str,
+        report_defaults: dict[str, Any],
+        report_interval: float = 10.0,
+    ) -> None:
+        self.driver = driver
+        self.conductor = conductor
+        self.scheduler = scheduler
+        self.advertise = advertise
+        self.report_defaults = report_defaults
+        self.report_interval = report_interval
+        self._builds: dict[str, asyncio.Task[None]] = {}
+        self._host_of: dict[str, str] = {}
+        self._terminated: set[str] = set()
+        self._active_builds: Counter[str] = Counter()
+        self._failed_builds: Counter[str] = Counter()
+        self._report_task: asyncio.Task[None] | None = None
+        self._report_now = asyncio.Event()
+        self.builds_by_result: Counter[str] = Counter()
+        driver.set_lifecycle_callback(self._on_lifecycle)
+
+    # ---- casts -------------------------------------------------------------
+
+    async def handle_cast(self, msg: compute_pb2.ComputeServiceStreamCastsRequest) -> None:
+        kind = msg.WhichOneof("cast")
+        if kind == "build_and_run_instance":
+            await self.build_and_run_instance(msg.build_and_run_instance)
+        elif kind == "terminate_instance":
+            await self.terminate_instance(msg.terminate_instance)
+
+    def _update(self, instance_id: str, **fields: Any) -> None:
+        events = fields.pop("events", [])
+        upd = conductor_pb2.InstanceUpdateCast(instance_id=instance_id, **fields)
+        upd.events.extend(events)
+        self.conductor.cast(instance_update=upd)
+
+    async def build_and_run_instance(self, cast: compute_pb2.BuildAndRunInstanceCast) -> None:
+        iid = cast.instance.id
+        if iid in self._terminated or iid in self._builds:
+            return
+        task = asyncio.get_running_loop().create_task(self._build(cast), name=f"build-{iid}")
+        self._builds[iid] = task
+        self._host_of[iid] = cast.host
+        self._active_builds[cast.host] += 1
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if not task.done():
+                raise
+        finally:
+            if self._builds.get(iid) is task and task.done():
+                del self._builds[iid]
+            self._active_builds[cast.host] -= 1
+
+    async def _build(self, cast: compute_pb2.BuildAndRunInstanceCast) -> None:
+        guest = guest_spec(cast)
+        iid, host = guest.instance_id, cast.host
+        self._update(
+            iid,
+            host=host,
+            task_state=types_pb2.TASK_STATE_NETWORKING,
+            notification=_notification(states.CREATE_START, iid, host),
+            events=[_event(states.EV_BUILD, start=True, host=host)],
+        )
+        try:
+            # Networking: addresses were allocated by the conductor; the driver plugs them in spawn.
+            self._update(iid, host=host, task_state=types_pb2.TASK_STATE_BLOCK_DEVICE_MAPPING)
+            self._update(
+                iid,
+                host=host,
+                task_state=types_pb2.TASK_STATE_SPAWNING,
+                events=[_event(states.EV_SPAWN, start=True, host=host)],
+            )
+            power = await self.driver.spawn(guest)
+        except asyncio.CancelledError:
+            # terminate_instance cancelled us; it cleans up and reports.
+            raise
+        except Exception as exc:
+            reason = str(exc) or type(exc).__name__
+            log.warning("build of %s on %s failed: %s", iid, host, reason)
+            with contextlib.suppress(Exception):
+                await self.driver.destroy(iid)
+            self._failed_builds[host] += 1
+            self.builds_by_result["failed"] += 1
+            self._update(
+                iid,
+                host=host,
+                build_failed=True,
+                fault=types_pb2.Fault(code=500, message=f"Build of instance {iid} aborted: {reason}"),
+                notification=_notification(states.CREATE_ERROR, iid, host, reason=reason),
+                events=[
+                    _event(states.EV_SPAWN, start=False, result=states.EV_RESULT_ERROR, details=reason, host=host),
+                    _event(states.EV_BUILD, start=False, result=states.EV_RESULT_ERROR, details=reason, host=host),
+                ],
+            )
+            return
+        self.builds_by_result["success"] += 1
+        self._update(
+            iid,
+            host=host,
+            vm_state=types_pb2.VM_STATE_ACTIVE,
+            task_state=types_pb2.TASK_STATE_UNSPECIFIED,
+            power_state=int(power),  # type: ignore[arg-type]
+            launched_at=_now(),
+            notification=_notification(states.CREATE_END, iid, host),
+            events=[
+                _event(states.EV_SPAWN, start=False, result=states.EV_RESULT_OK, host=host),
+                _event(states.EV_BUILD, start=False, result=states.EV_RESULT_OK, host=host),
+            ],
+        )
+
+    async def terminate_instance(self, cast: compute_pb2.TerminateInstanceCast) -> None:
+        iid, host = cast.instance_id, cast.host
+        self._terminated.add(iid)
+        start = _event(states.EV_TERMINATE, start=True, host=host)
+        start.action = "delete"
+        self._update(iid, host=host, notification=_notification(states.DELETE_START, iid, host), events=[start])
+        build = self._builds.pop(iid, None)
+        if build is not None and not build.done():
+            build.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await build
+        result, details = states.EV_RESULT_OK, ""
+        try:
+            await self.driver.destroy(iid)
+        except Exception as exc:  # the instance is gone from drover either way; say what was left
+            result, details = states.EV_RESULT_ERROR, f"destroy failed: {exc}"
+            log.exception("destroy of %s failed", iid)
+        self._host_of.pop(iid, None)
+        finish = _event(states.EV_TERMINATE, start=False, result=result, details=details, host=host)
+        finish.action = "delete"
+        self._update(
+            iid,
+            host=host,
+            terminated=True,
+            power_state=types_pb2.POWER_STATE_UNSPECIFIED,
+            notification=_notification(states.DELETE_END, iid, host),
+            events=[finish],
+        )
+
+    # ---- power state sync ----------------------------------------------------
+
+    def _on_lifecycle(self, instance_id: str, state: PowerState) -> None:
+        if instance_id in self._builds or instance_id in self._terminated:
+            return  # the build/delete reports its own states
+        host = self._host_of.get(instance_id, "")
+        fields: dict[str, Any] = {"power_state": int(state)}
+        if state in (PowerState.SHUTDOWN, PowerState.CRASHED):
+            fields["vm_state"] = types_pb2.VM_STATE_STOPPED
+        elif state == PowerState.RUNNING:
+            fields["vm_state"] = types_pb2.VM_STATE_ACTIVE
+        self._update(
+            instance_id,
+            host=host,
+            notification=_notification(states.POWER_UPDATE, instance_id, host, power_state=PowerState(state).name),
+            **fields,
+        )
+
+    # ---- resource reports ----------------------------------------------------
+
+    def host_reports(self) -> list[scheduler_pb2.HostReport]:
+        per_host: Counter[str] = Counter(self._host_of.values())
+        generation = time.time_ns()
+        out = []
+        for res in self.driver.host_resources():
+            out.append(
+                scheduler_pb2.HostReport(
+                    host=res.host,
+                    agent_address=self.advertise,
+                    vcpus=res.vcpus,
+                    memory_mb=res.memory_mb,
+                    disk_gb=res.disk_gb,
+                    hypervisor_type=res.hypervisor_type,
+                    hypervisor_version=res.hypervisor_version,
+                    cpu_arch=res.cpu_arch,
+                    capabilities=res.capabilities,
+                    enabled=True,
+                    io_ops=self._active_builds[res.host],
+                    num_instances=per_host[res.host],
+                    failed_builds=self._failed_builds[res.host],
+                    generation=generation,
+                    **self.report_defaults,
+                )
+            )
+        return out
+
+    async def report_once(self, timeout: float = 10.0) -> None:
+        reports = self.host_reports()
+        for i in range(0, len(reports), 5000):
+            await self.scheduler.ReportHosts(
+                scheduler_pb2.ReportHostsRequest(reports=reports[i : i + 5000]), timeout=timeout
+            )
+
+    async def report_loop(self) -> None:
+        while True:
+            try:
+                await self.report_once()
+            except grpc.aio.AioRpcError as exc:
+                log.warning("resource report to the scheduler failed: %s", exc.code().name)
+            except Exception:
+                log.exception("resource report failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._report_now.wait(), self.report_interval)
+            self._report_now.clear()
+
+    def start(self) -> None:
+        self._report_task = asyncio.get_running_loop().create_task(self.report_loop())
+
+    async def stop(self) -> None:
+        if self._report_task:
+            self._report_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._report_task
+        for task in list(self._builds.values()):
+            task.cancel()

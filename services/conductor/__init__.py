@@ -1,0 +1,1 @@
+"""ConductorService: orchestrates builds and deletes, owns instance persistence."""

@@ -1,0 +1,528 @@
+"""The conductor: Nova's ``ComputeTaskManager.build_instances`` and the instance-update path.
+
+* ``build_instances`` (cast from the API): SelectDestinations (a call, with a
+  deadline), then ``build_and_run_instance`` cast to each chosen compute.
+* ``delete_instance`` (cast from the API): terminate on the compute, or a
+  local delete when the instance never reached a host.
+* ``instance_update`` (casts from computes): persist state, action events and
+  faults; reschedule a failed build; publish every change to watchers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+import grpc
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from drover.config import DroverConfig
+from drover.store import db
+from drover.store import models as m
+from drover.v1 import (
+    compute_pb2,
+    compute_pb2_grpc,
+    conductor_pb2,
+    conductor_pb2_grpc,
+    scheduler_pb2,
+    scheduler_pb2_grpc,
+    types_pb2,
+)
+from services.common import convert, request_spec, runtime, states
+from services.common.casts import CastReceiver, CastSender
+from services.common.errors import unpack_details
+from services.conductor import ipam
+
+log = logging.getLogger(__name__)
+utcnow = m.utcnow
+
+
+def _cast_keys(msg: conductor_pb2.ConductorServiceStreamCastsRequest) -> Iterable[str]:
+    kind = msg.WhichOneof("cast")
+    if kind == "build_instances":
+        return list(msg.build_instances.spec.instance_ids)
+    if kind == "delete_instance":
+        return [msg.delete_instance.instance_id]
+    if kind == "instance_update":
+        return [msg.instance_update.instance_id]
+    return []
+
+
+def _notification(event_type: str, instance_id: str, host: str = "", **payload: str) -> types_pb2.Notification:
+    n = types_pb2.Notification(event_type=event_type, instance_id=instance_id, host=host, payload=payload)
+    n.timestamp.GetCurrentTime()
+    return n
+
+
+def _dt(stamp: Any) -> dt.datetime:
+    return stamp.ToDatetime() if stamp.seconds or stamp.nanos else utcnow()
+
+
+class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
+    def __init__(self, cfg: DroverConfig, sessions: sessionmaker[Session]) -> None:
+        self.cfg = cfg.conductor
+        self.sessions = sessions
+        self.scheduler_channel = runtime.channel(cfg.conductor.scheduler)
+        self.scheduler = scheduler_pb2_grpc.SchedulerServiceStub(self.scheduler_channel)
+        self.receiver: CastReceiver[Any] = CastReceiver(
+            "conductor", self.handle_cast, conductor_pb2.ConductorServiceStreamCastsResponse, keys=_cast_keys
+        )
+        self._compute_senders: dict[str, tuple[grpc.aio.Channel, CastSender[Any]]] = {}
+        self._agent_of: dict[str, str] = {}
+        self._watchers: set[asyncio.Queue[conductor_pb2.WatchInstancesResponse | None]] = set()
+        self._sweeper: asyncio.Task[None] | None = None
+
+    # ---- plumbing -----------------------------------------------------------------
+
+    def compute(self, address: str) -> CastSender[Any]:
+        entry = self._compute_senders.get(address)
+        if entry is None:
+            chan = runtime.channel(address)
+            stub = compute_pb2_grpc.ComputeServiceStub(chan)
+            sender: CastSender[Any] = CastSender(
+                f"conductor->{address}", lambda: stub.StreamCasts(), compute_pb2.ComputeServiceStreamCastsRequest
+            )
+            entry = self._compute_senders[address] = (chan, sender)
+        return entry[1]
+
+    def publish(self, inst: m.Instance, notification: types_pb2.Notification | None = None) -> None:
+        if not self._watchers:
+            return
+        msg = conductor_pb2.WatchInstancesResponse(server=convert.server(inst), notification=notification)
+        for q in list(self._watchers):
+            try:
+                q.put_nowait(msg)
+            except asyncio.QueueFull:
+                # A watcher that cannot keep up is cut off; it resyncs from the store.
+                self._watchers.discard(q)
+                with contextlib.suppress(asyncio.QueueFull):
+                    q.put_nowait(None)
+
+    @staticmethod
+    def _touch(inst: m.Instance) -> None:
+        inst.revision += 1
+        inst.updated_at = utcnow()
+
+    @staticmethod
+    def _action(s: Session, instance_id: str, action: str) -> m.InstanceAction | None:
+        return s.execute(
+            select(m.InstanceAction)
+            .where(m.InstanceAction.instance_id == instance_id, m.InstanceAction.action == action)
+            .order_by(m.InstanceAction.id.desc())
+            .limit(1)
+        ).scalar_one_or_none()
+
+    def _event_start(self, s: Session, inst_id: str, action: str, event: str, host: str = "",
+                     when: dt.datetime | None = None) -> None:
+        act = self._action(s, inst_id, action)
+        if act is not None:
+            s.add(m.InstanceActionEvent(action_id=act.id, event=event, start_time=when or utcnow(), host=host))
+
+    def _event_finish(self, s: Session, inst_id: str, action: str, event: str, result: str,
+                      details: str = "", when: dt.datetime | None = None, host: str = "") -> None:
+        act = self._action(s, inst_id, action)
+        if act is None:
+            return
+        ev = s.execute(
+            select(m.InstanceActionEvent)
+            .where(m.InstanceActionEvent.action_id == act.id, m.InstanceActionEvent.event == event)
+            .order_by(m.InstanceActionEvent.id.desc())
+            .limit(1)
+        ).scalar_one_or_none()
+        if ev is None or ev.finish_time is not None:
+            ev = m.InstanceActionEvent(action_id=act.id, event=event, start_time=when or utcnow(), host=host)
+            s.add(ev)
+        ev.finish_time = when or utcnow()
+        ev.result = result
+        ev.details = details
+
+    def _finish_action(self, s: Session, inst_id: str, action: str, message: str = "") -> None:
+        act = self._action(s, inst_id, action)
+        if act is not None and act.finish_time is None:
+            act.finish_time = utcnow()
+            if message:
+                act.message = message
+
+    # ---- casts ----------------------------------------------------------------------
+
+    async def StreamCasts(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> Any:
+        async for resp in self.receiver.serve(request_iterator, context):
+            yield resp
+
+    async def WatchInstances(
+        self, request: conductor_pb2.WatchInstancesRequest, context: grpc.aio.ServicerContext
+    ) -> Any:
+        q: asyncio.Queue[conductor_pb2.WatchInstancesResponse | None] = asyncio.Queue(maxsize=100_000)
+        self._watchers.add(q)
+        wanted = set(request.instance_ids)
+        try:
+            while True:
+                msg = await q.get()
+                if msg is None:
+                    return
+                if not wanted or msg.server.id in wanted:
+                    yield msg
+        finally:
+            self._watchers.discard(q)
+
+    async def handle_cast(self, msg: conductor_pb2.ConductorServiceStreamCastsRequest) -> None:
+        kind = msg.WhichOneof("cast")
+        if kind == "build_instances":
+            await self.build_instances(msg.build_instances)
+        elif kind == "delete_instance":
+            await self.delete_instance(msg.delete_instance.instance_id)
+        elif kind == "instance_update":
+            await self.instance_update(msg.instance_update)
+
+    # ---- build ----------------------------------------------------------------------
+
+    async def build_instances(self, cast: conductor_pb2.BuildInstancesCast) -> None:
+        ids = list(cast.spec.instance_ids)
+        with self.sessions.begin() as s:
+            insts = s.execute(select(m.Instance).where(m.Instance.id.in_(ids))).scalars().all()
+            todo = [
+                i for i in insts
+                if not i.deleted and i.vm_state == states.BUILDING and i.task_state == states.SCHEDULING
+                and i.host is None
+            ]
+            for i in todo:
+                self._event_start(s, i.id, "create", states.EV_SCHEDULE)
+        if not todo:
+            return  # a replay, or deleted before we got to it
+        spec = scheduler_pb2.RequestSpec()
+        spec.CopyFrom(cast.spec)
+        del spec.instance_ids[:]
+        spec.instance_ids.extend(i.id for i in todo)
+        await self._schedule_and_build(spec, cast.request_id)
+
+    async def _select(self, spec: scheduler_pb2.RequestSpec) -> scheduler_pb2.SelectDestinationsResponse:
+        """SelectDestinations with a deadline; retried while the scheduler is unreachable."""
+        delay, waited = 0.2, 0.0
+        while True:
+            try:
+                return await self.scheduler.SelectDestinations(
+                    scheduler_pb2.SelectDestinationsRequest(spec=spec), timeout=self.cfg.select_timeout
+                )
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() != grpc.StatusCode.UNAVAILABLE or waited >= self.cfg.select_timeout * 3:
+                    raise
+                await asyncio.sleep(delay)
+                waited += delay
+                delay = min(delay * 2, 2.0)
+
+    async def _schedule_and_build(self, spec: scheduler_pb2.RequestSpec, request_id: str) -> None:
+        ids = list(spec.instance_ids)
+        try:
+            resp = await self._select(spec)
+        except grpc.aio.AioRpcError as exc:
+            expl = next((d for d in unpack_details(exc) if isinstance(d, types_pb2.Explanation)), None)
+            if exc.code() == grpc.StatusCode.FAILED_PRECONDITION and expl is not None:
+                reason = f"No valid host was found. {expl.summary}"
+            else:
+                reason = f"Scheduling failed: {exc.code().name}: {exc.details()}"
+            self._fail_build(ids, reason, explanation=expl, event=states.EV_SCHEDULE)
+            return
+        released: list[str] = []
+        for sel in resp.selections:
+            if sel.agent_address:
+                self._agent_of[sel.host] = sel.agent_address
+            cast = self._prepare_build(sel, request_id)
+            if cast is None:
+                released.append(sel.instance_id)
+                continue
+            self.compute(sel.agent_address).cast(build_and_run_instance=cast)
+        if released:
+            await self._release(released)
+
+    def _prepare_build(self, sel: scheduler_pb2.Selection, request_id: str) -> compute_pb2.BuildAndRunInstanceCast | None:
+        """Record the chosen host and networking; None when the instance went away meanwhile."""
+        with self.sessions.begin() as s:
+            inst = s.get(m.Instance, sel.instance_id)
+            if inst is None or inst.deleted or inst.task_state == states.DELETING:
+                if inst is not None and not inst.deleted:
+                    self._local_delete(s, inst)
+                return None
+            flavor = s.get(m.Flavor, inst.flavor_id)
+            image = s.get(m.Image, inst.image_id)
+            if flavor is None or image is None:
+                self._set_error(s, inst, "flavor or image was deleted during the build", states.EV_SCHEDULE)
+                return None
+            try:
+                addresses = self._allocate_networks(s, inst)
+            except ipam.NetworkFull as exc:
+                self._set_error(s, inst, str(exc), states.EV_SCHEDULE)
+                return None
+            inst.host = sel.host
+            inst.node = sel.node or sel.host
+            inst.build_attempts += 1
+            inst.addresses = addresses
+            self._event_finish(s, inst.id, "create", states.EV_SCHEDULE, states.EV_RESULT_OK)
+            self._touch(inst)
+            spec = compute_pb2.InstanceSpec(
+                id=inst.id,
+                name=inst.name,
+                project_id=inst.project_id,
+                flavor=convert.flavor(flavor),
+                image=convert.image(image),
+                addresses=[types_pb2.ServerAddress(**a) for a in addresses],
+                metadata={str(k): str(v) for k, v in (inst.metadata_ or {}).items()},
+            )
+            self.publish(inst)
+            return compute_pb2.BuildAndRunInstanceCast(instance=spec, host=sel.host, node=inst.node,
+                                                       request_id=request_id)
+
+    def _allocate_networks(self, s: Session, inst: m.Instance) -> list[dict[str, Any]]:
+        if inst.addresses:
+            return list(inst.addresses)  # a reschedule keeps its addresses
+        out = []
+        for req in inst.requested_networks or []:
+            net = s.get(m.Network, req["uuid"])
+            if net is None:
+                continue
+            addr = ipam.allocate(s, net, inst.id, req.get("fixed_ip", ""))
+            out.append({"network_id": net.id, "network_name": net.name, "address": addr,
+                        "version": 6 if ":" in addr else 4})
+        return out
+
+    def _set_error(self, s: Session, inst: m.Instance, reason: str, event: str,
+                   explanation: types_pb2.Explanation | None = None) -> None:
+        inst.vm_state = states.ERROR
+        inst.task_state = None
+        inst.fault_code = 500
+        inst.fault_message = reason
+        inst.fault_at = utcnow()
+        if explanation is not None:
+            inst.scheduler_explanation = convert.explanation_to_json(explanation)
+        self._event_finish(s, inst.id, "create", event, states.EV_RESULT_ERROR, reason)
+        self._finish_action(s, inst.id, "create", reason)
+        self._touch(inst)
+        self.publish(inst, _notification(states.CREATE_ERROR, inst.id, inst.host or "", reason=reason))
+
+    def _fail_build(self, ids: list[str], reason: str, *, explanation: types_pb2.Explanation | None,
+                    event: str) -> None:
+        with self.sessions.begin() as s:
+            for inst in s.execute(select(m.Instance).where(m.Instance.id.in_(ids))).scalars():
+                if inst.deleted:
+                    continue
+                if inst.task_state == states.DELETING:
+                    self._local_delete(s, inst)
+                    continue
+                self._set_error(s, inst, reason, event, explanation)
+
+    async def _release(self, ids: list[str]) -> None:
+        try:
+            await self.scheduler.ReleaseClaims(scheduler_pb2.ReleaseClaimsRequest(instance_ids=ids), timeout=10)
+        except grpc.aio.AioRpcError as exc:
+            log.warning("could not release claims of %s: %s", ids, exc.code().name)
+
+    # ---- delete ---------------------------------------------------------------------
+
+    def _local_delete(self, s: Session, inst: m.Instance) -> None:
+        """Delete an instance that has no guest anywhere (never scheduled, or its host is gone)."""
+        self.publish(inst, _notification(states.DELETE_START, inst.id, inst.host or ""))
+        self._finish_deleted(s, inst, states.EV_LOCAL_DELETE)
+
+    def _finish_deleted(self, s: Session, inst: m.Instance, event: str | None) -> None:
+        now = utcnow()
+        if event:
+            self._event_start(s, inst.id, "delete", event, when=now)
+            self._event_finish(s, inst.id, "delete", event, states.EV_RESULT_OK, when=now)
+        self._finish_action(s, inst.id, "delete")
+        self._finish_action(s, inst.id, "create", "deleted during build")
+        ipam.release(s, inst.id)
+        inst.vm_state = states.DELETED
+        inst.task_state = None
+        inst.power_state = 0
+        inst.deleted = True
+        inst.terminated_at = now
+        self._touch(inst)
+        self.publish(inst, _notification(states.DELETE_END, inst.id, inst.host or ""))
+
+    async def _agent_address(self, host: str) -> str:
+        addr = self._agent_of.get(host)
+        if addr:
+            return addr
+        try:
+            resp = await self.scheduler.ListHosts(
+                scheduler_pb2.SchedulerServiceListHostsRequest(hosts=[host]), timeout=5
+            )
+        except grpc.aio.AioRpcError:
+            return ""
+        for h in resp.hosts:
+            if h.host == host and h.agent_address:
+                self._agent_of[host] = h.agent_address
+                return h.agent_address
+        return ""
+
+    async def delete_instance(self, instance_id: str) -> None:
+        with self.sessions.begin() as s:
+            inst = s.get(m.Instance, instance_id)
+            if inst is None or inst.deleted:
+                return
+            host = inst.host
+            if not host:
+                self._local_delete(s, inst)
+                return
+        address = await self._agent_address(host)
+        if not address:
+            # Nova deletes locally when the compute service is gone.
+            with self.sessions.begin() as s:
+                inst = s.get(m.Instance, instance_id)
+                if inst is not None and not inst.deleted:
+                    self._local_delete(s, inst)
+            await self._release([instance_id])
+            return
+        self.compute(address).cast(
+            terminate_instance=compute_pb2.TerminateInstanceCast(instance_id=instance_id, host=host)
+        )
+
+    # ---- updates from computes -------------------------------------------------------
+
+    async def instance_update(self, u: conductor_pb2.InstanceUpdateCast) -> None:
+        reschedule: tuple[scheduler_pb2.RequestSpec, str] | None = None
+        release = False
+        with self.sessions.begin() as s:
+            inst = s.get(m.Instance, u.instance_id)
+            if inst is None or inst.deleted:
+                return
+            if u.host and inst.host and u.host != inst.host:
+                return  # late news from an earlier build attempt
+            deleting = inst.task_state == states.DELETING
+            for ev in u.events:
+                if ev.HasField("finish_time"):
+                    self._event_finish(s, inst.id, ev.action or "create", ev.event, ev.result, ev.details,
+                                       _dt(ev.finish_time), host=ev.host)
+                else:
+                    self._event_start(s, inst.id, ev.action or "create", ev.event, ev.host, _dt(ev.start_time))
+            if u.terminated:
+                self._finish_deleted(s, inst, None)
+                release = True
+                inst_done = True
+            else:
+                inst_done = False
+            if not inst_done:
+                if not deleting:
+                    if u.HasField("vm_state"):
+                        inst.vm_state = states.VM_STATE_FROM_PB[u.vm_state]
+                    if u.HasField("task_state"):
+                        inst.task_state = states.TASK_STATE_FROM_PB[u.task_state]
+                if u.HasField("power_state"):
+                    inst.power_state = int(u.power_state)
+                if u.HasField("launched_at"):
+                    inst.launched_at = u.launched_at.ToDatetime()
+                    self._finish_action(s, inst.id, "create")
+                if u.HasField("fault") and u.fault.message:
+                    inst.fault_code = u.fault.code or 500
+                    inst.fault_message = u.fault.message
+                    inst.fault_details = u.fault.details
+                    inst.fault_at = utcnow()
+                if u.build_failed and not deleting:
+                    reschedule = self._after_build_failure(s, inst, u.fault.message)
+                    release = True
+                self._touch(inst)
+                self.publish(inst, u.notification if u.HasField("notification") else None)
+        if release:
+            await self._release([u.instance_id])
+        if reschedule is not None:
+            await self._schedule_and_build(*reschedule)
+
+    def _after_build_failure(self, s: Session, inst: m.Instance, reason: str
+                             ) -> tuple[scheduler_pb2.RequestSpec, str] | None:
+        """Reschedule to another host while attempts remain (Nova's retry), else ERROR."""
+        tried = list((inst.scheduler_hints or {}).get("_tried_hosts", []))
+        if inst.host:
+            tried.append(inst.host)
+        flavor = s.get(m.Flavor, inst.flavor_id)
+        image = s.get(m.Image, inst.image_id)
+        if inst.build_attempts >= self.cfg.max_attempts or flavor is None or image is None:
+            inst.vm_state = states.ERROR
+            inst.task_state = None
+            self._finish_action(s, inst.id, "create", reason)
+            return None
+        hints = dict(inst.scheduler_hints or {})
+        hints["_tried_hosts"] = tried
+        inst.scheduler_hints = hints
+        inst.host = None
+        inst.node = None
+        inst.task_state = states.SCHEDULING
+        inst.vm_state = states.BUILDING
+        self._event_start(s, inst.id, "create", states.EV_SCHEDULE)
+        spec = request_spec.build([inst], flavor, image, ignore_hosts=tried,
+                                  same_host=hints.get("same_host_hosts", []),
+                                  different_host=hints.get("different_host_hosts", []))
+        return spec, ""
+
+    # ---- stuck builds ------------------------------------------------------------------
+
+    def sweep_stuck_builds(self) -> int:
+        """Builds with no progress for build_timeout go to ERROR (Nova's instance_build_timeout)."""
+        cutoff = utcnow() - dt.timedelta(seconds=self.cfg.build_timeout)
+        n = 0
+        with self.sessions.begin() as s:
+            stuck = s.execute(
+                select(m.Instance).where(
+                    m.Instance.vm_state == states.BUILDING,
+                    m.Instance.deleted.is_(False),
+                    m.Instance.updated_at < cutoff,
+                )
+            ).scalars().all()
+            for inst in stuck:
+                self._set_error(s, inst, f"Build timed out after {self.cfg.build_timeout:.0f} s",
+                                states.EV_BUILD if inst.host else states.EV_SCHEDULE)
+                n += 1
+        return n
+
+    async def sweep_loop(self) -> None:
+        while True:
+            await asyncio.sleep(max(1.0, min(60.0, self.cfg.build_timeout / 4)))
+            try:
+                if self.sweep_stuck_builds():
+                    log.warning("stuck builds moved to ERROR")
+            except Exception:
+                log.exception("stuck-build sweep failed")
+
+    def start(self) -> None:
+        self._sweeper = asyncio.get_running_loop().create_task(self.sweep_loop())
+
+    async def stop(self) -> None:
+        if self._sweeper:
+            self._sweeper.cancel()
+        await self.receiver.drain(5.0)
+        for chan, sender in self._compute_senders.values():
+            await sender.close(drain_timeout=2.0)
+            await chan.close()
+        for q in list(self._watchers):
+            with contextlib.suppress(asyncio.QueueFull):
+                q.put_nowait(None)
+        await self.scheduler_channel.close()
+
+
+async def serve(cfg: DroverConfig, *, ready: Any = None) -> None:
+    engine = db.make_engine(cfg.db_url)
+    conductor = Conductor(cfg, db.session_factory(engine))
+    host = runtime.ServiceHost(
+        cfg.conductor.listen, [conductor_pb2.DESCRIPTOR.services_by_name["ConductorService"].full_name]
+    )
+    host.add(conductor_pb2_grpc.add_ConductorServiceServicer_to_server, conductor)
+    port = await host.start()
+    conductor.start()
+    log.info("conductor listening on %s", host.address)
+    if ready:
+        ready(port)
+    try:
+        await runtime.wait_for_signal()
+    finally:
+        await host.set_serving(False)
+        await conductor.stop()
+        await host.stop(1.0)
+        engine.dispose()
+
+
+def main(cfg: DroverConfig) -> None:
+    runtime.setup_logging(cfg.log_level)
+    runtime.run(lambda: serve(cfg))

@@ -1,0 +1,1 @@
+"""SchedulerService: Nova FilterScheduler over the Rust scheduler_core."""

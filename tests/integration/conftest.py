@@ -1,0 +1,91 @@
+"""A real mesh: four service processes on loopback ports, a temporary SQLite store, the fake driver."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from drover.localmesh import LocalMesh
+from drover.v1 import api_pb2, api_pb2_grpc, types_pb2
+
+FAKE_HOSTS = 4
+
+
+@pytest.fixture(scope="module")
+def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalMesh]:
+    data = tmp_path_factory.mktemp("mesh")
+    m = LocalMesh.on_free_ports(
+        data,
+        COMPUTE__FAKE_HOSTS=str(FAKE_HOSTS),
+        COMPUTE__FAKE_MEMORY_MB="8192",
+        COMPUTE__FAKE_VCPUS="4",
+        COMPUTE__FAKE_DISK_GB="100",
+        COMPUTE__REPORT_INTERVAL="1",
+        CONDUCTOR__MAX_ATTEMPTS="3",
+    )
+    m.start()
+    _wait_hosts(m.addresses["api"], FAKE_HOSTS)
+    yield m
+    m.stop()
+    assert not any(rc not in (0, -15) for rc in m.exited().values())
+
+
+def _wait_hosts(address: str, n: int, timeout: float = 30) -> None:
+    with grpc.insecure_channel(address) as chan:
+        stub = api_pb2_grpc.ApiServiceStub(chan)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if len(stub.ListHosts(api_pb2.ListHostsRequest(), timeout=5).hosts) >= n:
+                return
+            time.sleep(0.1)
+    raise AssertionError(f"{n} hosts never reported to the scheduler")
+
+
+@pytest.fixture(scope="module")
+def api(mesh: LocalMesh) -> Iterator[api_pb2_grpc.ApiServiceStub]:
+    with grpc.insecure_channel(mesh.addresses["api"]) as chan:
+        yield api_pb2_grpc.ApiServiceStub(chan)
+
+
+@pytest.fixture(scope="module")
+def image_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("images") / "disk.raw"
+    path.write_bytes(b"\0" * 4096)
+    return path
+
+
+def register_image(api: api_pb2_grpc.ApiServiceStub, path: Path, name: str, **props: str) -> types_pb2.Image:
+    return api.CreateImage(api_pb2.CreateImageRequest(name=name, path=str(path), disk_format="raw",
+                                                      properties=props), timeout=30).image
+
+
+@pytest.fixture(scope="module")
+def image(api: api_pb2_grpc.ApiServiceStub, image_file: Path) -> types_pb2.Image:
+    return register_image(api, image_file, "test-image")
+
+
+def watch(api: api_pb2_grpc.ApiServiceStub, server_id: str, *, follow: bool = False,
+          timeout: float = 60) -> list[api_pb2.WatchServerResponse]:
+    return list(api.WatchServer(api_pb2.WatchServerRequest(id=server_id, follow=follow), timeout=timeout))
+
+
+def create(api: api_pb2_grpc.ApiServiceStub, name: str, image_id: str, flavor: str = "m1.tiny",
+           **kw: Any) -> types_pb2.Server:
+    return api.CreateServer(api_pb2.CreateServerRequest(name=name, flavor_ref=flavor, image_ref=image_id, **kw),
+                            timeout=30).server
+
+
+def count_servers(api: api_pb2_grpc.ApiServiceStub) -> int:
+    n, token = 0, ""
+    while True:
+        resp = api.ListServers(api_pb2.ListServersRequest(page_size=1000, page_token=token, include_deleted=True),
+                               timeout=30)
+        n += len(resp.servers)
+        token = resp.next_page_token
+        if not token:
+            return n
