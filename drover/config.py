@@ -44,6 +44,8 @@ class ConductorConfig(ServiceEndpoint):
     select_timeout: float = 10.0
     # A build that makes no progress for this long goes to ERROR (Nova's instance_build_timeout).
     build_timeout: float = 600.0
+    # Builds assigned to a host but silent for this long are cast to it again (computes dedupe).
+    orphan_timeout: float = 60.0
     # Reschedule a failed build to an alternate host, up to this many attempts in all.
     max_attempts: int = 3
 

@@ -114,8 +114,8 @@ class ComputeManager:
 
     async def build_and_run_instance(self, cast: compute_pb2.BuildAndRunInstanceCast) -> None:
         iid = cast.instance.id
-        if iid in self._terminated or iid in self._builds:
-            return
+        if iid in self._terminated or iid in self._builds or self._host_of.get(iid) == cast.host:
+            return  # a replay or a re-drive of a build this agent already has
         task = asyncio.get_running_loop().create_task(self._build(cast), name=f"build-{iid}")
         self._builds[iid] = task
         self._host_of[iid] = cast.host
@@ -158,6 +158,7 @@ class ComputeManager:
             log.warning("build of %s on %s failed: %s", iid, host, reason)
             with contextlib.suppress(Exception):
                 await self.driver.destroy(iid)
+            self._host_of.pop(iid, None)  # gone from this host; a reschedule may bring it back elsewhere
             self._failed_builds[host] += 1
             self.builds_by_result["failed"] += 1
             self._update(

@@ -120,8 +120,16 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
     def _event_start(self, s: Session, inst_id: str, action: str, event: str, host: str = "",
                      when: dt.datetime | None = None) -> None:
         act = self._action(s, inst_id, action)
-        if act is not None:
-            s.add(m.InstanceActionEvent(action_id=act.id, event=event, start_time=when or utcnow(), host=host))
+        if act is None:
+            return
+        latest = s.execute(
+            select(m.InstanceActionEvent)
+            .where(m.InstanceActionEvent.action_id == act.id, m.InstanceActionEvent.event == event)
+            .order_by(m.InstanceActionEvent.id.desc()).limit(1)
+        ).scalar_one_or_none()
+        if latest is not None and (latest.finish_time is None or latest.start_time == when):
+            return  # still open (work resumed after a restart), or a replayed cast already recorded
+        s.add(m.InstanceActionEvent(action_id=act.id, event=event, start_time=when or utcnow(), host=host))
 
     def _event_finish(self, s: Session, inst_id: str, action: str, event: str, result: str,
                       details: str = "", when: dt.datetime | None = None, host: str = "") -> None:
@@ -134,6 +142,8 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
             .order_by(m.InstanceActionEvent.id.desc())
             .limit(1)
         ).scalar_one_or_none()
+        if ev is not None and when is not None and ev.finish_time == when:
+            return  # a replayed cast: this finish is recorded already
         if ev is None or ev.finish_time is not None:
             ev = m.InstanceActionEvent(action_id=act.id, event=event, start_time=when or utcnow(), host=host)
             s.add(ev)
@@ -263,18 +273,23 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
             inst.addresses = addresses
             self._event_finish(s, inst.id, "create", states.EV_SCHEDULE, states.EV_RESULT_OK)
             self._touch(inst)
-            spec = compute_pb2.InstanceSpec(
-                id=inst.id,
-                name=inst.name,
-                project_id=inst.project_id,
-                flavor=convert.flavor(flavor),
-                image=convert.image(image),
-                addresses=[types_pb2.ServerAddress(**a) for a in addresses],
-                metadata={str(k): str(v) for k, v in (inst.metadata_ or {}).items()},
-            )
             self.publish(inst)
-            return compute_pb2.BuildAndRunInstanceCast(instance=spec, host=sel.host, node=inst.node,
-                                                       request_id=request_id)
+            return self._build_cast(inst, flavor, image, request_id)
+
+    @staticmethod
+    def _build_cast(inst: m.Instance, flavor: m.Flavor, image: m.Image,
+                    request_id: str) -> compute_pb2.BuildAndRunInstanceCast:
+        spec = compute_pb2.InstanceSpec(
+            id=inst.id,
+            name=inst.name,
+            project_id=inst.project_id,
+            flavor=convert.flavor(flavor),
+            image=convert.image(image),
+            addresses=[types_pb2.ServerAddress(**a) for a in inst.addresses or []],
+            metadata={str(k): str(v) for k, v in (inst.metadata_ or {}).items()},
+        )
+        return compute_pb2.BuildAndRunInstanceCast(instance=spec, host=inst.host or "", node=inst.node or "",
+                                                   request_id=request_id)
 
     def _allocate_networks(self, s: Session, inst: m.Instance) -> list[dict[str, Any]]:
         if inst.addresses:
@@ -390,8 +405,8 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
             inst = s.get(m.Instance, u.instance_id)
             if inst is None or inst.deleted:
                 return
-            if u.host and inst.host and u.host != inst.host:
-                return  # late news from an earlier build attempt
+            if u.host and u.host != inst.host:
+                return  # late news from an earlier build attempt (or a replay of one)
             deleting = inst.task_state == states.DELETING
             for ev in u.events:
                 if ev.HasField("finish_time"):
@@ -457,6 +472,40 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
                                   different_host=hints.get("different_host_hosts", []))
         return spec, ""
 
+    # ---- recovery: the store is the durable outbox -----------------------------------------
+
+    async def recover_orphans(self, older_than: float) -> int:
+        """Re-drive work whose cast may have died with a conductor.
+
+        A build that holds a host but never reached the compute (still SCHEDULING)
+        is cast again to that host; a delete still DELETING is driven again.
+        Computes ignore builds they already have, and terminate is idempotent.
+        """
+        cutoff = utcnow() - dt.timedelta(seconds=older_than)
+        with self.sessions() as s:
+            builds = s.execute(select(m.Instance).where(
+                m.Instance.vm_state == states.BUILDING, m.Instance.task_state == states.SCHEDULING,
+                m.Instance.host.is_not(None), m.Instance.deleted.is_(False), m.Instance.updated_at <= cutoff,
+            )).scalars().all()
+            casts = []
+            for inst in builds:
+                flavor, image = s.get(m.Flavor, inst.flavor_id), s.get(m.Image, inst.image_id)
+                if flavor is not None and image is not None:
+                    casts.append((inst.host or "", self._build_cast(inst, flavor, image, "")))
+            deletes = s.execute(select(m.Instance.id).where(
+                m.Instance.task_state == states.DELETING, m.Instance.deleted.is_(False),
+                m.Instance.updated_at <= cutoff,
+            )).scalars().all()
+        for host, cast in casts:
+            address = await self._agent_address(host)
+            if address:
+                self.compute(address).cast(build_and_run_instance=cast)
+        for iid in deletes:
+            await self.delete_instance(iid)
+        if casts or deletes:
+            log.info("re-drove %d builds and %d deletes", len(casts), len(deletes))
+        return len(casts) + len(deletes)
+
     # ---- stuck builds ------------------------------------------------------------------
 
     def sweep_stuck_builds(self) -> int:
@@ -478,13 +527,17 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
         return n
 
     async def sweep_loop(self) -> None:
+        # At start nothing of ours is in flight: anything half-done was orphaned by a previous conductor.
+        with contextlib.suppress(Exception):
+            await self.recover_orphans(older_than=0.0)
         while True:
-            await asyncio.sleep(max(1.0, min(60.0, self.cfg.build_timeout / 4)))
+            await asyncio.sleep(max(1.0, min(30.0, self.cfg.build_timeout / 4)))
             try:
+                await self.recover_orphans(older_than=self.cfg.orphan_timeout)
                 if self.sweep_stuck_builds():
                     log.warning("stuck builds moved to ERROR")
             except Exception:
-                log.exception("stuck-build sweep failed")
+                log.exception("sweep failed")
 
     def start(self) -> None:
         self._sweeper = asyncio.get_running_loop().create_task(self.sweep_loop())

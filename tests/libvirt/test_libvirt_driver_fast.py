@@ -8,6 +8,7 @@ libvirt, lifecycle events, power states, delete during spawn, cleanup.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import shutil
 import subprocess
@@ -18,7 +19,6 @@ from pathlib import Path
 import pytest
 
 from agent.driver import SPAWN_STEPS, DriverError, GuestSpec, ImageInfo, PowerState
-
 
 
 def new_id() -> str:
@@ -33,9 +33,7 @@ def libvirt_or_skip():
 
 
 def spec(image: ImageInfo, iid: str | None = None, **kw) -> GuestSpec:
-    base = dict(
-        instance_id=iid or new_id(), name="t", host="test-host", vcpus=1, memory_mb=128, root_gb=1, image=image
-    )
+    base = dict(instance_id=iid or new_id(), name="t", host="test-host", vcpus=1, memory_mb=128, root_gb=1, image=image)
     base.update(kw)
     return GuestSpec(**base)
 
@@ -157,10 +155,8 @@ async def test_destroy_races_blocking_step(test_driver, fake_kernel_image):
         task = asyncio.create_task(test_driver.spawn(g))
         await asyncio.sleep(0)  # let the spawn reach its first blocking step
         await test_driver.destroy(g.instance_id)
-        try:
+        with contextlib.suppress(DriverError):
             await task
-        except DriverError:
-            pass
         await asyncio.sleep(0)
         assert_gone(test_driver, g.instance_id)
 

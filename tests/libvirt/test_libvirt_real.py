@@ -7,6 +7,7 @@ missing, and need ``scripts/setup-libvirt.sh`` (CI runs it) to run for real.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import subprocess
 import time
@@ -133,10 +134,8 @@ async def test_delete_during_spawn(qemu_driver, default_image, step):
     # delete arrives while the step runs: the manager cancels the build and destroys
     task.cancel()
     await qemu_driver.destroy(g.instance_id)
-    try:
+    with contextlib.suppress(asyncio.CancelledError, DriverError):
         await task
-    except (asyncio.CancelledError, DriverError):
-        pass
     await asyncio.sleep(0.2)
     assert leftovers(qemu_driver, g.instance_id) == []
 
@@ -147,10 +146,8 @@ async def test_delete_while_spawn_continues(qemu_driver, default_image):
     task = asyncio.create_task(qemu_driver.spawn(g))
     await asyncio.sleep(0.05)
     await qemu_driver.destroy(g.instance_id)
-    try:
+    with contextlib.suppress(DriverError):
         await task
-    except DriverError:
-        pass
     await asyncio.sleep(0.2)
     assert leftovers(qemu_driver, g.instance_id) == []
 

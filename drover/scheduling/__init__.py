@@ -1,0 +1,1 @@
+"""Pure-Python scheduling helpers; ``reference`` is the oracle for ``drover.scheduler_core``."""

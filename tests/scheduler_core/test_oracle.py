@@ -1,0 +1,90 @@
+"""Differential tests: drover.scheduler_core (Rust) against drover.scheduling.reference (Python)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from drover import scheduler_core as sc
+from drover.scheduling import reference as ref
+
+from .strategies import build, config_kwargs, request_kwargs, table_ops
+
+SETTINGS = settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _state(table: sc.HostTable, oracle: ref.ReferenceScheduler) -> None:
+    rows = table.hosts()
+    assert [r.host for r in rows] == oracle.order
+    for r in rows:
+        hs = oracle.host_states[r.host]
+        assert (r.vcpus_used, r.memory_mb_used, r.disk_gb_used) == (hs.vcpus_used, hs.memory_mb_used, hs.disk_gb_used)
+        assert (r.num_instances, r.io_ops) == (hs.num_instances, hs.num_io_ops)
+        assert r.free_memory_mb == hs.free_ram_mb
+        assert r.free_vcpus == hs.free_vcpus
+        assert r.free_disk_gb == hs.free_disk_gb
+        assert (r.enabled, r.up, r.availability_zone) == (hs.enabled, hs.up, hs.availability_zone)
+
+
+@SETTINGS
+@given(cfg=config_kwargs(), ops=table_ops(), req=request_kwargs())
+def test_each_filter_passes_the_same_hosts(cfg: dict[str, Any], ops: list[Any], req: dict[str, Any]) -> None:
+    table, oracle = build(cfg, ops)
+    _state(table, oracle)
+    spec, rspec = sc.RequestSpec(**req), ref.RequestSpec(**req)
+    for name in sc.SchedulerConfig.all_filters():
+        assert table.debug_filter_hosts(name, spec) == oracle.passing(name, rspec), name
+
+
+@SETTINGS
+@given(cfg=config_kwargs(), ops=table_ops(), req=request_kwargs())
+def test_weights_match(cfg: dict[str, Any], ops: list[Any], req: dict[str, Any]) -> None:
+    table, oracle = build(cfg, ops)
+    spec, rspec = sc.RequestSpec(**req), ref.RequestSpec(**req)
+    rust = dict(table.debug_weigh(oracle.order, spec))
+    py = {w.obj.host: w.weight for w in oracle.weigh([oracle.host_states[h] for h in oracle.order], rspec)}
+    assert rust.keys() == py.keys()
+    for h in py:
+        assert rust[h] == pytest.approx(py[h], rel=1e-9, abs=1e-9), h
+
+
+@SETTINGS
+@given(cfg=config_kwargs(), ops=table_ops(), req=request_kwargs(), claim=st.booleans())
+def test_select_matches_oracle(cfg: dict[str, Any], ops: list[Any], req: dict[str, Any], claim: bool) -> None:
+    table, oracle = build(cfg, ops)
+    spec, rspec = sc.RequestSpec(**req), ref.RequestSpec(**req)
+    expected = oracle.explain(rspec)
+    got = table.explain(spec)
+    e = got.explanation
+    assert e.hosts_total == expected.hosts_total
+    assert e.hosts_passed == expected.hosts_passed
+    assert {r.filter: r.rejected for r in e.rejections if r.rejected} == {
+        k: v for k, v in expected.rejections.items() if v
+    }
+    assert e.hosts_total == e.hosts_passed + sum(r.rejected for r in e.rejections)
+    assert [(s.instance_id, s.host, s.alternate_hosts) for s in got.selections] == [
+        (s.instance_id, s.host, s.alternate_hosts) for s in expected.selections
+    ]
+    if expected.weighed:
+        top = e.top_hosts
+        assert [t.host for t in top] == [h for h, _ in expected.weighed[: len(top)]]
+        for t, (_, w) in zip(top, expected.weighed, strict=False):
+            assert t.weight == pytest.approx(w, rel=1e-9, abs=1e-9)
+            assert sum(t.weights.values()) == pytest.approx(t.weight, rel=1e-9, abs=1e-9)
+    if not expected.ok:
+        assert e.summary == expected.summary or e.summary.startswith(expected.summary + ";")
+    if claim and req["instance_ids"]:
+        if expected.ok:
+            table.select(spec)
+            oracle.select(rspec)
+        else:
+            with pytest.raises(sc.NoValidHost) as exc:
+                table.select(spec)
+            assert exc.value.explanation.summary == e.summary
+        _state(table, oracle)
+        for iid in req["instance_ids"]:
+            assert table.release(iid) == oracle.release(iid)
+        _state(table, oracle)
