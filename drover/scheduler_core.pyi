@@ -14,19 +14,19 @@ from collections.abc import Mapping, Sequence
 from typing import final
 
 __all__ = [
-    "__version__",
-    "SchedulerConfig",
-    "RequestSpec",
-    "HostTable",
-    "Selection",
-    "SelectionResult",
+    "DEFAULT_FILTERS",
     "Explanation",
     "FilterRejection",
-    "WeighedHost",
     "HostInfo",
+    "HostTable",
     "NoValidHost",
+    "RequestSpec",
+    "SchedulerConfig",
+    "Selection",
+    "SelectionResult",
     "UnknownHostError",
-    "DEFAULT_FILTERS",
+    "WeighedHost",
+    "__version__",
 ]
 __version__: str
 DEFAULT_FILTERS: list[str]

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from drover.cli import client
-from drover.cli.output import FormatOpt, Format, show_list, show_record, to_dict
+from drover.cli.output import Format, FormatOpt, show_list, show_record, to_dict
 from drover.v1 import api_pb2, types_pb2
 
 UrlOpt = Annotated[str | None, typer.Option("--url", help="API address (env DROVER_URL).")]

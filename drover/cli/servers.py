@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 import grpc
 import typer
 
 from drover.cli import client
-from drover.cli.output import FormatOpt, Format, enum_name, fail, show_list, show_record, status, to_dict
+from drover.cli.output import Format, FormatOpt, enum_name, fail, show_list, show_record, status, to_dict
 from drover.v1 import api_pb2, types_pb2
 
 app = typer.Typer(help="Servers (Nova instances).", no_args_is_help=True)
@@ -70,7 +70,9 @@ def create(
     name: str,
     flavor: Annotated[str, typer.Option("--flavor", help="Flavor name or id.")],
     image: Annotated[str, typer.Option("--image", help="Image name or id.")],
-    network: Annotated[list[str] | None, typer.Option("--network", help="Network name/id, or net=ID,v4-fixed-ip=IP")] = None,
+    network: Annotated[
+        list[str] | None, typer.Option("--network", help="Network name/id, or net=ID,v4-fixed-ip=IP")
+    ] = None,
     availability_zone: Annotated[str, typer.Option("--availability-zone")] = "",
     min_count: Annotated[int, typer.Option("--min")] = 0,
     max_count: Annotated[int, typer.Option("--max")] = 0,
@@ -117,7 +119,7 @@ def list_(
     """List servers, newest first."""
     from services.common.states import STATUS_NAMES
 
-    st = 0
+    st: Any = 0
     if status_:
         if status_.upper() not in STATUS_NAMES:
             fail(f"unknown status {status_!r}; one of {', '.join(STATUS_NAMES)}")

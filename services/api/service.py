@@ -539,7 +539,9 @@ class ApiServicer(api_pb2_grpc.ApiServiceServicer):
             raise invalid_argument(bad)
         assert path is not None
         path = path.resolve()
-        fmt = request.disk_format or ("kernel" if request.initrd_path else await asyncio.to_thread(_detect_format, path))
+        fmt = request.disk_format or ("kernel" if request.initrd_path else "")
+        if not fmt:
+            fmt = await asyncio.to_thread(_detect_format, path)
         checksum = await asyncio.to_thread(_sha256, path)
         row = m.Image(
             id=str(uuid.uuid4()), name=name, status="active", disk_format=fmt, path=str(path),

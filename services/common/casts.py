@@ -280,12 +280,11 @@ class CastReceiver(Generic[Resp]):
                 if state is None:
                     self._gc()
                     state = self._senders[header.sender_id] = _SenderState()
-                if msg.WhichOneof("cast") is None:
-                    # Hello: everything up to header.seq was acknowledged before, so applied.
-                    if header.seq > state.applied_through:
-                        state.applied_through = header.seq
-                        state.done = {s for s in state.done if s > header.seq}
-                        self._advance(state)
+                # Hello: everything up to header.seq was acknowledged before, so applied.
+                if msg.WhichOneof("cast") is None and header.seq > state.applied_through:
+                    state.applied_through = header.seq
+                    state.done = {s for s in state.done if s > header.seq}
+                    self._advance(state)
                 state.ack_queue = acks
                 acks.put_nowait(state.applied_through)
                 if msg.WhichOneof("cast") is None:

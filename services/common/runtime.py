@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
 import grpc
@@ -108,7 +108,7 @@ async def wait_for_signal() -> None:
     await stop.wait()
 
 
-def run(main: Callable[[], Awaitable[None]]) -> None:
+def run(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
     install_event_loop_policy()
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main())

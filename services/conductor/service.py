@@ -249,7 +249,9 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
         if released:
             await self._release(released)
 
-    def _prepare_build(self, sel: scheduler_pb2.Selection, request_id: str) -> compute_pb2.BuildAndRunInstanceCast | None:
+    def _prepare_build(
+        self, sel: scheduler_pb2.Selection, request_id: str
+    ) -> compute_pb2.BuildAndRunInstanceCast | None:
         """Record the chosen host and networking; None when the instance went away meanwhile."""
         with self.sessions.begin() as s:
             inst = s.get(m.Instance, sel.instance_id)

@@ -48,6 +48,8 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
                 .where(m.Instance.vm_state != states.DELETED)
             ).all()
         for iid, host, vcpus, mem, root, eph, swap in rows:
+            if host is None:
+                continue
             disk = root + eph + math.ceil(swap / 1024)
             self._pending_claims[host].append((iid, vcpus, mem, disk))
         if rows:

@@ -149,4 +149,4 @@ def test_non_admin_cannot_list_hosts_or_see_others(api, image) -> None:
         api.GetServer(api_pb2.GetServerRequest(id=mine.id), timeout=10, metadata=(("x-project-id", "tenant-b"),))
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
     assert mine.project_id == "tenant-a"
-    assert types_pb2.SERVER_STATUS_BUILD == mine.status
+    assert mine.status == types_pb2.SERVER_STATUS_BUILD

@@ -27,7 +27,7 @@ class Recorder(conductor_pb2_grpc.ConductorServiceServicer):
             await asyncio.sleep(random.random() * self.delay)
         self.applied.append(msg.delete_instance.instance_id)
 
-    async def StreamCasts(self, request_iterator: Any, context: Any) -> Any:  # noqa: N802
+    async def StreamCasts(self, request_iterator: Any, context: Any) -> Any:
         async for r in self.receiver.serve(request_iterator, context):
             yield r
 

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Set up drover on a fresh Debian 12 machine (root): system packages, libvirt daemons,
+# the Python package with its Rust scheduler core, and the default guest image.
+# Idempotent; safe to run again.
+#   SKIP_LIBVIRT=1   do not install/start libvirt + QEMU (the fake driver needs neither)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+log() { echo "setup: $*" >&2; }
+
+if [[ "${SKIP_LIBVIRT:-0}" != 1 ]]; then
+  log "libvirt + QEMU"
+  SKIP_PIP=1 bash scripts/setup-libvirt.sh
+fi
+
+if ! command -v cargo >/dev/null; then
+  log "cargo is missing: install Rust (https://rustup.rs) first" ; exit 1
+fi
+export PATH="$HOME/.cargo/bin:$PATH"
+
+log "python package (builds the Rust scheduler core with maturin)"
+extras="dev"
+if [[ "${SKIP_LIBVIRT:-0}" != 1 ]]; then extras="dev,libvirt"; fi
+python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore -e ".[${extras}]"
+
+log "default guest image (Debian cloud kernel + busybox initramfs)"
+bash scripts/build-default-image.sh >/dev/null
+
+log "store"
+python3 -m drover db upgrade >/dev/null
+log "done"

@@ -1,0 +1,85 @@
+"""The `drover` command against a running mesh, as a user types it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def run(mesh):
+    env = {**os.environ, "DROVER_URL": mesh.addresses["api"], "COLUMNS": "200"}
+
+    def _run(*args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run([sys.executable, "-m", "drover", *args], env=env, capture_output=True, text=True,
+                              timeout=120)
+        if ok:
+            assert proc.returncode == 0, proc.stderr
+        return proc
+
+    return _run
+
+
+def test_server_lifecycle_through_the_cli(run, image_file) -> None:
+    img = json.loads(run("image", "create", "cli-image", "--file", str(image_file), "-f", "json").stdout)
+    assert img["name"] == "cli-image" and img["disk_format"] == "raw"
+
+    server = json.loads(run("server", "create", "demo", "--flavor", "m1.tiny", "--image", "cli-image",
+                            "--wait", "-f", "json").stdout)
+    assert server["status"] == "SERVER_STATUS_ACTIVE"
+    assert server["power_state"] == "POWER_STATE_RUNNING"
+
+    listed = json.loads(run("server", "list", "--name", "^demo$", "-f", "json").stdout)
+    assert [s["id"] for s in listed] == [server["id"]]
+    table = run("server", "list", "--name", "^demo$").stdout
+    assert "demo" in table and "ACTIVE" in table
+
+    shown = run("server", "show", "demo").stdout
+    assert server["id"] in shown and "ACTIVE" in shown
+
+    events = json.loads(run("server", "event", "list", "demo", "-f", "json").stdout)
+    assert [a["action"] for a in events] == ["create"]
+    assert {e["event"] for e in events[0]["events"]} == {
+        "conductor_schedule_and_build_instances", "compute_build_and_run_instance", "compute_spawn"}
+    assert "compute_spawn" in run("server", "event", "list", "demo").stdout
+
+    assert "fake console" in run("server", "console-log", "demo").stdout
+
+    run("server", "delete", "demo", "--wait")
+    assert json.loads(run("server", "list", "--name", "^demo$", "-f", "json").stdout) == []
+
+
+def test_catalog_commands(run) -> None:
+    flavors = json.loads(run("flavor", "list", "-f", "json").stdout)
+    assert [f["name"] for f in flavors][:5] == ["m1.tiny", "m1.small", "m1.medium", "m1.large", "m1.xlarge"]
+    assert "m1.tiny" in run("flavor", "list").stdout
+    nets = json.loads(run("network", "list", "-f", "json").stdout)
+    assert nets[0]["name"] == "private"
+    hosts = json.loads(run("host", "list", "-f", "json").stdout)
+    assert len(hosts) == 4 and all(h["up"] for h in hosts)
+
+
+def test_errors_are_one_clear_line_and_nonzero(run) -> None:
+    proc = run("server", "create", "   ", "--flavor", "m1.tiny", "--image", "cli-image", ok=False)
+    assert proc.returncode != 0
+    assert proc.stderr.strip().count("\n") == 0, proc.stderr
+    assert "INVALID_ARGUMENT" in proc.stderr and "name" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+    proc = run("server", "create", "x", "--flavor", "nope", "--image", "cli-image", ok=False)
+    assert proc.returncode != 0 and "NOT_FOUND" in proc.stderr and "flavor" in proc.stderr
+
+    proc = run("server", "show", "no-such-server", ok=False)
+    assert proc.returncode != 0 and "no-such-server" in proc.stderr
+
+
+def test_unreachable_api_says_so(tmp_path) -> None:
+    env = {**os.environ, "DROVER_URL": "127.0.0.1:1"}
+    proc = subprocess.run([sys.executable, "-m", "drover", "flavor", "list"], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode != 0
+    assert "drover up" in proc.stderr and "Traceback" not in proc.stderr
