@@ -58,6 +58,8 @@ class LocalMesh:
     data_dir: Path
     addresses: dict[str, str]
     env: dict[str, str] = field(default_factory=dict)
+    # Service name → Prometheus /metrics URL.
+    metrics: dict[str, str] = field(default_factory=dict)
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     @classmethod
@@ -75,13 +77,14 @@ class LocalMesh:
             "DROVER_COMPUTE__LISTEN": addrs["compute"],
             "DROVER_COMPUTE__CONDUCTOR": addrs["conductor"],
             "DROVER_COMPUTE__SCHEDULER": addrs["scheduler"],
-            "DROVER_API__METRICS_PORT": "0",
-            "DROVER_CONDUCTOR__METRICS_PORT": "0",
-            "DROVER_SCHEDULER__METRICS_PORT": "0",
-            "DROVER_COMPUTE__METRICS_PORT": "0",
         }
+        metrics = {}
+        for name in SERVICES:
+            port = free_port()
+            env[f"DROVER_{name.upper()}__METRICS_PORT"] = str(port)
+            metrics[name] = f"http://127.0.0.1:{port}/metrics"
         env.update({f"DROVER_{k.upper()}": str(v) for k, v in settings.items()})
-        return cls(data_dir=data_dir, addresses=addrs, env=env)
+        return cls(data_dir=data_dir, addresses=addrs, env=env, metrics=metrics)
 
     @property
     def log_dir(self) -> Path:

@@ -21,6 +21,12 @@ log "python package (builds the Rust scheduler core with maturin)"
 extras="dev"
 if [[ "${SKIP_LIBVIRT:-0}" != 1 ]]; then extras="dev,libvirt"; fi
 python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore -e ".[${extras}]"
+if command -v pyenv >/dev/null; then pyenv rehash; fi  # put the new `drover` command on PATH
+
+if ! command -v grpcurl >/dev/null && [[ ! -x "$HOME/go/bin/grpcurl" ]]; then
+  log "grpcurl (Go module proxy), for reflection tests"
+  PATH="/usr/local/go/bin:$PATH" go install github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.4
+fi
 
 log "default guest image (Debian cloud kernel + busybox initramfs)"
 bash scripts/build-default-image.sh >/dev/null

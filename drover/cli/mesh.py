@@ -69,6 +69,9 @@ def run_mesh(cfg: DroverConfig, env_overrides: dict[str, str]) -> int:
         addresses={"scheduler": cfg.scheduler.listen, "conductor": cfg.conductor.listen,
                    "compute": cfg.compute.listen, "api": cfg.api.listen},
         env=env_overrides,
+        metrics={name: f"http://127.0.0.1:{port}/metrics" for name, port in (
+            ("scheduler", cfg.scheduler.metrics_port), ("conductor", cfg.conductor.metrics_port),
+            ("compute", cfg.compute.metrics_port), ("api", cfg.api.metrics_port)) if port},
     )
     stop = {"now": False}
 
@@ -88,7 +91,7 @@ def run_mesh(cfg: DroverConfig, env_overrides: dict[str, str]) -> int:
         hosts = cfg.compute.fake_hosts if cfg.compute.driver == "fake" else 1
         print(f"drover is up: {cfg.compute.driver} driver, {hosts} host(s), store {cfg.db_url}")
         for name, address in mesh.addresses.items():
-            print(f"  {name:<10} grpc {address}")
+            print(f"  {name:<10} grpc {address}   metrics {mesh.metrics.get(name, '-')}")
         print(f"  logs       {mesh.log_dir}")
         if image:
             print(f"try: drover server create demo --flavor m1.tiny --image {image} --wait")

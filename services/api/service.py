@@ -38,7 +38,7 @@ from drover.v1 import (
 )
 from services.api import validation
 from services.api.fanout import Fanout
-from services.common import convert, request_spec, runtime, states
+from services.common import convert, metrics, request_spec, runtime, states
 from services.common.casts import CastSender
 from services.common.errors import (
     ApiError,
@@ -116,6 +116,7 @@ class ApiServicer(api_pb2_grpc.ApiServiceServicer):
             "api->conductor", lambda: conductor.StreamCasts(), conductor_pb2.ConductorServiceStreamCastsRequest
         )
         self.fanout = Fanout(conductor)
+        metrics.watch_sender(self.conductor)
 
     def start(self) -> None:
         self.conductor.start()
@@ -607,7 +608,8 @@ class ApiServicer(api_pb2_grpc.ApiServiceServicer):
 async def serve(cfg: DroverConfig, *, ready: Any = None) -> None:
     engine = db.make_engine(cfg.db_url)
     servicer = ApiServicer(cfg, db.session_factory(engine))
-    host = runtime.ServiceHost(cfg.api.listen, [api_pb2.DESCRIPTOR.services_by_name["ApiService"].full_name])
+    host = runtime.ServiceHost(cfg.api.listen, [api_pb2.DESCRIPTOR.services_by_name["ApiService"].full_name],
+                               metrics_port=cfg.api.metrics_port)
     host.add(api_pb2_grpc.add_ApiServiceServicer_to_server, servicer)
     port = await host.start()
     servicer.start()

@@ -53,8 +53,11 @@ def channel(target: str) -> grpc.aio.Channel:
 class ServiceHost:
     """A gRPC server with the standard health and reflection services mounted."""
 
-    def __init__(self, listen: str, service_names: Iterable[str]) -> None:
-        self.server = grpc.aio.server(options=SERVER_OPTIONS)
+    def __init__(self, listen: str, service_names: Iterable[str], metrics_port: int = 0) -> None:
+        from services.common.metrics import MetricsInterceptor
+
+        self.server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=[MetricsInterceptor()])
+        self.metrics_port = metrics_port
         self.listen = listen
         self.service_names = list(service_names)
         self.health = health.aio.HealthServicer() if hasattr(health, "aio") else health.HealthServicer()
@@ -81,8 +84,13 @@ class ServiceHost:
         return f"{self.listen.rsplit(':', 1)[0]}:{self.port}"
 
     async def start(self) -> int:
+        from services.common.metrics import serve_http
+
         self.bind()
         await self.server.start()
+        if self.metrics_port:
+            self.metrics_port = serve_http(self.metrics_port, self.listen.rsplit(":", 1)[0] or "127.0.0.1")
+            log.info("metrics on http://%s:%d/metrics", self.listen.rsplit(":", 1)[0], self.metrics_port)
         await self.set_serving(True)
         return self.port
 

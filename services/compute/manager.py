@@ -20,7 +20,7 @@ from google.protobuf import timestamp_pb2
 
 from agent.driver import ComputeDriver, GuestSpec, ImageInfo, PowerState
 from drover.v1 import compute_pb2, conductor_pb2, scheduler_pb2, scheduler_pb2_grpc, types_pb2
-from services.common import states
+from services.common import metrics, states
 from services.common.casts import CastSender
 
 log = logging.getLogger(__name__)
@@ -161,6 +161,7 @@ class ComputeManager:
             self._host_of.pop(iid, None)  # gone from this host; a reschedule may bring it back elsewhere
             self._failed_builds[host] += 1
             self.builds_by_result["failed"] += 1
+            metrics.BUILDS.labels("failed").inc()
             self._update(
                 iid,
                 host=host,
@@ -174,6 +175,7 @@ class ComputeManager:
             )
             return
         self.builds_by_result["success"] += 1
+        metrics.BUILDS.labels("success").inc()
         self._update(
             iid,
             host=host,

@@ -11,7 +11,7 @@ import grpc
 from agent.driver import ComputeDriver, DriverError
 from drover.config import DroverConfig
 from drover.v1 import compute_pb2, compute_pb2_grpc, conductor_pb2, conductor_pb2_grpc, scheduler_pb2_grpc
-from services.common import runtime
+from services.common import metrics, runtime
 from services.common.casts import CastReceiver, CastSender
 from services.common.errors import ApiError, guarded
 from services.compute.manager import ComputeManager
@@ -68,7 +68,8 @@ async def serve(cfg: DroverConfig, *, ready: Any = None) -> None:
     c = cfg.compute
     driver = make_driver(cfg)
     await driver.init_host()
-    host = runtime.ServiceHost(c.listen, [compute_pb2.DESCRIPTOR.services_by_name["ComputeService"].full_name])
+    host = runtime.ServiceHost(c.listen, [compute_pb2.DESCRIPTOR.services_by_name["ComputeService"].full_name],
+                               metrics_port=c.metrics_port)
     conductor_channel = runtime.channel(c.conductor)
     scheduler_channel = runtime.channel(c.scheduler)
     conductor_stub = conductor_pb2_grpc.ConductorServiceStub(conductor_channel)
@@ -93,6 +94,8 @@ async def serve(cfg: DroverConfig, *, ready: Any = None) -> None:
         ),
     )
     servicer = ComputeServicer(manager)
+    metrics.watch_sender(sender)
+    metrics.watch_receiver(servicer.receiver)
     host.add(compute_pb2_grpc.add_ComputeServiceServicer_to_server, servicer)
     await host.start()
     manager.start()

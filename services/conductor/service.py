@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import grpc
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from drover.config import DroverConfig
@@ -33,7 +33,7 @@ from drover.v1 import (
     scheduler_pb2_grpc,
     types_pb2,
 )
-from services.common import convert, request_spec, runtime, states
+from services.common import convert, metrics, request_spec, runtime, states
 from services.common.casts import CastReceiver, CastSender
 from services.common.errors import unpack_details
 from services.conductor import ipam
@@ -76,6 +76,8 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
         self._agent_of: dict[str, str] = {}
         self._watchers: set[asyncio.Queue[conductor_pb2.WatchInstancesResponse | None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
+        self._gauges: asyncio.Task[None] | None = None
+        metrics.watch_receiver(self.receiver)
 
     # ---- plumbing -----------------------------------------------------------------
 
@@ -88,6 +90,7 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
                 f"conductor->{address}", lambda: stub.StreamCasts(), compute_pb2.ComputeServiceStreamCastsRequest
             )
             entry = self._compute_senders[address] = (chan, sender)
+            metrics.watch_sender(sender)
         return entry[1]
 
     def publish(self, inst: m.Instance, notification: types_pb2.Notification | None = None) -> None:
@@ -541,12 +544,28 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
             except Exception:
                 log.exception("sweep failed")
 
+    def refresh_instance_gauge(self) -> None:
+        with self.sessions() as s:
+            counts = dict(s.execute(
+                select(m.Instance.vm_state, func.count()).where(m.Instance.deleted.is_(False))
+                .group_by(m.Instance.vm_state)).all())
+        for state in (states.BUILDING, states.ACTIVE, states.STOPPED, states.ERROR):
+            metrics.INSTANCES.labels(state).set(counts.get(state, 0))
+
+    async def gauge_loop(self) -> None:
+        while True:
+            with contextlib.suppress(Exception):
+                self.refresh_instance_gauge()
+            await asyncio.sleep(5.0)
+
     def start(self) -> None:
         self._sweeper = asyncio.get_running_loop().create_task(self.sweep_loop())
+        self._gauges = asyncio.get_running_loop().create_task(self.gauge_loop())
 
     async def stop(self) -> None:
-        if self._sweeper:
-            self._sweeper.cancel()
+        for task in (self._sweeper, self._gauges):
+            if task:
+                task.cancel()
         await self.receiver.drain(5.0)
         for chan, sender in self._compute_senders.values():
             await sender.close(drain_timeout=2.0)
@@ -561,7 +580,8 @@ async def serve(cfg: DroverConfig, *, ready: Any = None) -> None:
     engine = db.make_engine(cfg.db_url)
     conductor = Conductor(cfg, db.session_factory(engine))
     host = runtime.ServiceHost(
-        cfg.conductor.listen, [conductor_pb2.DESCRIPTOR.services_by_name["ConductorService"].full_name]
+        cfg.conductor.listen, [conductor_pb2.DESCRIPTOR.services_by_name["ConductorService"].full_name],
+        metrics_port=cfg.conductor.metrics_port,
     )
     host.add(conductor_pb2_grpc.add_ConductorServiceServicer_to_server, conductor)
     port = await host.start()

@@ -19,7 +19,7 @@ from drover.config import DroverConfig
 from drover.store import db
 from drover.store import models as m
 from drover.v1 import scheduler_pb2, scheduler_pb2_grpc
-from services.common import runtime, states
+from services.common import metrics, runtime, states
 from services.common.errors import ApiError, guarded, invalid_argument
 from services.scheduler import convert
 
@@ -35,6 +35,8 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
         self._down: set[str] = set()
         # Allocations of existing instances, applied when their host first reports.
         self._pending_claims: dict[str, list[tuple[str, int, int, int]]] = defaultdict(list)
+        metrics.SCHEDULER_HOSTS.labels("up").set_function(lambda: len(self.table) - len(self._down))
+        metrics.SCHEDULER_HOSTS.labels("down").set_function(lambda: len(self._down))
         if sessions is not None:
             self._load_allocations(sessions)
 
@@ -76,17 +78,30 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
             alternate_hosts=list(sel.alternate_hosts),
         )
 
+    @staticmethod
+    def _observe(expl: Any) -> None:
+        metrics.SELECT_HOSTS.observe(expl.hosts_total)
+        for r in expl.rejections:
+            if r.rejected:
+                metrics.HOSTS_REJECTED.labels(r.filter).inc(r.rejected)
+
     @guarded
     async def SelectDestinations(
         self, request: scheduler_pb2.SelectDestinationsRequest, context: grpc.aio.ServicerContext
     ) -> scheduler_pb2.SelectDestinationsResponse:
         self._validate(request.spec)
         spec = convert.request_spec(request.spec)
+        start = time.perf_counter()
         try:
             res = self.table.select(spec)
         except sc.NoValidHost as exc:
+            metrics.SELECT_SECONDS.observe(time.perf_counter() - start)
+            metrics.NO_VALID_HOST.inc()
+            self._observe(exc.explanation)
             expl = convert.explanation(exc.explanation)
             raise ApiError(grpc.StatusCode.FAILED_PRECONDITION, expl.summary, [expl]) from None
+        metrics.SELECT_SECONDS.observe(time.perf_counter() - start)
+        self._observe(res.explanation)
         return scheduler_pb2.SelectDestinationsResponse(
             selections=[self._selection(s) for s in res.selections],
             explanation=convert.explanation(res.explanation),
@@ -162,7 +177,8 @@ async def serve(cfg: DroverConfig, *, ready: Any = None) -> None:
     engine = db.make_engine(cfg.db_url)
     servicer = SchedulerServicer(cfg, db.session_factory(engine))
     host = runtime.ServiceHost(
-        cfg.scheduler.listen, [scheduler_pb2.DESCRIPTOR.services_by_name["SchedulerService"].full_name]
+        cfg.scheduler.listen, [scheduler_pb2.DESCRIPTOR.services_by_name["SchedulerService"].full_name],
+        metrics_port=cfg.scheduler.metrics_port,
     )
     host.add(scheduler_pb2_grpc.add_SchedulerServiceServicer_to_server, servicer)
     port = await host.start()
