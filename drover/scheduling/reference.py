@@ -98,9 +98,17 @@ def match(value: str, req: str) -> bool:
 # ---------------------------------------------------------------------------------------------
 
 _ARCH_ALIASES = {
-    "i386": "i686", "i486": "i686", "i586": "i686", "x86_32": "i686", "ia32": "i686",
-    "amd64": "x86_64", "x64": "x86_64", "x86-64": "x86_64", "arm64": "aarch64", "ppc64el": "ppc64le",
-}  # fmt: skip
+    "i386": "i686",
+    "i486": "i686",
+    "i586": "i686",
+    "x86_32": "i686",
+    "ia32": "i686",
+    "amd64": "x86_64",
+    "x64": "x86_64",
+    "x86-64": "x86_64",
+    "arm64": "aarch64",
+    "ppc64el": "ppc64le",
+}
 
 
 def canon_arch(s: str) -> str:
@@ -145,8 +153,14 @@ def _cmp(a: list[int], b: list[int]) -> int:
 
 def version_satisfies(predicate: str, version: list[int]) -> bool | None:
     """``">= 6.0, < 7"`` against a version; None if the predicate is malformed."""
-    ops = [("<=", lambda c: c <= 0), (">=", lambda c: c >= 0), ("==", lambda c: c == 0),
-           ("!=", lambda c: c != 0), ("<", lambda c: c < 0), (">", lambda c: c > 0)]  # fmt: skip
+    ops = [
+        ("<=", lambda c: c <= 0),
+        (">=", lambda c: c >= 0),
+        ("==", lambda c: c == 0),
+        ("!=", lambda c: c != 0),
+        ("<", lambda c: c < 0),
+        (">", lambda c: c > 0),
+    ]
     ok = True
     for part in predicate.split(","):
         p = part.strip()
@@ -389,9 +403,7 @@ class ImagePropertiesFilter(BaseHostFilter):
             return bool(version_satisfies(version_required, version_parts(hyper_version)))
 
         for supp_inst in supp_instances:
-            if _compare_props(checked_img_props, supp_inst) and _compare_product_version(
-                host_state.hypervisor_version
-            ):
+            if _compare_props(checked_img_props, supp_inst) and _compare_product_version(host_state.hypervisor_version):
                 return True
         return False
 
@@ -528,18 +540,36 @@ class IsolatedHostsFilter(BaseHostFilter):
 FILTERS: dict[str, type[BaseHostFilter]] = {
     f.name: f
     for f in (
-        RamFilter, CoreFilter, DiskFilter, ComputeFilter, AvailabilityZoneFilter, ComputeCapabilitiesFilter,
-        ImagePropertiesFilter, ServerGroupAffinityFilter, ServerGroupAntiAffinityFilter, SameHostFilter,
-        DifferentHostFilter, IoOpsFilter, NumInstancesFilter, AggregateInstanceExtraSpecsFilter,
-        AggregateMultiTenancyIsolation, IsolatedHostsFilter,
+        RamFilter,
+        CoreFilter,
+        DiskFilter,
+        ComputeFilter,
+        AvailabilityZoneFilter,
+        ComputeCapabilitiesFilter,
+        ImagePropertiesFilter,
+        ServerGroupAffinityFilter,
+        ServerGroupAntiAffinityFilter,
+        SameHostFilter,
+        DifferentHostFilter,
+        IoOpsFilter,
+        NumInstancesFilter,
+        AggregateInstanceExtraSpecsFilter,
+        AggregateMultiTenancyIsolation,
+        IsolatedHostsFilter,
     )
-}  # fmt: skip
+}
 
 DEFAULT_FILTERS = [
-    "RamFilter", "CoreFilter", "DiskFilter", "ComputeFilter", "AvailabilityZoneFilter",
-    "ComputeCapabilitiesFilter", "ImagePropertiesFilter", "ServerGroupAntiAffinityFilter",
+    "RamFilter",
+    "CoreFilter",
+    "DiskFilter",
+    "ComputeFilter",
+    "AvailabilityZoneFilter",
+    "ComputeCapabilitiesFilter",
+    "ImagePropertiesFilter",
+    "ServerGroupAntiAffinityFilter",
     "ServerGroupAffinityFilter",
-]  # fmt: skip
+]
 
 # ---------------------------------------------------------------------------------------------
 # weighers
@@ -646,11 +676,17 @@ class HypervisorVersionWeigher(BaseHostWeigher):
 WEIGHERS: dict[str, type[BaseHostWeigher]] = {
     w.name: w
     for w in (
-        RAMWeigher, CPUWeigher, DiskWeigher, IoOpsWeigher, NumInstancesWeigher,
-        ServerGroupSoftAffinityWeigher, ServerGroupSoftAntiAffinityWeigher, BuildFailureWeigher,
+        RAMWeigher,
+        CPUWeigher,
+        DiskWeigher,
+        IoOpsWeigher,
+        NumInstancesWeigher,
+        ServerGroupSoftAffinityWeigher,
+        ServerGroupSoftAntiAffinityWeigher,
+        BuildFailureWeigher,
         HypervisorVersionWeigher,
     )
-}  # fmt: skip
+}
 
 DEFAULT_WEIGHERS = {name: cls.default_multiplier for name, cls in WEIGHERS.items()}
 

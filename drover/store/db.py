@@ -18,7 +18,15 @@ log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, for_writes: bool = False) -> Engine:
+    """An engine for ``url``. With SQLite, ``for_writes`` makes every transaction BEGIN IMMEDIATE.
+
+    SQLite (WAL) lets one process write at a time. A deferred transaction that reads
+    and then writes fails at once with "database is locked" when another process
+    committed in between (busy_timeout cannot help); taking the write lock up front
+    makes writers queue on busy_timeout instead. Readers keep deferred transactions
+    so they never wait for writers.
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -27,12 +35,20 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+            if for_writes:
+                dbapi_conn.isolation_level = None  # we emit BEGIN ourselves
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
+
+        if for_writes:
+
+            @event.listens_for(engine, "begin")
+            def _begin_immediate(conn):  # type: ignore[no-untyped-def]
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)

@@ -38,7 +38,7 @@ def prepare(url: str) -> None:
     from drover.store import db
 
     db.upgrade(url)
-    engine = db.make_engine(url)
+    engine = db.make_engine(url, for_writes=True)
     try:
         with db.session_factory(engine).begin() as s:
             seed_defaults(s)

@@ -105,9 +105,11 @@ def _sha256(path: Path) -> str:
 
 
 class ApiServicer(api_pb2_grpc.ApiServiceServicer):
-    def __init__(self, cfg: DroverConfig, sessions: sessionmaker[Session]) -> None:
+    def __init__(self, cfg: DroverConfig, sessions: sessionmaker[Session],
+                 write_sessions: sessionmaker[Session] | None = None) -> None:
         self.cfg = cfg
         self.sessions = sessions
+        self.writes = write_sessions or sessions
         self.conductor_channel = runtime.channel(cfg.api.conductor)
         self.scheduler_channel = runtime.channel(cfg.api.scheduler)
         conductor = conductor_pb2_grpc.ConductorServiceStub(self.conductor_channel)
@@ -224,7 +226,7 @@ class ApiServicer(api_pb2_grpc.ApiServiceServicer):
         checked = validation.check_create(request)
         if checked.violations:
             raise invalid_argument(checked.violations)
-        with self.sessions.begin() as s:
+        with self.writes.begin() as s:
             flavor = self._flavor(s, request.flavor_ref.strip())
             if flavor is None:
                 raise not_found("flavor", request.flavor_ref)
@@ -374,7 +376,7 @@ class ApiServicer(api_pb2_grpc.ApiServiceServicer):
         who = identity(context)
         if not request.id:
             raise invalid_argument([("id", "is required")])
-        with self.sessions.begin() as s:
+        with self.writes.begin() as s:
             inst = self._instance(s, who, request.id)
             if inst.task_state != states.DELETING:
                 inst.task_state = states.DELETING
@@ -512,7 +514,7 @@ class ApiServicer(api_pb2_grpc.ApiServiceServicer):
                        root_gb=f.root_gb, ephemeral_gb=f.ephemeral_gb, swap_mb=f.swap_mb,
                        is_public=True, disabled=False, extra_specs=dict(f.extra_specs))
         try:
-            with self.sessions.begin() as s:
+            with self.writes.begin() as s:
                 s.add(row)
         except IntegrityError:
             raise ApiError(grpc.StatusCode.ALREADY_EXISTS, f"flavor {name!r} or id {row.id!r} exists") from None
@@ -550,7 +552,7 @@ class ApiServicer(api_pb2_grpc.ApiServiceServicer):
             size_bytes=path.stat().st_size, checksum_sha256=checksum, min_disk_gb=request.min_disk_gb,
             min_ram_mb=request.min_ram_mb, properties=dict(request.properties),
         )
-        with self.sessions.begin() as s:
+        with self.writes.begin() as s:
             s.add(row)
         return api_pb2.CreateImageResponse(image=convert.image(row))
 
@@ -576,7 +578,7 @@ class ApiServicer(api_pb2_grpc.ApiServiceServicer):
     async def DeleteImage(
         self, request: api_pb2.DeleteImageRequest, context: grpc.aio.ServicerContext
     ) -> api_pb2.DeleteImageResponse:
-        with self.sessions.begin() as s:
+        with self.writes.begin() as s:
             img = self._image(s, request.id)
             if img is None:
                 raise not_found("image", request.id)
@@ -607,7 +609,8 @@ class ApiServicer(api_pb2_grpc.ApiServiceServicer):
 
 async def serve(cfg: DroverConfig, *, ready: Any = None) -> None:
     engine = db.make_engine(cfg.db_url)
-    servicer = ApiServicer(cfg, db.session_factory(engine))
+    write_engine = db.make_engine(cfg.db_url, for_writes=True)
+    servicer = ApiServicer(cfg, db.session_factory(engine), db.session_factory(write_engine))
     host = runtime.ServiceHost(cfg.api.listen, [api_pb2.DESCRIPTOR.services_by_name["ApiService"].full_name],
                                metrics_port=cfg.api.metrics_port)
     host.add(api_pb2_grpc.add_ApiServiceServicer_to_server, servicer)
@@ -623,6 +626,7 @@ async def serve(cfg: DroverConfig, *, ready: Any = None) -> None:
         await host.stop(1.0)
         await servicer.stop()
         engine.dispose()
+        write_engine.dispose()
 
 
 def main(cfg: DroverConfig) -> None:

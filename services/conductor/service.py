@@ -37,6 +37,7 @@ from services.common import convert, metrics, request_spec, runtime, states
 from services.common.casts import CastReceiver, CastSender
 from services.common.errors import unpack_details
 from services.conductor import ipam
+from services.conductor.group_commit import GroupCommit
 
 log = logging.getLogger(__name__)
 utcnow = m.utcnow
@@ -64,7 +65,8 @@ def _dt(stamp: Any) -> dt.datetime:
 
 
 class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
-    def __init__(self, cfg: DroverConfig, sessions: sessionmaker[Session]) -> None:
+    def __init__(self, cfg: DroverConfig, sessions: sessionmaker[Session],
+                 write_sessions: sessionmaker[Session] | None = None) -> None:
         self.cfg = cfg.conductor
         self.sessions = sessions
         self.scheduler_channel = runtime.channel(cfg.conductor.scheduler)
@@ -77,6 +79,10 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
         self._watchers: set[asyncio.Queue[conductor_pb2.WatchInstancesResponse | None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self._gauges: asyncio.Task[None] | None = None
+        self.db = GroupCommit(write_sessions or sessions)
+        # (instance id, action) -> newest action id; actions are never re-keyed, so this only grows stale
+        # when a newer action of the same name appears (a second delete), which _action checks for.
+        self._action_ids: dict[tuple[str, str], int] = {}
         metrics.watch_receiver(self.receiver)
 
     # ---- plumbing -----------------------------------------------------------------
@@ -94,9 +100,13 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
         return entry[1]
 
     def publish(self, inst: m.Instance, notification: types_pb2.Notification | None = None) -> None:
+        """Tell watchers about this state of ``inst`` once the transaction commits."""
         if not self._watchers:
             return
         msg = conductor_pb2.WatchInstancesResponse(server=convert.server(inst), notification=notification)
+        self.db.after_commit(lambda: self._deliver(msg))
+
+    def _deliver(self, msg: conductor_pb2.WatchInstancesResponse) -> None:
         for q in list(self._watchers):
             try:
                 q.put_nowait(msg)
@@ -111,44 +121,58 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
         inst.revision += 1
         inst.updated_at = utcnow()
 
-    @staticmethod
-    def _action(s: Session, instance_id: str, action: str) -> m.InstanceAction | None:
-        return s.execute(
+    def _action(self, s: Session, instance_id: str, action: str) -> m.InstanceAction | None:
+        key = (instance_id, action)
+        act = s.execute(
             select(m.InstanceAction)
             .where(m.InstanceAction.instance_id == instance_id, m.InstanceAction.action == action)
             .order_by(m.InstanceAction.id.desc())
             .limit(1)
         ).scalar_one_or_none()
+        if act is not None:
+            self._action_ids[key] = act.id
+        return act
+
+    def _action_id(self, s: Session, instance_id: str, action: str) -> int | None:
+        cached = self._action_ids.get((instance_id, action))
+        if cached is not None and action == "create":
+            return cached
+        act = self._action(s, instance_id, action)
+        return act.id if act is not None else None
+
+    def _forget(self, instance_id: str) -> None:
+        for action in ("create", "delete"):
+            self._action_ids.pop((instance_id, action), None)
 
     def _event_start(self, s: Session, inst_id: str, action: str, event: str, host: str = "",
                      when: dt.datetime | None = None) -> None:
-        act = self._action(s, inst_id, action)
-        if act is None:
+        action_id = self._action_id(s, inst_id, action)
+        if action_id is None:
             return
         latest = s.execute(
             select(m.InstanceActionEvent)
-            .where(m.InstanceActionEvent.action_id == act.id, m.InstanceActionEvent.event == event)
+            .where(m.InstanceActionEvent.action_id == action_id, m.InstanceActionEvent.event == event)
             .order_by(m.InstanceActionEvent.id.desc()).limit(1)
         ).scalar_one_or_none()
         if latest is not None and (latest.finish_time is None or latest.start_time == when):
             return  # still open (work resumed after a restart), or a replayed cast already recorded
-        s.add(m.InstanceActionEvent(action_id=act.id, event=event, start_time=when or utcnow(), host=host))
+        s.add(m.InstanceActionEvent(action_id=action_id, event=event, start_time=when or utcnow(), host=host))
 
     def _event_finish(self, s: Session, inst_id: str, action: str, event: str, result: str,
                       details: str = "", when: dt.datetime | None = None, host: str = "") -> None:
-        act = self._action(s, inst_id, action)
-        if act is None:
+        action_id = self._action_id(s, inst_id, action)
+        if action_id is None:
             return
         ev = s.execute(
             select(m.InstanceActionEvent)
-            .where(m.InstanceActionEvent.action_id == act.id, m.InstanceActionEvent.event == event)
+            .where(m.InstanceActionEvent.action_id == action_id, m.InstanceActionEvent.event == event)
             .order_by(m.InstanceActionEvent.id.desc())
             .limit(1)
         ).scalar_one_or_none()
         if ev is not None and when is not None and ev.finish_time == when:
             return  # a replayed cast: this finish is recorded already
         if ev is None or ev.finish_time is not None:
-            ev = m.InstanceActionEvent(action_id=act.id, event=event, start_time=when or utcnow(), host=host)
+            ev = m.InstanceActionEvent(action_id=action_id, event=event, start_time=when or utcnow(), host=host)
             s.add(ev)
         ev.finish_time = when or utcnow()
         ev.result = result
@@ -196,7 +220,8 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
 
     async def build_instances(self, cast: conductor_pb2.BuildInstancesCast) -> None:
         ids = list(cast.spec.instance_ids)
-        with self.sessions.begin() as s:
+
+        def start(s: Session) -> list[m.Instance]:
             insts = s.execute(select(m.Instance).where(m.Instance.id.in_(ids))).scalars().all()
             todo = [
                 i for i in insts
@@ -205,6 +230,9 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
             ]
             for i in todo:
                 self._event_start(s, i.id, "create", states.EV_SCHEDULE)
+            return todo
+
+        todo = await self.db.run(start)
         if not todo:
             return  # a replay, or deleted before we got to it
         spec = scheduler_pb2.RequestSpec()
@@ -238,13 +266,13 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
                 reason = f"No valid host was found. {expl.summary}"
             else:
                 reason = f"Scheduling failed: {exc.code().name}: {exc.details()}"
-            self._fail_build(ids, reason, explanation=expl, event=states.EV_SCHEDULE)
+            await self.db.run(lambda s: self._fail_build(s, ids, reason, explanation=expl, event=states.EV_SCHEDULE))
             return
         released: list[str] = []
         for sel in resp.selections:
             if sel.agent_address:
                 self._agent_of[sel.host] = sel.agent_address
-            cast = self._prepare_build(sel, request_id)
+            cast = await self.db.run(lambda s, sel=sel: self._prepare_build(s, sel, request_id))  # type: ignore[misc]
             if cast is None:
                 released.append(sel.instance_id)
                 continue
@@ -253,33 +281,33 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
             await self._release(released)
 
     def _prepare_build(
-        self, sel: scheduler_pb2.Selection, request_id: str
+        self, s: Session, sel: scheduler_pb2.Selection, request_id: str
     ) -> compute_pb2.BuildAndRunInstanceCast | None:
         """Record the chosen host and networking; None when the instance went away meanwhile."""
-        with self.sessions.begin() as s:
-            inst = s.get(m.Instance, sel.instance_id)
-            if inst is None or inst.deleted or inst.task_state == states.DELETING:
-                if inst is not None and not inst.deleted:
-                    self._local_delete(s, inst)
-                return None
-            flavor = s.get(m.Flavor, inst.flavor_id)
-            image = s.get(m.Image, inst.image_id)
-            if flavor is None or image is None:
-                self._set_error(s, inst, "flavor or image was deleted during the build", states.EV_SCHEDULE)
-                return None
-            try:
+        inst = s.get(m.Instance, sel.instance_id)
+        if inst is None or inst.deleted or inst.task_state == states.DELETING:
+            if inst is not None and not inst.deleted:
+                self._local_delete(s, inst)
+            return None
+        flavor = s.get(m.Flavor, inst.flavor_id)
+        image = s.get(m.Image, inst.image_id)
+        if flavor is None or image is None:
+            self._set_error(s, inst, "flavor or image was deleted during the build", states.EV_SCHEDULE)
+            return None
+        try:
+            with s.begin_nested():
                 addresses = self._allocate_networks(s, inst)
-            except ipam.NetworkFull as exc:
-                self._set_error(s, inst, str(exc), states.EV_SCHEDULE)
-                return None
-            inst.host = sel.host
-            inst.node = sel.node or sel.host
-            inst.build_attempts += 1
-            inst.addresses = addresses
-            self._event_finish(s, inst.id, "create", states.EV_SCHEDULE, states.EV_RESULT_OK)
-            self._touch(inst)
-            self.publish(inst)
-            return self._build_cast(inst, flavor, image, request_id)
+        except ipam.NetworkFull as exc:
+            self._set_error(s, inst, str(exc), states.EV_SCHEDULE)
+            return None
+        inst.host = sel.host
+        inst.node = sel.node or sel.host
+        inst.build_attempts += 1
+        inst.addresses = addresses
+        self._event_finish(s, inst.id, "create", states.EV_SCHEDULE, states.EV_RESULT_OK)
+        self._touch(inst)
+        self.publish(inst)
+        return self._build_cast(inst, flavor, image, request_id)
 
     @staticmethod
     def _build_cast(inst: m.Instance, flavor: m.Flavor, image: m.Image,
@@ -323,16 +351,15 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
         self._touch(inst)
         self.publish(inst, _notification(states.CREATE_ERROR, inst.id, inst.host or "", reason=reason))
 
-    def _fail_build(self, ids: list[str], reason: str, *, explanation: types_pb2.Explanation | None,
-                    event: str) -> None:
-        with self.sessions.begin() as s:
-            for inst in s.execute(select(m.Instance).where(m.Instance.id.in_(ids))).scalars():
-                if inst.deleted:
-                    continue
-                if inst.task_state == states.DELETING:
-                    self._local_delete(s, inst)
-                    continue
-                self._set_error(s, inst, reason, event, explanation)
+    def _fail_build(self, s: Session, ids: list[str], reason: str, *,
+                    explanation: types_pb2.Explanation | None, event: str) -> None:
+        for inst in s.execute(select(m.Instance).where(m.Instance.id.in_(ids))).scalars():
+            if inst.deleted:
+                continue
+            if inst.task_state == states.DELETING:
+                self._local_delete(s, inst)
+                continue
+            self._set_error(s, inst, reason, event, explanation)
 
     async def _release(self, ids: list[str]) -> None:
         try:
@@ -361,6 +388,7 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
         inst.deleted = True
         inst.terminated_at = now
         self._touch(inst)
+        self._forget(inst.id)
         self.publish(inst, _notification(states.DELETE_END, inst.id, inst.host or ""))
 
     async def _agent_address(self, host: str) -> str:
@@ -380,21 +408,27 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
         return ""
 
     async def delete_instance(self, instance_id: str) -> None:
-        with self.sessions.begin() as s:
+        def start(s: Session) -> str | None:
             inst = s.get(m.Instance, instance_id)
             if inst is None or inst.deleted:
-                return
-            host = inst.host
-            if not host:
+                return None
+            if not inst.host:
                 self._local_delete(s, inst)
-                return
+                return None
+            return inst.host
+
+        def local(s: Session) -> None:
+            inst = s.get(m.Instance, instance_id)
+            if inst is not None and not inst.deleted:
+                self._local_delete(s, inst)
+
+        host = await self.db.run(start)
+        if host is None:
+            return
         address = await self._agent_address(host)
         if not address:
             # Nova deletes locally when the compute service is gone.
-            with self.sessions.begin() as s:
-                inst = s.get(m.Instance, instance_id)
-                if inst is not None and not inst.deleted:
-                    self._local_delete(s, inst)
+            await self.db.run(local)
             await self._release([instance_id])
             return
         self.compute(address).cast(
@@ -404,52 +438,53 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
     # ---- updates from computes -------------------------------------------------------
 
     async def instance_update(self, u: conductor_pb2.InstanceUpdateCast) -> None:
-        reschedule: tuple[scheduler_pb2.RequestSpec, str] | None = None
-        release = False
-        with self.sessions.begin() as s:
-            inst = s.get(m.Instance, u.instance_id)
-            if inst is None or inst.deleted:
-                return
-            if u.host and u.host != inst.host:
-                return  # late news from an earlier build attempt (or a replay of one)
-            deleting = inst.task_state == states.DELETING
-            for ev in u.events:
-                if ev.HasField("finish_time"):
-                    self._event_finish(s, inst.id, ev.action or "create", ev.event, ev.result, ev.details,
-                                       _dt(ev.finish_time), host=ev.host)
-                else:
-                    self._event_start(s, inst.id, ev.action or "create", ev.event, ev.host, _dt(ev.start_time))
-            if u.terminated:
-                self._finish_deleted(s, inst, None)
-                release = True
-                inst_done = True
-            else:
-                inst_done = False
-            if not inst_done:
-                if not deleting:
-                    if u.HasField("vm_state"):
-                        inst.vm_state = states.VM_STATE_FROM_PB[u.vm_state]
-                    if u.HasField("task_state"):
-                        inst.task_state = states.TASK_STATE_FROM_PB[u.task_state]
-                if u.HasField("power_state"):
-                    inst.power_state = int(u.power_state)
-                if u.HasField("launched_at"):
-                    inst.launched_at = u.launched_at.ToDatetime()
-                    self._finish_action(s, inst.id, "create")
-                if u.HasField("fault") and u.fault.message:
-                    inst.fault_code = u.fault.code or 500
-                    inst.fault_message = u.fault.message
-                    inst.fault_details = u.fault.details
-                    inst.fault_at = utcnow()
-                if u.build_failed and not deleting:
-                    reschedule = self._after_build_failure(s, inst, u.fault.message)
-                    release = True
-                self._touch(inst)
-                self.publish(inst, u.notification if u.HasField("notification") else None)
+        reschedule, release = await self.db.run(lambda s: self._apply_update(s, u))
         if release:
             await self._release([u.instance_id])
         if reschedule is not None:
             await self._schedule_and_build(*reschedule)
+
+    def _apply_update(self, s: Session, u: conductor_pb2.InstanceUpdateCast
+                      ) -> tuple[tuple[scheduler_pb2.RequestSpec, str] | None, bool]:
+        """Persist one compute update; returns (reschedule request, whether to release the claim)."""
+        inst = s.get(m.Instance, u.instance_id)
+        if inst is None or inst.deleted:
+            return None, False
+        if u.host and u.host != inst.host:
+            return None, False  # late news from an earlier build attempt (or a replay of one)
+        deleting = inst.task_state == states.DELETING
+        for ev in u.events:
+            if ev.HasField("finish_time"):
+                self._event_finish(s, inst.id, ev.action or "create", ev.event, ev.result, ev.details,
+                                   _dt(ev.finish_time), host=ev.host)
+            else:
+                self._event_start(s, inst.id, ev.action or "create", ev.event, ev.host, _dt(ev.start_time))
+        if u.terminated:
+            self._finish_deleted(s, inst, None)
+            return None, True
+        reschedule = None
+        release = False
+        if not deleting:
+            if u.HasField("vm_state"):
+                inst.vm_state = states.VM_STATE_FROM_PB[u.vm_state]
+            if u.HasField("task_state"):
+                inst.task_state = states.TASK_STATE_FROM_PB[u.task_state]
+        if u.HasField("power_state"):
+            inst.power_state = int(u.power_state)
+        if u.HasField("launched_at"):
+            inst.launched_at = u.launched_at.ToDatetime()
+            self._finish_action(s, inst.id, "create")
+        if u.HasField("fault") and u.fault.message:
+            inst.fault_code = u.fault.code or 500
+            inst.fault_message = u.fault.message
+            inst.fault_details = u.fault.details
+            inst.fault_at = utcnow()
+        if u.build_failed and not deleting:
+            reschedule = self._after_build_failure(s, inst, u.fault.message)
+            release = True
+        self._touch(inst)
+        self.publish(inst, u.notification if u.HasField("notification") else None)
+        return reschedule, release
 
     def _after_build_failure(self, s: Session, inst: m.Instance, reason: str
                              ) -> tuple[scheduler_pb2.RequestSpec, str] | None:
@@ -497,6 +532,22 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
                 flavor, image = s.get(m.Flavor, inst.flavor_id), s.get(m.Image, inst.image_id)
                 if flavor is not None and image is not None:
                     casts.append((inst.host or "", self._build_cast(inst, flavor, image, "")))
+            unscheduled = s.execute(select(m.Instance.id).where(
+                m.Instance.vm_state == states.BUILDING, m.Instance.task_state == states.SCHEDULING,
+                m.Instance.host.is_(None), m.Instance.deleted.is_(False), m.Instance.updated_at <= cutoff,
+            )).scalars().all()
+            specs = []
+            for iid in unscheduled:
+                row = s.get(m.Instance, iid)
+                flavor = s.get(m.Flavor, row.flavor_id) if row else None
+                image = s.get(m.Image, row.image_id) if row else None
+                if row is not None and flavor is not None and image is not None:
+                    inst = row
+                    hints = inst.scheduler_hints or {}
+                    specs.append(request_spec.build(
+                        [inst], flavor, image, ignore_hosts=hints.get("_tried_hosts", []),
+                        same_host=hints.get("same_host_hosts", []),
+                        different_host=hints.get("different_host_hosts", [])))
             deletes = s.execute(select(m.Instance.id).where(
                 m.Instance.task_state == states.DELETING, m.Instance.deleted.is_(False),
                 m.Instance.updated_at <= cutoff,
@@ -507,29 +558,32 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
                 self.compute(address).cast(build_and_run_instance=cast)
         for iid in deletes:
             await self.delete_instance(iid)
-        if casts or deletes:
-            log.info("re-drove %d builds and %d deletes", len(casts), len(deletes))
-        return len(casts) + len(deletes)
+        for spec in specs:
+            await self.build_instances(conductor_pb2.BuildInstancesCast(spec=spec))
+        if casts or deletes or specs:
+            log.info("re-drove %d builds, %d unscheduled builds and %d deletes", len(casts), len(specs),
+                     len(deletes))
+        return len(casts) + len(deletes) + len(specs)
 
     # ---- stuck builds ------------------------------------------------------------------
 
-    def sweep_stuck_builds(self) -> int:
+    async def sweep_stuck_builds(self) -> int:
         """Builds with no progress for build_timeout go to ERROR (Nova's instance_build_timeout)."""
+        return await self.db.run(self._sweep_stuck)
+
+    def _sweep_stuck(self, s: Session) -> int:
         cutoff = utcnow() - dt.timedelta(seconds=self.cfg.build_timeout)
-        n = 0
-        with self.sessions.begin() as s:
-            stuck = s.execute(
-                select(m.Instance).where(
-                    m.Instance.vm_state == states.BUILDING,
-                    m.Instance.deleted.is_(False),
-                    m.Instance.updated_at < cutoff,
-                )
-            ).scalars().all()
-            for inst in stuck:
-                self._set_error(s, inst, f"Build timed out after {self.cfg.build_timeout:.0f} s",
-                                states.EV_BUILD if inst.host else states.EV_SCHEDULE)
-                n += 1
-        return n
+        stuck = s.execute(
+            select(m.Instance).where(
+                m.Instance.vm_state == states.BUILDING,
+                m.Instance.deleted.is_(False),
+                m.Instance.updated_at < cutoff,
+            )
+        ).scalars().all()
+        for inst in stuck:
+            self._set_error(s, inst, f"Build timed out after {self.cfg.build_timeout:.0f} s",
+                            states.EV_BUILD if inst.host else states.EV_SCHEDULE)
+        return len(stuck)
 
     async def sweep_loop(self) -> None:
         # At start nothing of ours is in flight: anything half-done was orphaned by a previous conductor.
@@ -539,7 +593,7 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
             await asyncio.sleep(max(1.0, min(30.0, self.cfg.build_timeout / 4)))
             try:
                 await self.recover_orphans(older_than=self.cfg.orphan_timeout)
-                if self.sweep_stuck_builds():
+                if await self.sweep_stuck_builds():
                     log.warning("stuck builds moved to ERROR")
             except Exception:
                 log.exception("sweep failed")
@@ -563,6 +617,7 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
         self._gauges = asyncio.get_running_loop().create_task(self.gauge_loop())
 
     async def stop(self) -> None:
+        await self.db.stop()
         for task in (self._sweeper, self._gauges):
             if task:
                 task.cancel()
@@ -578,7 +633,8 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
 
 async def serve(cfg: DroverConfig, *, ready: Any = None) -> None:
     engine = db.make_engine(cfg.db_url)
-    conductor = Conductor(cfg, db.session_factory(engine))
+    write_engine = db.make_engine(cfg.db_url, for_writes=True)
+    conductor = Conductor(cfg, db.session_factory(engine), db.session_factory(write_engine))
     host = runtime.ServiceHost(
         cfg.conductor.listen, [conductor_pb2.DESCRIPTOR.services_by_name["ConductorService"].full_name],
         metrics_port=cfg.conductor.metrics_port,
@@ -596,6 +652,7 @@ async def serve(cfg: DroverConfig, *, ready: Any = None) -> None:
         await conductor.stop()
         await host.stop(1.0)
         engine.dispose()
+        write_engine.dispose()
 
 
 def main(cfg: DroverConfig) -> None:

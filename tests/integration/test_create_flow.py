@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import grpc
 import pytest
 
@@ -154,10 +156,16 @@ def test_delete_while_building(api, image_file) -> None:
     rest = list(stream)
     assert rest[-1].server.vm_state == types_pb2.VM_STATE_DELETED
     assert all(e.server.vm_state != types_pb2.VM_STATE_ACTIVE for e in rest)
-    hosts = {h.host: h for h in api.ListHosts(api_pb2.ListHostsRequest(), timeout=10).hosts}
-    # Its claim was returned (nothing else runs on that host in this test... at most other tests' servers).
-    servers_on_host = api.ListServers(api_pb2.ListServersRequest(host=host), timeout=10).servers
-    assert hosts[host].memory_mb_used == sum(512 for s in servers_on_host if s.id != server.id)
+    # Its claim is returned (just after DELETED is published): the host holds only other live servers' claims.
+    deadline = time.monotonic() + 10
+    while True:
+        used = {h.host: h.memory_mb_used for h in api.ListHosts(api_pb2.ListHostsRequest(), timeout=10).hosts}[host]
+        live = api.ListServers(api_pb2.ListServersRequest(host=host), timeout=10).servers
+        expected = sum(512 for s in live if s.vm_state != types_pb2.VM_STATE_ERROR)
+        if used == expected or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert used == expected
 
 
 def test_delete_during_scheduling_of_a_no_host_server(api, image) -> None:

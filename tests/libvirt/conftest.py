@@ -110,6 +110,35 @@ def fake_kernel_image(tmp_path):
 SYSTEM_URI = os.environ.get("DROVER_LIBVIRT_URI", "qemu:///system")
 
 
+# Real test guests carry this metadata key, so a sweep can remove what an interrupted
+# run left behind without touching anyone else's drover guests on the same libvirtd.
+TEST_META_KEY = "drover_test"
+
+
+def sweep_test_domains(uri: str) -> list[str]:
+    import libvirt
+
+    removed = []
+    conn = libvirt.open(uri)
+    try:
+        for dom in conn.listAllDomains(0):
+            try:
+                if not dom.name().startswith("drover-"):
+                    continue
+                xml = dom.XMLDesc(0)
+                if f'key="{TEST_META_KEY}"' not in xml and f"key='{TEST_META_KEY}'" not in xml:
+                    continue
+                if dom.isActive():
+                    dom.destroy()
+                dom.undefine()
+                removed.append(dom.name())
+            except libvirt.libvirtError:
+                pass
+    finally:
+        conn.close()
+    return removed
+
+
 @pytest.fixture(scope="session")
 def system_libvirt():
     libvirt = libvirt_or_skip()
@@ -119,7 +148,10 @@ def system_libvirt():
     except libvirt.libvirtError as e:
         pytest.skip(f"libvirtd is not reachable at {SYSTEM_URI}: {e} (scripts/setup-libvirt.sh)")
     conn.close()
-    return SYSTEM_URI
+    sweep_test_domains(SYSTEM_URI)  # leftovers of an interrupted earlier run
+    yield SYSTEM_URI
+    left = sweep_test_domains(SYSTEM_URI)
+    assert not left, f"test guests left behind: {left}"
 
 
 @pytest.fixture(scope="session")

@@ -26,7 +26,10 @@ def new_id() -> str:
 
 
 def libvirt_or_skip():
-    libvirt = pytest.importorskip("libvirt", reason="libvirt-python is not installed")
+    try:
+        import libvirt
+    except ImportError:
+        pytest.skip("libvirt-python is not installed")
     if not hasattr(libvirt, "virConnect"):  # tests/libvirt seen as a namespace package
         pytest.skip("libvirt-python is not installed")
     return libvirt
@@ -337,5 +340,55 @@ def test_event_mapping():
     assert event_to_power_state(libvirt.VIR_DOMAIN_EVENT_CRASHED, 0) == PowerState.CRASHED
     assert event_to_power_state(libvirt.VIR_DOMAIN_EVENT_DEFINED, 0) is None
     assert domain_state_to_power_state(libvirt.VIR_DOMAIN_SHUTOFF) == PowerState.SHUTDOWN
+    assert (
+        domain_state_to_power_state(libvirt.VIR_DOMAIN_SHUTOFF, libvirt.VIR_DOMAIN_SHUTOFF_DESTROYED)
+        == PowerState.SHUTDOWN
+    )
+    assert (
+        domain_state_to_power_state(libvirt.VIR_DOMAIN_SHUTOFF, libvirt.VIR_DOMAIN_SHUTOFF_CRASHED)
+        == PowerState.CRASHED
+    )
     assert domain_state_to_power_state(libvirt.VIR_DOMAIN_CRASHED) == PowerState.CRASHED
     assert domain_state_to_power_state(libvirt.VIR_DOMAIN_BLOCKED) == PowerState.RUNNING
+
+
+async def test_relative_paths_become_absolute(tmp_path, monkeypatch, fake_kernel_image):
+    libvirt_or_skip()
+    from agent.libvirt.driver import LibvirtDriver
+
+    monkeypatch.chdir(tmp_path)
+    drv = LibvirtDriver(uri="test:///default", instances_path="rel/instances", boot_timeout=5)
+    await drv.init_host()
+    try:
+        g = spec(fake_kernel_image)
+        xml = await drv.get_guest_xml(g)
+        dom = ET.fromstring(xml)
+        assert dom.findtext("os/kernel") == str(tmp_path / "rel" / "instances" / g.instance_id / "kernel")
+        assert drv.image_cache.path == tmp_path / "rel" / "instances" / "_base"
+        assert await drv.spawn(g) == PowerState.RUNNING
+        await drv.destroy(g.instance_id)
+        assert_gone(drv, g.instance_id)
+    finally:
+        await drv.cleanup_host()
+
+
+async def test_init_cleanup_init_again(tmp_path, fake_kernel_image, recorder):
+    libvirt_or_skip()
+    from agent.libvirt.driver import LibvirtDriver
+
+    drv = LibvirtDriver(uri="test:///default", instances_path=tmp_path / "i", boot_timeout=5)
+    drv.set_lifecycle_callback(recorder)
+    await drv.init_host()
+    await drv.cleanup_host()
+    await drv.cleanup_host()  # idempotent
+    with pytest.raises(DriverError):
+        await drv.get_console_output(new_id())
+    await drv.init_host()
+    try:
+        g = spec(fake_kernel_image)
+        assert await drv.spawn(g) == PowerState.RUNNING
+        await recorder.wait_for(g.instance_id, {PowerState.RUNNING})  # events after re-init
+        await drv.destroy(g.instance_id)
+        assert_gone(drv, g.instance_id)
+    finally:
+        await drv.cleanup_host()

@@ -26,7 +26,16 @@ MARKER = "DROVER-GUEST-READY"
 def new_guest(drv, image: ImageInfo, **kw) -> GuestSpec:
     iid = str(uuid.uuid4())
     drv.test_instances.append(iid)  # the fixture destroys whatever a failed test left
-    base = dict(instance_id=iid, name="real", host="local", vcpus=1, memory_mb=128, root_gb=1, image=image)
+    base = dict(
+        instance_id=iid,
+        name="real",
+        host="local",
+        vcpus=1,
+        memory_mb=128,
+        root_gb=1,
+        image=image,
+        metadata={"drover_test": "tests/libvirt"},
+    )
     base.update(kw)
     return GuestSpec(**base)
 
@@ -100,8 +109,23 @@ async def test_destroyed_outside_drover_reports_shutdown(qemu_driver, default_im
     assert leftovers(qemu_driver, g.instance_id) == []
 
 
+async def test_guest_powers_itself_off_reports_shutdown(qemu_driver, default_image, recorder):
+    """The guest shuts down on its own (not through drover): SHUTDOWN reaches the manager."""
+    props = dict(default_image.properties)
+    props["os_command_line"] += " drover.poweroff_after=0"
+    img = ImageInfo(default_image.id, default_image.path, "kernel", default_image.initrd_path, props)
+    g = new_guest(qemu_driver, img)
+    assert await qemu_driver.spawn(g) == PowerState.RUNNING
+    assert await recorder.wait_for(g.instance_id, {PowerState.SHUTDOWN}, timeout=60) == PowerState.SHUTDOWN
+    assert qemu_driver.get_power_state(g.instance_id) == PowerState.SHUTDOWN
+    assert "powering off" in await qemu_driver.get_console_output(g.instance_id)
+    assert g.instance_id in qemu_driver.list_instances()  # stopped, still defined
+    await qemu_driver.destroy(g.instance_id)
+    assert leftovers(qemu_driver, g.instance_id) == []
+
+
 async def test_qemu_process_killed_reports_stop(qemu_driver, default_image, recorder):
-    """QEMU dies (SIGKILL) outside drover: libvirt reports STOPPED (failed/crashed/shutdown)."""
+    """QEMU dies (SIGKILL) outside drover: CRASHED (event STOPPED/FAILED, state SHUTOFF/CRASHED)."""
     g = new_guest(qemu_driver, default_image)
     await qemu_driver.spawn(g)
     pidfile = Path(f"/run/libvirt/qemu/drover-{g.instance_id}.pid")
@@ -114,8 +138,8 @@ async def test_qemu_process_killed_reports_stop(qemu_driver, default_image, reco
     import signal
 
     os.kill(pid, signal.SIGKILL)
-    state = await recorder.wait_for(g.instance_id, {PowerState.SHUTDOWN, PowerState.CRASHED})
-    assert state in (PowerState.SHUTDOWN, PowerState.CRASHED)
+    assert await recorder.wait_for(g.instance_id, {PowerState.SHUTDOWN, PowerState.CRASHED}) == PowerState.CRASHED
+    assert qemu_driver.get_power_state(g.instance_id) == PowerState.CRASHED
     await qemu_driver.destroy(g.instance_id)
     assert leftovers(qemu_driver, g.instance_id) == []
 

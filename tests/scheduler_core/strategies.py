@@ -20,10 +20,29 @@ AGG_KEYS = ["ssd", "gpu", "availability_zone", "filter_tenant_id", "filter_tenan
 AGG_VALUES = ["true", "false", "az1", "az2", "p1", "p1,p2", " p2 ", "1", "4"]
 PROJECTS = ["", "p1", "p2", "p3"]
 OPS_REQS = [
-    "1", "2", "x", "intel", "= 2", "== 4", "!= 1", ">= 2", "<= 4", "s== intel", "s!= amd", "s< j",
-    "s>= b", "<in> avx", "<all-in> sse avx", "<or> intel <or> amd", "<or> x", ">=", "true", "<or>",
-    "= x", "1.5",
-]  # fmt: skip
+    "1",
+    "2",
+    "x",
+    "intel",
+    "= 2",
+    "== 4",
+    "!= 1",
+    ">= 2",
+    "<= 4",
+    "s== intel",
+    "s!= amd",
+    "s< j",
+    "s>= b",
+    "<in> avx",
+    "<all-in> sse avx",
+    "<or> intel <or> amd",
+    "<or> x",
+    ">=",
+    "true",
+    "<or>",
+    "= x",
+    "1.5",
+]
 
 FILTER_NAMES = sc.SchedulerConfig.all_filters()
 WEIGHER_NAMES = [w for w, _ in sc.SchedulerConfig.all_weighers()]
@@ -104,13 +123,39 @@ def request_kwargs(draw: st.DrawFn) -> dict[str, Any]:
     n = draw(st.sampled_from([1, 1, 1, 2, 3]))
     policy = draw(st.sampled_from(["", "", "affinity", "anti-affinity", "soft-affinity", "soft-anti-affinity"]))
     extra_keys = st.sampled_from(
-        ["cpu", "gpu", "capabilities:cpu", "capabilities:numa", "capabilities:cpu_info:vendor", "hw:cpu_policy",
-         "aggregate_instance_extra_specs:ssd", "aggregate_instance_extra_specs:gpu", "ssd"]
-    )  # fmt: skip
+        [
+            "cpu",
+            "gpu",
+            "capabilities:cpu",
+            "capabilities:numa",
+            "capabilities:cpu_info:vendor",
+            "hw:cpu_policy",
+            "aggregate_instance_extra_specs:ssd",
+            "aggregate_instance_extra_specs:gpu",
+            "ssd",
+        ]
+    )
     image_props = st.dictionaries(
         st.sampled_from(["hw_architecture", "img_hv_type", "hw_vm_mode", "img_hv_requested_version", "architecture"]),
-        st.sampled_from(["x86_64", "X86_64", "amd64", "aarch64", "kvm", "qemu", "hvm", "xen", "hv",
-                         ">= 6.0", ">=6.2, <7", "< 3", "== 7.1.2", "bogus", ""]),  # fmt: skip
+        st.sampled_from(
+            [
+                "x86_64",
+                "X86_64",
+                "amd64",
+                "aarch64",
+                "kvm",
+                "qemu",
+                "hvm",
+                "xen",
+                "hv",
+                ">= 6.0",
+                ">=6.2, <7",
+                "< 3",
+                "== 7.1.2",
+                "bogus",
+                "",
+            ]
+        ),
         max_size=3,
     )
     return dict(

@@ -13,7 +13,7 @@ from drover.scheduling import reference as ref
 
 from .strategies import build, config_kwargs, request_kwargs, table_ops
 
-SETTINGS = settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def _state(table: sc.HostTable, oracle: ref.ReferenceScheduler) -> None:
@@ -65,6 +65,8 @@ def test_select_matches_oracle(cfg: dict[str, Any], ops: list[Any], req: dict[st
         k: v for k, v in expected.rejections.items() if v
     }
     assert e.hosts_total == e.hosts_passed + sum(r.rejected for r in e.rejections)
+    for r in e.rejections:
+        assert len(r.sample_reasons) == min(3, r.rejected), r
     assert [(s.instance_id, s.host, s.alternate_hosts) for s in got.selections] == [
         (s.instance_id, s.host, s.alternate_hosts) for s in expected.selections
     ]
@@ -88,3 +90,96 @@ def test_select_matches_oracle(cfg: dict[str, Any], ops: list[Any], req: dict[st
         for iid in req["instance_ids"]:
             assert table.release(iid) == oracle.release(iid)
         _state(table, oracle)
+
+
+@st.composite
+def big_table(draw: st.DrawFn) -> list[tuple[Any, ...]]:
+    """Larger tables (so top-k pruning and near-ties matter), resource/weigher fields only."""
+    n = draw(st.integers(20, 60))
+    ops: list[tuple[Any, ...]] = []
+    for i in range(n):
+        kw = dict(
+            vcpus=draw(st.sampled_from([4, 8])),
+            memory_mb=draw(st.sampled_from([4096, 8192, 8192, 16384])),
+            disk_gb=draw(st.sampled_from([100, 100, 200])),
+            cpu_allocation_ratio=draw(st.sampled_from([1.0, 1.5, 16.0])),
+            io_ops=draw(st.sampled_from([0, 0, 1, 2])),
+            failed_builds=draw(st.sampled_from([0, 0, 0, 0, 1])),
+            hypervisor_version=draw(st.sampled_from([6002000, 6002000, 7000000])),
+            enabled=draw(st.sampled_from([True, True, True, False])),
+            up=draw(st.sampled_from([True, True, True, False])),
+            availability_zone=draw(st.sampled_from(["az1", "az2", "az3"])),
+            num_instances=draw(st.sampled_from([0, 10, 49, 50])),
+        )
+        ops.append(("upsert", f"b{i}", kw))
+        if draw(st.booleans()):
+            ops.append(
+                (
+                    "claim",
+                    f"c{i}",
+                    f"b{i}",
+                    draw(st.sampled_from([1, 2])),
+                    draw(st.sampled_from([512, 1024, 3000])),
+                    draw(st.sampled_from([10, 20])),
+                )
+            )
+    return ops
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(
+    ops=big_table(),
+    n=st.integers(1, 4),
+    mem=st.sampled_from([512, 1024, 4096]),
+    policy=st.sampled_from(["", "anti-affinity", "soft-affinity", "soft-anti-affinity"]),
+    weighers=st.one_of(st.none(), st.just({"RAMWeigher": 1.0, "CPUWeigher": 0.3, "IoOpsWeigher": -2.0})),
+    az=st.sampled_from(["", "az1", "az2"]),
+    filters=st.one_of(
+        st.none(),
+        st.permutations(
+            [
+                "RamFilter",
+                "CoreFilter",
+                "DiskFilter",
+                "ComputeFilter",
+                "AvailabilityZoneFilter",
+                "IoOpsFilter",
+                "NumInstancesFilter",
+                "ServerGroupAntiAffinityFilter",
+            ]
+        ),
+    ),
+)
+def test_large_tables_select_same_hosts(
+    ops: list[Any],
+    n: int,
+    mem: int,
+    policy: str,
+    weighers: dict[str, float] | None,
+    az: str,
+    filters: list[str] | None,
+) -> None:
+    cfg: dict[str, Any] = dict(seed=1, max_attempts=3, weighers=weighers, enabled_filters=filters)
+    table, oracle = build(cfg, ops)
+    req: dict[str, Any] = dict(
+        instance_ids=[f"n{i}" for i in range(n)],
+        vcpus=1,
+        memory_mb=mem,
+        root_gb=10,
+        group_policy=policy,
+        group_hosts=["b1", "b3"] if policy.startswith("soft") else [],
+        availability_zone=az,
+    )
+    got = table.explain(sc.RequestSpec(**req))
+    expected = oracle.explain(ref.RequestSpec(**req))
+    assert [(s.host, s.alternate_hosts) for s in got.selections] == [
+        (s.host, s.alternate_hosts) for s in expected.selections
+    ]
+    assert [t.host for t in got.explanation.top_hosts] == [h for h, _ in expected.weighed[:5]]
+    e = got.explanation
+    assert e.hosts_passed == expected.hosts_passed
+    assert {r.filter: r.rejected for r in e.rejections if r.rejected} == {
+        k: v for k, v in expected.rejections.items() if v
+    }
+    for r in e.rejections:
+        assert len(r.sample_reasons) == min(3, r.rejected)
