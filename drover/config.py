@@ -89,8 +89,12 @@ class ComputeConfig(ServiceEndpoint):
     reserved_host_memory_mb: int = 512
     reserved_host_disk_gb: int = 0
     report_interval: float = 10.0
+    # The host name this agent reports (libvirt driver; Nova's CONF.host). Default: the machine's.
+    host: str = ""
     # libvirt driver
     libvirt_uri: str = "qemu:///system"
+    # Guest NIC: auto, user (QEMU user-mode networking) or none.
+    nic: str = "auto"
     virt_type: str = "auto"
     instances_path: str = ""
     boot_timeout: float = 120.0

@@ -19,4 +19,7 @@ cargo test --quiet
 step "stubs match the Rust module (mypy stubtest)"
 python3 -m mypy.stubtest drover.scheduler_core
 step "pytest"
+if [[ "${SKIP_LIBVIRT:-0}" != 1 ]]; then
+  export DROVER_REQUIRE_LIBVIRT=1  # libvirt was set up: its tests must run, not skip
+fi
 python3 -m pytest -q -p no:cacheprovider "$@"

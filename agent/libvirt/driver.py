@@ -97,9 +97,10 @@ class LibvirtDriver(ComputeDriver):
         if nic not in ("auto", "user", "none"):
             raise ValueError(f"nic must be auto, user or none, not {nic!r}")
         self.uri = uri
-        self.instances_path = Path(instances_path)
+        # libvirt needs absolute paths (kernel, disks, console log)
+        self.instances_path = Path(instances_path).absolute()
         self.image_cache = ImageCache(
-            Path(image_cache_path) if image_cache_path else self.instances_path / "_base"
+            Path(image_cache_path).absolute() if image_cache_path else self.instances_path / "_base"
         )
         self.host_name = host_name
         self.requested_virt_type = virt_type
@@ -109,7 +110,10 @@ class LibvirtDriver(ComputeDriver):
         self.nic = "none"  # resolved in init_host
         self.poll_interval = poll_interval
 
-        self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="libvirt-driver")
+        self._max_workers = max_workers
+        self._executor: ThreadPoolExecutor | None = ThreadPoolExecutor(
+            max_workers=max_workers, thread_name_prefix="libvirt-driver"
+        )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._conn_lock = threading.Lock()
         self._conn_obj: libvirt.virConnect | None = None
@@ -130,6 +134,8 @@ class LibvirtDriver(ComputeDriver):
 
     # ------------------------------------------------------------------ plumbing
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._executor is None:
+            raise DriverError("libvirt driver: cleanup_host has run; call init_host first")
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, functools.partial(fn, *args))
 
@@ -235,6 +241,8 @@ class LibvirtDriver(ComputeDriver):
     # ---------------------------------------------------------------- host side
     async def init_host(self) -> None:
         self._loop = asyncio.get_running_loop()
+        if self._executor is None:  # init_host after cleanup_host
+            self._executor = ThreadPoolExecutor(self._max_workers, thread_name_prefix="libvirt-driver")
         await self._run(self._init_host_sync)
 
     def _init_host_sync(self) -> None:
@@ -282,8 +290,12 @@ class LibvirtDriver(ComputeDriver):
         )
 
     async def cleanup_host(self) -> None:
+        if self._executor is None:
+            return  # already cleaned up
         await self._run(self._cleanup_host_sync)
-        self._executor.shutdown(wait=False)
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=False)
         self._loop = None
 
     def _cleanup_host_sync(self) -> None:
@@ -526,12 +538,12 @@ class LibvirtDriver(ComputeDriver):
         if dom is None:
             return PowerState.NOSTATE
         try:
-            state, _reason = dom.state()
+            state, reason = dom.state()
         except libvirt.libvirtError as e:
             if e.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
                 return PowerState.NOSTATE
             raise DriverError(f"reading the state of {instance_id} failed: {e}") from e
-        return events.domain_state_to_power_state(state)
+        return events.domain_state_to_power_state(state, reason)
 
     def get_power_state(self, instance_id: str) -> PowerState:
         return self._domain_power_state(instance_id)
@@ -568,9 +580,7 @@ class LibvirtDriver(ComputeDriver):
             text = "\n".join(text.splitlines()[-length:])
         return text
 
-    async def wait_for_console(
-        self, instance_id: str, marker: str, timeout: float = 60.0, poll: float = 0.05
-    ) -> float:
+    async def wait_for_console(self, instance_id: str, marker: str, timeout: float = 60.0, poll: float = 0.05) -> float:
         """Wait for ``marker`` in the guest's serial console; seconds waited.
 
         Raises DriverError on timeout, or when the guest stops or is deleted first.

@@ -61,9 +61,16 @@ def event_to_power_state(event: int, detail: int) -> PowerState | None:
     return None  # DEFINED, UNDEFINED, SHUTDOWN (in progress), ...
 
 
-def domain_state_to_power_state(state: int) -> PowerState:
-    """Nova's ``LIBVIRT_POWER_STATE`` table."""
+def domain_state_to_power_state(state: int, reason: int = 0) -> PowerState:
+    """Nova's ``LIBVIRT_POWER_STATE`` table, plus: shut off because QEMU crashed or
+    failed is CRASHED (as the STOPPED event said), not SHUTDOWN."""
     import libvirt
+
+    if state == libvirt.VIR_DOMAIN_SHUTOFF and reason in (
+        libvirt.VIR_DOMAIN_SHUTOFF_CRASHED,
+        libvirt.VIR_DOMAIN_SHUTOFF_FAILED,
+    ):
+        return PowerState.CRASHED
 
     table: dict[int, PowerState] = {
         libvirt.VIR_DOMAIN_NOSTATE: PowerState.NOSTATE,

@@ -116,9 +116,7 @@ class ImageCache:
             info = image_info(base)
             fmt = info.get("format")
             if fmt and fmt != image.disk_format:
-                raise DriverError(
-                    f"image {image.id} is registered as {image.disk_format} but its file is {fmt}"
-                )
+                raise DriverError(f"image {image.id} is registered as {image.disk_format} but its file is {fmt}")
             size = int(info["virtual-size"])
             self._vsize[image.id] = size
         return size

@@ -16,7 +16,6 @@ from drover.localmesh import LocalMesh
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_IMAGE_NAME = "drover-tiny"
-READY_MARKER = "DROVER-GUEST-READY"
 
 
 def default_image_files() -> tuple[Path, Path] | None:
@@ -34,6 +33,7 @@ def build_default_image() -> tuple[Path, Path] | None:
 
 def register_default_image(api_address: str) -> str | None:
     """Register the default kernel+initrd image once; returns its name (or None when not built)."""
+    from agent.libvirt import default_image
     from drover.v1 import api_pb2, api_pb2_grpc
 
     files = default_image_files() or build_default_image()
@@ -51,11 +51,7 @@ def register_default_image(api_address: str) -> str | None:
                 path=str(kernel),
                 initrd_path=str(initrd),
                 disk_format="kernel",
-                properties={
-                    "os_command_line": "console=ttyS0 panic=-1",
-                    "ready_marker": READY_MARKER,
-                    "hw_architecture": "x86_64",
-                },
+                properties={**default_image.PROPERTIES, "hw_architecture": "x86_64"},
             ),
             timeout=60,
         )

@@ -65,6 +65,23 @@ def _wait(stub: client.api_pb2_grpc.ApiServiceStub, server_id: str, follow: bool
     return last
 
 
+def _wait_ready(stub: client.api_pb2_grpc.ApiServiceStub, server: types_pb2.Server, timeout: float) -> None:
+    """Poll the console log until the guest prints its image's ready marker."""
+    image = stub.GetImage(api_pb2.GetImageRequest(id=server.image_id), timeout=10).image
+    marker = image.properties.get("ready_marker")
+    if not marker:
+        fail(f"image {image.name} has no ready_marker property; --wait is all there is to wait for")
+    deadline = time.monotonic() + max(timeout, 1.0)
+    while time.monotonic() < deadline:
+        out = stub.GetConsoleOutput(api_pb2.GetConsoleOutputRequest(id=server.id), timeout=10,
+                                    metadata=client.metadata()).output
+        if marker in out:
+            typer.echo(f"  guest ready ({marker})", err=True)
+            return
+        time.sleep(0.2)
+    fail(f"server {server.name} is ACTIVE but its guest did not print {marker!r} within {timeout:.0f} s")
+
+
 @app.command("create")
 def create(
     name: str,
@@ -78,6 +95,9 @@ def create(
     max_count: Annotated[int, typer.Option("--max")] = 0,
     prop: Annotated[list[str] | None, typer.Option("--property", help="key=value metadata")] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Wait until ACTIVE or ERROR.")] = False,
+    wait_ready: Annotated[bool, typer.Option(
+        "--wait-ready", help="Also wait for the guest's ready marker (image property ready_marker) on its console."
+    )] = False,
     timeout: Annotated[float, typer.Option("--timeout")] = 300.0,
     fmt: Format = FormatOpt,
     url: UrlOpt = None,
@@ -98,8 +118,11 @@ def create(
     with client.api(url) as stub:
         resp = stub.CreateServer(req, timeout=30, metadata=client.metadata())
         server = resp.server
-        if wait:
+        started = time.monotonic()
+        if wait or wait_ready:
             server = _wait(stub, server.id, False, timeout, quiet=fmt == Format.json)
+        if wait_ready and server.vm_state == types_pb2.VM_STATE_ACTIVE:
+            _wait_ready(stub, server, timeout - (time.monotonic() - started))
     show_record(_fields(server), fmt, to_dict(server))
     if wait and server.vm_state == types_pb2.VM_STATE_ERROR:
         raise typer.Exit(1)

@@ -412,8 +412,11 @@ class ApiServicer(api_pb2_grpc.ApiServiceServicer):
             if _settled(server, request.follow):
                 return
             while True:
+                # Events flow from the conductor; a quiet stream resyncs from the store, quickly when the
+                # subscription is down, rarely when it is up (so queued notifications are not overtaken).
+                quiet = 10.0 if self.fanout.connected.is_set() else 2.0
                 try:
-                    ev = await asyncio.wait_for(q.get(), timeout=2.0)
+                    ev = await asyncio.wait_for(q.get(), timeout=quiet)
                 except TimeoutError:
                     ev = None
                 if ev is None:  # resync from the store (missed events, conductor reconnect, quiet period)
@@ -421,16 +424,20 @@ class ApiServicer(api_pb2_grpc.ApiServiceServicer):
                         inst = s.get(m.Instance, request.id)
                         if inst is None:
                             return
-                        server = convert.server(inst)
-                    if server.revision <= last:
+                        fresh = convert.server(inst)
+                    if fresh.revision <= last:
                         continue
+                    server = fresh
                     out = api_pb2.WatchServerResponse(server=server)
-                else:
+                elif ev.server.revision > last:
                     server = ev.server
-                    if server.revision < last or (server.revision == last and not ev.HasField("notification")):
-                        continue
-                    out = api_pb2.WatchServerResponse(server=server, notification=ev.notification
-                                                      if ev.HasField("notification") else None)
+                    out = api_pb2.WatchServerResponse(
+                        server=server, notification=ev.notification if ev.HasField("notification") else None)
+                elif ev.HasField("notification"):
+                    # Older than what a resync already showed: keep the notification, with the newest state.
+                    out = api_pb2.WatchServerResponse(server=server, notification=ev.notification)
+                else:
+                    continue
                 last = max(last, server.revision)
                 yield out
                 if _settled(server, request.follow):

@@ -9,7 +9,10 @@ Delivery is at least once, application exactly once:
   the highest ack the sender has seen; the receiver answers with its own
   high-water mark for that sender;
 * the receiver applies each (sender_id, seq) once, acknowledges cumulatively
-  (every seq ≤ acked_seq is applied) and ignores replays of applied ids.
+  (every seq ≤ acked_seq is applied) and ignores replays of applied ids;
+* the receiver repeats its ack every ``heartbeat`` seconds even without
+  progress, and a sender that hears nothing for ``liveness_timeout`` seconds
+  drops the stream and reconnects, so a stream that silently stalls heals.
 
 Nova's RabbitMQ casts may be lost; these may not.
 """
@@ -53,6 +56,7 @@ class CastSender(Generic[Req]):
         *,
         reconnect_min: float = 0.05,
         reconnect_max: float = 2.0,
+        liveness_timeout: float = 10.0,
         on_state: Callable[[str], None] | None = None,
     ) -> None:
         self.name = name
@@ -70,6 +74,8 @@ class CastSender(Generic[Req]):
         self._reconnect_min = reconnect_min
         self._reconnect_max = reconnect_max
         self._on_state = on_state
+        self._liveness = liveness_timeout
+        self._last_heard = 0.0
         self.replays = 0
         self.connects = 0
         self._call: grpc.aio.StreamStreamCall | None = None
@@ -157,8 +163,10 @@ class CastSender(Generic[Req]):
         call = self._open_stream()
         self._call = call
         hello = self._make_request(header=casts_pb2.CastHeader(sender_id=self.sender_id, seq=self._acked))
-        await call.write(hello)
-        first = await call.read()
+        await asyncio.wait_for(call.write(hello), self._liveness)
+        first = await asyncio.wait_for(call.read(), self._liveness)
+        loop = asyncio.get_running_loop()
+        self._last_heard = loop.time()
         if first is grpc.aio.EOF:
             raise ConnectionError("cast stream closed before the hello was answered")
         self.connects += 1
@@ -177,12 +185,15 @@ class CastSender(Generic[Req]):
                     sent += 1
                     msg = self._pending.get(sent)
                     if msg is not None:
-                        await call.write(msg)
+                        await asyncio.wait_for(call.write(msg), self._liveness)
                 self._wakeup.clear()
                 if sent < self._seq:
                     continue
+                if loop.time() - self._last_heard > self._liveness:
+                    raise ConnectionError(f"receiver silent for {self._liveness:.0f} s")
                 waiter = asyncio.ensure_future(self._wakeup.wait())
-                done, _ = await asyncio.wait({waiter, reader}, return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await asyncio.wait({waiter, reader}, timeout=self._liveness / 4,
+                                             return_when=asyncio.FIRST_COMPLETED)
                 if waiter not in done:
                     waiter.cancel()
         finally:
@@ -192,10 +203,12 @@ class CastSender(Generic[Req]):
             call.cancel()
 
     async def _read_acks(self, call: grpc.aio.StreamStreamCall) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             resp = await call.read()
             if resp is grpc.aio.EOF:
                 return
+            self._last_heard = loop.time()
             self._ack(resp.ack.acked_seq)
 
 
@@ -228,6 +241,7 @@ class CastReceiver(Generic[Resp]):
         keys: KeyFunc | None = None,
         max_concurrency: int = 2048,
         sender_ttl: float = 3600.0,
+        heartbeat: float = 2.0,
     ) -> None:
         self.name = name
         self.receiver_id = uuid.uuid4().hex
@@ -238,6 +252,7 @@ class CastReceiver(Generic[Resp]):
         self._tails: dict[str, asyncio.Future[None]] = {}
         self._sem = asyncio.Semaphore(max_concurrency)
         self._sender_ttl = sender_ttl
+        self._heartbeat = heartbeat
         self._tasks: set[asyncio.Task[None]] = set()
         self.applied = 0
         self.duplicates = 0
@@ -248,28 +263,34 @@ class CastReceiver(Generic[Resp]):
 
     async def serve(self, requests: Any, context: grpc.aio.ServicerContext) -> Any:
         """The stream-stream handler body: ``yield from`` it in the servicer."""
-        state: _SenderState | None = None
         acks: asyncio.Queue[int] = asyncio.Queue()
+        last_ack = -1
         reader = asyncio.get_running_loop().create_task(self._read(requests, acks))
         try:
             while True:
                 getter = asyncio.ensure_future(acks.get())
-                done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await asyncio.wait({getter, reader}, timeout=self._heartbeat,
+                                             return_when=asyncio.FIRST_COMPLETED)
                 if getter in done:
                     seq = getter.result()
                     # Coalesce: only the newest ack matters.
                     while not acks.empty():
                         seq = max(seq, acks.get_nowait())
-                    yield self._make_response(ack=casts_pb2.CastAck(acked_seq=seq, receiver_id=self.receiver_id))
-                else:
+                elif reader in done:
                     getter.cancel()
                     reader.result()
                     return
+                else:
+                    getter.cancel()
+                    if last_ack < 0:
+                        continue  # no hello yet
+                    seq = last_ack  # heartbeat: the sender hears we are alive
+                last_ack = max(seq, last_ack)
+                yield self._make_response(ack=casts_pb2.CastAck(acked_seq=last_ack, receiver_id=self.receiver_id))
         finally:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await reader
-            del state
 
     async def _read(self, requests: Any, acks: asyncio.Queue[int]) -> None:
         state: _SenderState | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,13 @@ def make_driver(cfg: DroverConfig) -> ComputeDriver:
 
         instances = Path(c.instances_path) if c.instances_path else cfg.data_path / "instances"
         return LibvirtDriver(
-            uri=c.libvirt_uri, instances_path=instances, virt_type=c.virt_type, boot_timeout=c.boot_timeout
+            uri=c.libvirt_uri,
+            instances_path=instances,
+            image_cache_path=cfg.data_path / "image-cache",
+            host_name=c.host or socket.gethostname(),
+            virt_type=c.virt_type,
+            boot_timeout=c.boot_timeout,
+            nic=c.nic,
         )
     raise ValueError(f"unknown compute driver {c.driver!r} (fake, libvirt)")
 

@@ -23,7 +23,7 @@ T = TypeVar("T")
 
 
 class GroupCommit:
-    def __init__(self, sessions: sessionmaker[Session], max_batch: int = 512) -> None:
+    def __init__(self, sessions: sessionmaker[Session], max_batch: int = 64) -> None:
         self._sessions = sessions
         self._max_batch = max_batch
         self._pending: list[tuple[Callable[[Session], Any], asyncio.Future[Any]]] = []

@@ -17,7 +17,8 @@ def test_mesh_harness_tiny(tmp_path: Path) -> None:
     out = tmp_path / "mesh.json"
     proc = subprocess.run(
         [sys.executable, "-m", "benchmarks.mesh", "--servers", "20", "--concurrency", "4", "--hosts", "5",
-         "--json", str(out), "--plots", str(tmp_path), "--duration-limit", "90", "--settle-timeout", "20", "--sample", "20", "--quiet"],
+         "--json", str(out), "--plots", str(tmp_path), "--duration-limit", "90", "--settle-timeout", "20",
+         "--sample", "20", "--quiet"],
         cwd=REPO, capture_output=True, text=True, timeout=110,
     )
     assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr[-4000:]}"

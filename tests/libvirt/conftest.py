@@ -19,13 +19,20 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
+def _skip(reason: str) -> None:
+    """Skip, unless CI demands libvirt (DROVER_REQUIRE_LIBVIRT=1): then a missing libvirt fails."""
+    if os.environ.get("DROVER_REQUIRE_LIBVIRT") == "1":
+        pytest.fail(f"{reason} (DROVER_REQUIRE_LIBVIRT=1)")
+    pytest.skip(reason)
+
+
 def libvirt_or_skip():
     try:
         import libvirt
     except ImportError:
-        pytest.skip("libvirt-python is not installed (scripts/setup-libvirt.sh)")
+        _skip("libvirt-python is not installed (scripts/setup-libvirt.sh)")
     if not hasattr(libvirt, "virConnect"):  # tests/libvirt seen as a namespace package
-        pytest.skip("libvirt-python is not installed (scripts/setup-libvirt.sh)")
+        _skip("libvirt-python is not installed (scripts/setup-libvirt.sh)")
     return libvirt
 
 

@@ -13,7 +13,7 @@ from drover.scheduling import reference as ref
 
 from .strategies import build, config_kwargs, request_kwargs, table_ops
 
-SETTINGS = settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=450, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def _state(table: sc.HostTable, oracle: ref.ReferenceScheduler) -> None:

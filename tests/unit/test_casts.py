@@ -80,7 +80,12 @@ async def test_stream_cut_mid_flight_replays_without_duplicates() -> None:
             if i % 97 == 0:
                 await asyncio.sleep(0.01)
                 sender.break_stream()  # cut: some casts applied but not acked, some not yet sent
-        assert await sender.flush(30), f"{sender.unacked} casts never acknowledged"
+        if not await sender.flush(30):
+            st = {sid: (x.applied_through, sorted(x.done)[:5], sorted(x.inflight)[:5])
+                  for sid, x in rec.receiver._senders.items()}
+            pytest.fail(f"{sender.unacked} casts never acknowledged; sender acked={sender._acked} "
+                        f"seq={sender._seq} connects={sender.connects} first_pending={min(sender._pending)} "
+                        f"task_done={sender._task.done() if sender._task else None} receiver={st}")
         assert sender.connects > 1, "the stream was never re-established"
         assert len(rec.applied) == len(set(rec.applied)), "a replayed cast was applied twice"
         assert sorted(rec.applied) == sorted(expected)
