@@ -22,4 +22,8 @@ step "pytest"
 if [[ "${SKIP_LIBVIRT:-0}" != 1 ]]; then
   export DROVER_REQUIRE_LIBVIRT=1  # libvirt was set up: its tests must run, not skip
 fi
+if [[ "${SKIP_POSTGRES:-0}" != 1 ]]; then
+  export DROVER_TEST_POSTGRES_URL="${DROVER_TEST_POSTGRES_URL:-postgresql+psycopg://drover:drover@127.0.0.1/postgres}"
+  export DROVER_REQUIRE_POSTGRES=1
+fi
 python3 -m pytest -q -p no:cacheprovider "$@"

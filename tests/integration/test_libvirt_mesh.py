@@ -93,7 +93,7 @@ def _domains(conn) -> set[str]:
 
 
 def test_three_guests_boot_concurrently_and_leave_nothing_behind(real_mesh, conn) -> None:
-    mesh, api, image, host, data = real_mesh
+    _mesh, api, image, host, data = real_mesh
     resp = api.CreateServer(api_pb2.CreateServerRequest(name="guest", flavor_ref="m1.tiny", image_ref=image.id,
                                                         min_count=3, max_count=3), timeout=30)
     ids = [s.id for s in resp.servers]
@@ -125,7 +125,7 @@ def test_three_guests_boot_concurrently_and_leave_nothing_behind(real_mesh, conn
 
 
 def test_guest_killed_outside_drover_shows_up_stopped(real_mesh, conn) -> None:
-    mesh, api, image, host, data = real_mesh
+    _mesh, api, image, _host, _data = real_mesh
     server = api.CreateServer(api_pb2.CreateServerRequest(name="victim", flavor_ref="m1.tiny",
                                                           image_ref=image.id), timeout=30).server
     assert _watch(api, server.id)[-1].server.status == types_pb2.SERVER_STATUS_ACTIVE
@@ -144,7 +144,7 @@ def test_guest_killed_outside_drover_shows_up_stopped(real_mesh, conn) -> None:
 
 
 def test_delete_while_spawning_a_real_guest(real_mesh, conn) -> None:
-    mesh, api, image, host, data = real_mesh
+    _mesh, api, image, _host, data = real_mesh
     server = api.CreateServer(api_pb2.CreateServerRequest(name="hasty", flavor_ref="m1.tiny",
                                                           image_ref=image.id), timeout=30).server
     for ev in api.WatchServer(api_pb2.WatchServerRequest(id=server.id, follow=True), timeout=60):

@@ -1,0 +1,100 @@
+"""The same mesh on PostgreSQL: the store is chosen by a database URL, nothing else changes.
+
+Needs DROVER_TEST_POSTGRES_URL (a role that may create databases; scripts/setup.sh makes one).
+Skips without it, unless DROVER_REQUIRE_POSTGRES=1 (CI), where that is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import grpc
+import pytest
+import sqlalchemy as sa
+
+from drover.localmesh import LocalMesh
+from drover.v1 import api_pb2, api_pb2_grpc
+from tests.integration import test_bad_input, test_create_flow
+from tests.integration.conftest import _wait_hosts, register_image
+
+
+@pytest.fixture(scope="module")
+def pg_url():
+    admin = os.environ.get("DROVER_TEST_POSTGRES_URL", "")
+    if not admin:
+        if os.environ.get("DROVER_REQUIRE_POSTGRES") == "1":
+            pytest.fail("DROVER_TEST_POSTGRES_URL is not set (DROVER_REQUIRE_POSTGRES=1)")
+        pytest.skip("DROVER_TEST_POSTGRES_URL is not set (scripts/setup.sh sets up PostgreSQL)")
+    name = f"drover_test_{uuid.uuid4().hex[:8]}"
+    engine = sa.create_engine(admin, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    url = sa.engine.make_url(admin).set(database=name).render_as_string(hide_password=False)
+    yield url
+    with engine.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def pg_mesh(pg_url, tmp_path_factory):
+    m = LocalMesh.on_free_ports(tmp_path_factory.mktemp("pg"), DATABASE_URL=pg_url, COMPUTE__FAKE_HOSTS="4",
+                                COMPUTE__FAKE_MEMORY_MB="8192", COMPUTE__FAKE_VCPUS="4",
+                                COMPUTE__FAKE_DISK_GB="100", COMPUTE__REPORT_INTERVAL="1")
+    m.start()
+    _wait_hosts(m.addresses["api"], 4)
+    yield m
+    m.stop()
+
+
+@pytest.fixture(scope="module")
+def api(pg_mesh):
+    with grpc.insecure_channel(pg_mesh.addresses["api"]) as chan:
+        yield api_pb2_grpc.ApiServiceStub(chan)
+
+
+@pytest.fixture(scope="module")
+def image_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("pgimg") / "disk.raw"
+    path.write_bytes(b"\0" * 4096)
+    return path
+
+
+@pytest.fixture(scope="module")
+def image(api, image_file):
+    return register_image(api, image_file, "pg-image")
+
+
+def test_store_is_postgres(pg_url, pg_mesh) -> None:
+    engine = sa.create_engine(pg_url)
+    with engine.connect() as conn:
+        assert "alembic_version" in sa.inspect(conn).get_table_names()
+        assert conn.execute(sa.text("select count(*) from flavors")).scalar() == 5
+    engine.dispose()
+
+
+def test_create_reaches_active(api, image) -> None:
+    test_create_flow.test_create_reaches_active_with_notifications_and_events(api, image)
+
+
+def test_list_filter_paginate(api, image) -> None:
+    test_create_flow.test_get_list_filter_and_paginate(api, image)
+
+
+def test_no_valid_host(api, image) -> None:
+    test_create_flow.test_no_valid_host_explains_itself(api, image)
+
+
+def test_reschedule_then_error(api, image_file) -> None:
+    test_create_flow.test_spawn_failure_reschedules_then_errors(api, image_file)
+
+
+def test_delete_while_building(api, image_file) -> None:
+    test_create_flow.test_delete_while_building(api, image_file)
+
+
+def test_bad_input_stores_nothing(api, image) -> None:
+    network_id = api.ListNetworks(api_pb2.ListNetworksRequest(), timeout=10).networks[0].id
+    for _case, overrides, fields in test_bad_input.BAD:
+        test_bad_input.test_invalid_argument_with_field_violations(api, image, network_id, _case, overrides, fields)
