@@ -24,7 +24,6 @@ import json
 import math
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -35,30 +34,9 @@ from typing import Any
 
 from agent.driver import GuestSpec, PowerState
 from agent.libvirt import default_image
+from benchmarks.stats import summary
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def pct(values: list[float], p: float) -> float:
-    """Nearest-rank percentile (p in 0..100)."""
-    if not values:
-        return math.nan
-    s = sorted(values)
-    k = max(0, min(len(s) - 1, math.ceil(p / 100 * len(s)) - 1))
-    return s[k]
-
-
-def summary(values: list[float]) -> dict[str, float]:
-    if not values:
-        return {}
-    return {
-        "n": len(values),
-        "min": min(values),
-        "p50": pct(values, 50),
-        "p95": pct(values, 95),
-        "max": max(values),
-        "mean": statistics.fmean(values),
-    }
 
 
 async def boot_one(drv: Any, image: Any, memory_mb: int, vcpus: int, marker: str, timeout: float) -> dict:

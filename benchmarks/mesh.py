@@ -47,6 +47,7 @@ from typing import Any
 import grpc
 
 from benchmarks import _mesh_client as client
+from benchmarks.stats import pct, summary
 from drover.v1 import api_pb2, api_pb2_grpc, scheduler_pb2, scheduler_pb2_grpc
 
 REPO = Path(__file__).resolve().parents[1]
@@ -72,34 +73,6 @@ def log(msg: str) -> None:
 
 
 # ---- statistics ------------------------------------------------------------------------
-
-
-def pct(values: list[float], p: float) -> float:
-    """Nearest-rank percentile (p in 0..100) of an unsorted list."""
-    if not values:
-        return math.nan
-    s = sorted(values)
-    k = max(0, min(len(s) - 1, math.ceil(p / 100 * len(s)) - 1))
-    return s[k]
-
-
-def summary(values: list[float]) -> dict[str, float]:
-    if not values:
-        return {"n": 0}
-    s = sorted(values)
-
-    def at(p: float) -> float:
-        return s[max(0, min(len(s) - 1, math.ceil(p / 100 * len(s)) - 1))]
-
-    return {
-        "n": len(s),
-        "min": round(s[0], 3),
-        "p50": round(at(50), 3),
-        "p95": round(at(95), 3),
-        "p99": round(at(99), 3),
-        "max": round(s[-1], 3),
-        "mean": round(statistics.fmean(s), 3),
-    }
 
 
 def sustained_rate(times: list[float], lo: float = 0.10, hi: float = 0.90) -> float:
@@ -859,7 +832,7 @@ def main(argv: list[str] | None = None) -> int:
         "watch_lag_host": stages_ms["watch_lag_host"],
         "watch_lag_active": stages_ms["watch_lag_active"],
     }
-    stage_summary = {k: summary(v) for k, v in ordered.items()}
+    stage_summary = {k: summary(v, 3) for k, v in ordered.items()}
     result: dict[str, Any] = {
         "servers": args.servers,
         "hosts": args.hosts,

@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.stats import pct
 from drover import scheduler_core as sc
 from drover.scheduling import reference as ref
 
@@ -87,11 +88,6 @@ def fleet(n: int, seed: int = 42) -> list[tuple[str, dict[str, Any], list[tuple[
         kw["num_instances"] = len(claims)
         out.append((f"compute-{i:06d}", kw, claims))
     return out
-
-
-def pct(xs: list[float], p: float) -> float:
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(p / 100.0 * len(xs)))]
 
 
 def requests(n: int, seed: int = 7) -> list[sc.RequestSpec]:

@@ -621,17 +621,9 @@ async def serve(cfg: DroverConfig, *, ready: Any = None) -> None:
     host = runtime.ServiceHost(cfg.api.listen, [api_pb2.DESCRIPTOR.services_by_name["ApiService"].full_name],
                                metrics_port=cfg.api.metrics_port)
     host.add(api_pb2_grpc.add_ApiServiceServicer_to_server, servicer)
-    port = await host.start()
-    servicer.start()
-    log.info("api listening on %s", host.address)
-    if ready:
-        ready(port)
     try:
-        await runtime.wait_for_signal()
+        await runtime.serve_until_signal(host, "api", started=servicer.start, stopping=servicer.stop, ready=ready)
     finally:
-        await host.set_serving(False)
-        await host.stop(1.0)
-        await servicer.stop()
         engine.dispose()
         write_engine.dispose()
 

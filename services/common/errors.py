@@ -80,6 +80,16 @@ def _is_abort(exc: BaseException) -> bool:
     return type(exc).__name__ in {"AbortError", "_AbortError", "BaseError"} or isinstance(exc, grpc.RpcError)
 
 
+async def _fail(context: grpc.aio.ServicerContext, exc: Exception, fn: Callable[..., Any]) -> None:
+    """Turn an exception escaping a servicer method into a status; re-raise aborts."""
+    if isinstance(exc, ApiError):
+        await _abort(context, exc)
+    if _is_abort(exc):
+        raise exc
+    log.exception("%s failed", fn.__qualname__, exc_info=exc)
+    await _abort(context, ApiError(grpc.StatusCode.INTERNAL, f"internal error in {fn.__name__}"))
+
+
 def guarded(fn: F) -> F:
     """Wrap a servicer method: ApiError → its status; anything unexpected → INTERNAL, logged."""
     if inspect.isasyncgenfunction(fn):
@@ -89,13 +99,8 @@ def guarded(fn: F) -> F:
             try:
                 async for item in fn(self, request, context):
                     yield item
-            except ApiError as err:
-                await _abort(context, err)
             except Exception as exc:
-                if _is_abort(exc):
-                    raise
-                log.exception("%s failed", fn.__qualname__)
-                await _abort(context, ApiError(grpc.StatusCode.INTERNAL, f"internal error in {fn.__name__}"))
+                await _fail(context, exc, fn)
 
         return gen_wrapper  # type: ignore[return-value]
 
@@ -103,13 +108,8 @@ def guarded(fn: F) -> F:
     async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
         try:
             return await fn(self, request, context)
-        except ApiError as err:
-            await _abort(context, err)
         except Exception as exc:
-            if _is_abort(exc):
-                raise
-            log.exception("%s failed", fn.__qualname__)
-            await _abort(context, ApiError(grpc.StatusCode.INTERNAL, f"internal error in {fn.__name__}"))
+            await _fail(context, exc, fn)
 
     return wrapper  # type: ignore[return-value]
 

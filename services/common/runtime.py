@@ -106,6 +106,34 @@ class ServiceHost:
         await self.server.stop(grace)
 
 
+async def serve_until_signal(
+    host: ServiceHost,
+    description: str,
+    *,
+    started: Callable[[], None] | None = None,
+    stopping: Callable[[], Coroutine[Any, Any, None]] | None = None,
+    ready: Callable[[int], None] | None = None,
+) -> None:
+    """Start ``host``, run until SIGINT/SIGTERM, then stop gracefully.
+
+    Health turns NOT_SERVING first (load balancers drain), then ``stopping`` runs
+    (flush casts, finish in-flight work), then the gRPC server stops.
+    """
+    port = await host.start()
+    if started is not None:
+        started()
+    log.info("%s listening on %s", description, host.address)
+    if ready is not None:
+        ready(port)
+    try:
+        await wait_for_signal()
+    finally:
+        await host.set_serving(False)
+        if stopping is not None:
+            await stopping()
+        await host.stop(1.0)
+
+
 async def wait_for_signal() -> None:
     """Return on SIGINT or SIGTERM."""
     loop = asyncio.get_running_loop()

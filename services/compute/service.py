@@ -104,19 +104,19 @@ async def serve(cfg: DroverConfig, *, ready: Any = None) -> None:
     metrics.watch_sender(sender)
     metrics.watch_receiver(servicer.receiver)
     host.add(compute_pb2_grpc.add_ComputeServiceServicer_to_server, servicer)
-    await host.start()
-    manager.start()
-    sender.start()
-    log.info("compute agent (%s driver, %d hosts) listening on %s", c.driver, len(driver.host_resources()), advertise)
-    if ready:
-        ready(port)
-    try:
-        await runtime.wait_for_signal()
-    finally:
-        await host.set_serving(False)
+
+    def started() -> None:
+        manager.start()
+        sender.start()
+
+    async def stopping() -> None:
         await sender.close(drain_timeout=2.0)
         await manager.stop()
-        await host.stop(1.0)
+
+    description = f"compute agent ({c.driver} driver, {len(driver.host_resources())} hosts, advertised as {advertise})"
+    try:
+        await runtime.serve_until_signal(host, description, started=started, stopping=stopping, ready=ready)
+    finally:
         await driver.cleanup_host()
         await conductor_channel.close()
         await scheduler_channel.close()

@@ -640,17 +640,10 @@ async def serve(cfg: DroverConfig, *, ready: Any = None) -> None:
         metrics_port=cfg.conductor.metrics_port,
     )
     host.add(conductor_pb2_grpc.add_ConductorServiceServicer_to_server, conductor)
-    port = await host.start()
-    conductor.start()
-    log.info("conductor listening on %s", host.address)
-    if ready:
-        ready(port)
     try:
-        await runtime.wait_for_signal()
+        await runtime.serve_until_signal(host, "conductor", started=conductor.start, stopping=conductor.stop,
+                                         ready=ready)
     finally:
-        await host.set_serving(False)
-        await conductor.stop()
-        await host.stop(1.0)
         engine.dispose()
         write_engine.dispose()
 

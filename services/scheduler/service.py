@@ -181,18 +181,19 @@ async def serve(cfg: DroverConfig, *, ready: Any = None) -> None:
         metrics_port=cfg.scheduler.metrics_port,
     )
     host.add(scheduler_pb2_grpc.add_SchedulerServiceServicer_to_server, servicer)
-    port = await host.start()
-    liveness = asyncio.get_running_loop().create_task(servicer.liveness_loop())
-    log.info("scheduler listening on %s", host.address)
-    if ready:
-        ready(port)
+    tasks: list[asyncio.Task[None]] = []
+
+    async def stopping() -> None:
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
     try:
-        await runtime.wait_for_signal()
+        await runtime.serve_until_signal(
+            host, "scheduler", started=lambda: tasks.append(asyncio.create_task(servicer.liveness_loop())),
+            stopping=stopping, ready=ready)
     finally:
-        liveness.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await liveness
-        await host.stop(1.0)
         engine.dispose()
 
 
