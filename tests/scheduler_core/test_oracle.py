@@ -13,7 +13,7 @@ from drover.scheduling import reference as ref
 
 from .strategies import build, config_kwargs, request_kwargs, table_ops
 
-SETTINGS = settings(max_examples=450, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def _state(table: sc.HostTable, oracle: ref.ReferenceScheduler) -> None:
@@ -126,7 +126,7 @@ def big_table(draw: st.DrawFn) -> list[tuple[Any, ...]]:
     return ops
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(
     ops=big_table(),
     n=st.integers(1, 4),
