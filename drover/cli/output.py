@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterable, Sequence
 from enum import StrEnum
@@ -18,7 +19,8 @@ from rich.table import Table
 
 from drover.v1 import types_pb2
 
-console = Console()
+# Piped output (no terminal) would be cut at 80 columns; give tables room instead.
+console = Console() if sys.stdout.isatty() or os.environ.get("COLUMNS") else Console(width=160)
 err_console = Console(stderr=True)
 
 
