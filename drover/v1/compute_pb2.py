@@ -26,7 +26,7 @@ from drover.v1 import casts_pb2 as drover_dot_v1_dot_casts__pb2
 from drover.v1 import types_pb2 as drover_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x64rover/v1/compute.proto\x12\tdrover.v1\x1a\x15\x64rover/v1/casts.proto\x1a\x15\x64rover/v1/types.proto\"\x97\x02\n\x0cInstanceSpec\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x12\n\nproject_id\x18\x03 \x01(\t\x12!\n\x06\x66lavor\x18\x04 \x01(\x0b\x32\x11.drover.v1.Flavor\x12\x1f\n\x05image\x18\x05 \x01(\x0b\x32\x10.drover.v1.Image\x12+\n\taddresses\x18\x06 \x03(\x0b\x32\x18.drover.v1.ServerAddress\x12\x37\n\x08metadata\x18\x07 \x03(\x0b\x32%.drover.v1.InstanceSpec.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"t\n\x17\x42uildAndRunInstanceCast\x12)\n\x08instance\x18\x01 \x01(\x0b\x32\x17.drover.v1.InstanceSpec\x12\x0c\n\x04host\x18\x02 \x01(\t\x12\x0c\n\x04node\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"N\n\x15TerminateInstanceCast\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\x12\x0c\n\x04host\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"\xd7\x01\n ComputeServiceStreamCastsRequest\x12%\n\x06header\x18\x01 \x01(\x0b\x32\x15.drover.v1.CastHeader\x12\x44\n\x16\x62uild_and_run_instance\x18\n \x01(\x0b\x32\".drover.v1.BuildAndRunInstanceCastH\x00\x12>\n\x12terminate_instance\x18\x0b \x01(\x0b\x32 .drover.v1.TerminateInstanceCastH\x00\x42\x06\n\x04\x63\x61st\"D\n!ComputeServiceStreamCastsResponse\x12\x1f\n\x03\x61\x63k\x18\x01 \x01(\x0b\x32\x12.drover.v1.CastAck\"Z\n%ComputeServiceGetConsoleOutputRequest\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\x12\x0c\n\x04host\x18\x02 \x01(\t\x12\x0e\n\x06length\x18\x03 \x01(\x05\"8\n&ComputeServiceGetConsoleOutputResponse\x12\x0e\n\x06output\x18\x01 \x01(\t2\xf7\x01\n\x0e\x43omputeService\x12l\n\x0bStreamCasts\x12+.drover.v1.ComputeServiceStreamCastsRequest\x1a,.drover.v1.ComputeServiceStreamCastsResponse(\x01\x30\x01\x12w\n\x10GetConsoleOutput\x12\x30.drover.v1.ComputeServiceGetConsoleOutputRequest\x1a\x31.drover.v1.ComputeServiceGetConsoleOutputResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x64rover/v1/compute.proto\x12\tdrover.v1\x1a\x15\x64rover/v1/casts.proto\x1a\x15\x64rover/v1/types.proto\"\x97\x02\n\x0cInstanceSpec\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x12\n\nproject_id\x18\x03 \x01(\t\x12!\n\x06\x66lavor\x18\x04 \x01(\x0b\x32\x11.drover.v1.Flavor\x12\x1f\n\x05image\x18\x05 \x01(\x0b\x32\x10.drover.v1.Image\x12+\n\taddresses\x18\x06 \x03(\x0b\x32\x18.drover.v1.ServerAddress\x12\x37\n\x08metadata\x18\x07 \x03(\x0b\x32%.drover.v1.InstanceSpec.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"t\n\x17\x42uildAndRunInstanceCast\x12)\n\x08instance\x18\x01 \x01(\x0b\x32\x17.drover.v1.InstanceSpec\x12\x0c\n\x04host\x18\x02 \x01(\t\x12\x0c\n\x04node\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"N\n\x15TerminateInstanceCast\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\x12\x0c\n\x04host\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"\x93\x02\n ComputeServiceStreamCastsRequest\x12%\n\x06header\x18\x01 \x01(\x0b\x32\x15.drover.v1.CastHeader\x12\x44\n\x16\x62uild_and_run_instance\x18\n \x01(\x0b\x32\".drover.v1.BuildAndRunInstanceCastH\x00\x12>\n\x12terminate_instance\x18\x0b \x01(\x0b\x32 .drover.v1.TerminateInstanceCastH\x00\x12:\n\x05\x62\x61tch\x18\x14 \x03(\x0b\x32+.drover.v1.ComputeServiceStreamCastsRequestB\x06\n\x04\x63\x61st\"D\n!ComputeServiceStreamCastsResponse\x12\x1f\n\x03\x61\x63k\x18\x01 \x01(\x0b\x32\x12.drover.v1.CastAck\"Z\n%ComputeServiceGetConsoleOutputRequest\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\x12\x0c\n\x04host\x18\x02 \x01(\t\x12\x0e\n\x06length\x18\x03 \x01(\x05\"8\n&ComputeServiceGetConsoleOutputResponse\x12\x0e\n\x06output\x18\x01 \x01(\t2\xf7\x01\n\x0e\x43omputeService\x12l\n\x0bStreamCasts\x12+.drover.v1.ComputeServiceStreamCastsRequest\x1a,.drover.v1.ComputeServiceStreamCastsResponse(\x01\x30\x01\x12w\n\x10GetConsoleOutput\x12\x30.drover.v1.ComputeServiceGetConsoleOutputRequest\x1a\x31.drover.v1.ComputeServiceGetConsoleOutputResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -44,13 +44,13 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TERMINATEINSTANCECAST']._serialized_start=484
   _globals['_TERMINATEINSTANCECAST']._serialized_end=562
   _globals['_COMPUTESERVICESTREAMCASTSREQUEST']._serialized_start=565
-  _globals['_COMPUTESERVICESTREAMCASTSREQUEST']._serialized_end=780
-  _globals['_COMPUTESERVICESTREAMCASTSRESPONSE']._serialized_start=782
-  _globals['_COMPUTESERVICESTREAMCASTSRESPONSE']._serialized_end=850
-  _globals['_COMPUTESERVICEGETCONSOLEOUTPUTREQUEST']._serialized_start=852
-  _globals['_COMPUTESERVICEGETCONSOLEOUTPUTREQUEST']._serialized_end=942
-  _globals['_COMPUTESERVICEGETCONSOLEOUTPUTRESPONSE']._serialized_start=944
-  _globals['_COMPUTESERVICEGETCONSOLEOUTPUTRESPONSE']._serialized_end=1000
-  _globals['_COMPUTESERVICE']._serialized_start=1003
-  _globals['_COMPUTESERVICE']._serialized_end=1250
+  _globals['_COMPUTESERVICESTREAMCASTSREQUEST']._serialized_end=840
+  _globals['_COMPUTESERVICESTREAMCASTSRESPONSE']._serialized_start=842
+  _globals['_COMPUTESERVICESTREAMCASTSRESPONSE']._serialized_end=910
+  _globals['_COMPUTESERVICEGETCONSOLEOUTPUTREQUEST']._serialized_start=912
+  _globals['_COMPUTESERVICEGETCONSOLEOUTPUTREQUEST']._serialized_end=1002
+  _globals['_COMPUTESERVICEGETCONSOLEOUTPUTRESPONSE']._serialized_start=1004
+  _globals['_COMPUTESERVICEGETCONSOLEOUTPUTRESPONSE']._serialized_end=1060
+  _globals['_COMPUTESERVICE']._serialized_start=1063
+  _globals['_COMPUTESERVICE']._serialized_end=1310
 # @@protoc_insertion_point(module_scope)

@@ -148,22 +148,30 @@ class ComputeServiceStreamCastsRequest(_message.Message):
     HEADER_FIELD_NUMBER: _builtins.int
     BUILD_AND_RUN_INSTANCE_FIELD_NUMBER: _builtins.int
     TERMINATE_INSTANCE_FIELD_NUMBER: _builtins.int
+    BATCH_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def header(self) -> _casts_pb2.CastHeader: ...
     @_builtins.property
     def build_and_run_instance(self) -> Global___BuildAndRunInstanceCast: ...
     @_builtins.property
     def terminate_instance(self) -> Global___TerminateInstanceCast: ...
+    @_builtins.property
+    def batch(self) -> _containers.RepeatedCompositeFieldContainer[Global___ComputeServiceStreamCastsRequest]:
+        """Several casts in one stream message, in seq order (set instead of header and cast):
+        a busy sender packs what queued up while the previous write was in flight.
+        """
+
     def __init__(
         self,
         *,
         header: _casts_pb2.CastHeader | None = ...,
         build_and_run_instance: Global___BuildAndRunInstanceCast | None = ...,
         terminate_instance: Global___TerminateInstanceCast | None = ...,
+        batch: _abc.Iterable[Global___ComputeServiceStreamCastsRequest] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["build_and_run_instance", b"build_and_run_instance", "cast", b"cast", "header", b"header", "terminate_instance", b"terminate_instance"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["build_and_run_instance", b"build_and_run_instance", "cast", b"cast", "header", b"header", "terminate_instance", b"terminate_instance"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "build_and_run_instance", b"build_and_run_instance", "cast", b"cast", "header", b"header", "terminate_instance", b"terminate_instance"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_cast: _TypeAlias = _typing.Literal["build_and_run_instance", "terminate_instance"]  # noqa: Y015
     _WhichOneofArgType_cast: _TypeAlias = _typing.Literal["cast", b"cast"]  # noqa: Y015

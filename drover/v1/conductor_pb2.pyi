@@ -197,6 +197,7 @@ class ConductorServiceStreamCastsRequest(_message.Message):
     BUILD_INSTANCES_FIELD_NUMBER: _builtins.int
     DELETE_INSTANCE_FIELD_NUMBER: _builtins.int
     INSTANCE_UPDATE_FIELD_NUMBER: _builtins.int
+    BATCH_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def header(self) -> _casts_pb2.CastHeader: ...
     @_builtins.property
@@ -205,6 +206,12 @@ class ConductorServiceStreamCastsRequest(_message.Message):
     def delete_instance(self) -> Global___DeleteInstanceCast: ...
     @_builtins.property
     def instance_update(self) -> Global___InstanceUpdateCast: ...
+    @_builtins.property
+    def batch(self) -> _containers.RepeatedCompositeFieldContainer[Global___ConductorServiceStreamCastsRequest]:
+        """Several casts in one stream message, in seq order (set instead of header and cast):
+        a busy sender packs what queued up while the previous write was in flight.
+        """
+
     def __init__(
         self,
         *,
@@ -212,10 +219,11 @@ class ConductorServiceStreamCastsRequest(_message.Message):
         build_instances: Global___BuildInstancesCast | None = ...,
         delete_instance: Global___DeleteInstanceCast | None = ...,
         instance_update: Global___InstanceUpdateCast | None = ...,
+        batch: _abc.Iterable[Global___ConductorServiceStreamCastsRequest] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["build_instances", b"build_instances", "cast", b"cast", "delete_instance", b"delete_instance", "header", b"header", "instance_update", b"instance_update"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["build_instances", b"build_instances", "cast", b"cast", "delete_instance", b"delete_instance", "header", b"header", "instance_update", b"instance_update"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "build_instances", b"build_instances", "cast", b"cast", "delete_instance", b"delete_instance", "header", b"header", "instance_update", b"instance_update"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_cast: _TypeAlias = _typing.Literal["build_instances", "delete_instance", "instance_update"]  # noqa: Y015
     _WhichOneofArgType_cast: _TypeAlias = _typing.Literal["cast", b"cast"]  # noqa: Y015
@@ -266,7 +274,9 @@ class WatchInstancesRequest(_message.Message):
 Global___WatchInstancesRequest: _TypeAlias = WatchInstancesRequest  # noqa: Y015
 
 @_typing.final
-class WatchInstancesResponse(_message.Message):
+class InstanceChange(_message.Message):
+    """One persisted change of an instance."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     SERVER_FIELD_NUMBER: _builtins.int
@@ -274,7 +284,9 @@ class WatchInstancesResponse(_message.Message):
     @_builtins.property
     def server(self) -> _types_pb2.Server: ...
     @_builtins.property
-    def notification(self) -> _types_pb2.Notification: ...
+    def notification(self) -> _types_pb2.Notification:
+        """Set when the change carries a notification (instance.create.start, ...)."""
+
     def __init__(
         self,
         *,
@@ -284,6 +296,28 @@ class WatchInstancesResponse(_message.Message):
     _HasFieldArgType: _TypeAlias = _typing.Literal["notification", b"notification", "server", b"server"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
     _ClearFieldArgType: _TypeAlias = _typing.Literal["notification", b"notification", "server", b"server"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___InstanceChange: _TypeAlias = InstanceChange  # noqa: Y015
+
+@_typing.final
+class WatchInstancesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHANGES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def changes(self) -> _containers.RepeatedCompositeFieldContainer[Global___InstanceChange]:
+        """In commit order; several when changes come faster than the stream sends them."""
+
+    def __init__(
+        self,
+        *,
+        changes: _abc.Iterable[Global___InstanceChange] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changes", b"changes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -13,7 +13,7 @@ from drover.v1 import conductor_pb2, conductor_pb2_grpc
 
 log = logging.getLogger(__name__)
 
-Event = conductor_pb2.WatchInstancesResponse | None  # None: resync from the store
+Event = conductor_pb2.InstanceChange | None  # None: resync from the store
 
 
 class Fanout:
@@ -58,8 +58,9 @@ class Fanout:
                 self._resync_all()  # anything may have happened while we were away
                 delay = 0.1
                 async for msg in call:
-                    for q in self._subs.get(msg.server.id, ()):
-                        q.put_nowait(msg)
+                    for change in msg.changes:
+                        for q in self._subs.get(change.server.id, ()):
+                            q.put_nowait(change)
             except asyncio.CancelledError:
                 raise
             except grpc.aio.AioRpcError as exc:

@@ -18,13 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from drover.config import DroverConfig
 from drover.store import db
 from drover.store import models as m
+from drover.store.tables import ACTIONS, INSTANCES, row_values
 from drover.v1 import (
     api_pb2,
     api_pb2_grpc,
@@ -48,6 +49,7 @@ from services.common.errors import (
     not_found,
     quota_exceeded,
 )
+from services.common.group_commit import GroupCommit
 
 log = logging.getLogger(__name__)
 utcnow = m.utcnow
@@ -118,6 +120,7 @@ class ApiServicer(api_pb2_grpc.ApiServiceServicer):
             "api->conductor", lambda: conductor.StreamCasts(), conductor_pb2.ConductorServiceStreamCastsRequest
         )
         self.fanout = Fanout(conductor)
+        self.db = GroupCommit(self.writes, threaded=True)
         metrics.watch_sender(self.conductor)
 
     def start(self) -> None:
@@ -125,6 +128,7 @@ class ApiServicer(api_pb2_grpc.ApiServiceServicer):
         self.fanout.start()
 
     async def stop(self) -> None:
+        await self.db.stop()
         await self.conductor.close(drain_timeout=3.0)
         await self.fanout.stop()
         await self.conductor_channel.close()
@@ -226,7 +230,8 @@ class ApiServicer(api_pb2_grpc.ApiServiceServicer):
         checked = validation.check_create(request)
         if checked.violations:
             raise invalid_argument(checked.violations)
-        with self.writes.begin() as s:
+        # Look up and check in a read transaction: SQLite's write lock is taken only for the inserts.
+        with self.sessions() as s:
             flavor = self._flavor(s, request.flavor_ref.strip())
             if flavor is None:
                 raise not_found("flavor", request.flavor_ref)
@@ -248,50 +253,64 @@ class ApiServicer(api_pb2_grpc.ApiServiceServicer):
             networks = self._networks(s, request)
             same = self._hint_hosts(s, "same_host", request.scheduler_hints.same_host)
             different = self._hint_hosts(s, "different_host", request.scheduler_hints.different_host)
-            count = checked.max_count
+        count = checked.max_count
+        reservation = f"r-{uuid.uuid4().hex[:8]}"
+        now = utcnow()
+        insts = []
+        for n in range(count):
+            insts.append(m.Instance(
+                id=str(uuid.uuid4()),
+                name=checked.name if count == 1 else f"{checked.name}-{n + 1}",
+                project_id=who.project_id,
+                user_id=who.user_id,
+                reservation_id=reservation,
+                flavor_id=flavor.id,
+                image_id=image.id,
+                vcpus=flavor.vcpus,
+                memory_mb=flavor.memory_mb,
+                root_gb=flavor.root_gb,
+                ephemeral_gb=flavor.ephemeral_gb,
+                swap_mb=flavor.swap_mb,
+                vm_state=states.BUILDING,
+                task_state=states.SCHEDULING,
+                power_state=0,
+                host=None,
+                node=None,
+                availability_zone=request.availability_zone,
+                access_ip_v4=request.access_ipv4,
+                access_ip_v6=request.access_ipv6,
+                key_name=request.key_name,
+                requested_networks=networks,
+                addresses=[],
+                metadata_=dict(request.metadata),
+                scheduler_hints={"same_host_hosts": same, "different_host_hosts": different},
+                fault_code=0,
+                fault_message="",
+                fault_details="",
+                fault_at=None,
+                scheduler_explanation={},
+                build_attempts=0,
+                revision=1,
+                created_at=now,
+                updated_at=now,
+                launched_at=None,
+                terminated_at=None,
+                deleted=False,
+            ))
+        rows = [row_values(i) for i in insts]
+        actions = [dict(instance_id=i.id, action="create", request_id=who.request_id, user_id=who.user_id,
+                        project_id=who.project_id, start_time=now, finish_time=None, message="") for i in insts]
+
+        def store(s: Session) -> None:
             self._check_quota(s, who, count, flavor)
-            reservation = f"r-{uuid.uuid4().hex[:8]}"
-            now = utcnow()
-            insts = []
-            for n in range(count):
-                inst = m.Instance(
-                    id=str(uuid.uuid4()),
-                    name=checked.name if count == 1 else f"{checked.name}-{n + 1}",
-                    project_id=who.project_id,
-                    user_id=who.user_id,
-                    reservation_id=reservation,
-                    flavor_id=flavor.id,
-                    image_id=image.id,
-                    vcpus=flavor.vcpus,
-                    memory_mb=flavor.memory_mb,
-                    root_gb=flavor.root_gb,
-                    ephemeral_gb=flavor.ephemeral_gb,
-                    swap_mb=flavor.swap_mb,
-                    vm_state=states.BUILDING,
-                    task_state=states.SCHEDULING,
-                    power_state=0,
-                    availability_zone=request.availability_zone,
-                    access_ip_v4=request.access_ipv4,
-                    access_ip_v6=request.access_ipv6,
-                    key_name=request.key_name,
-                    requested_networks=networks,
-                    addresses=[],
-                    metadata_=dict(request.metadata),
-                    scheduler_hints={"same_host_hosts": same, "different_host_hosts": different},
-                    scheduler_explanation={},
-                    revision=1,
-                    created_at=now,
-                    updated_at=now,
-                )
-                inst.actions.append(
-                    m.InstanceAction(action="create", request_id=who.request_id, user_id=who.user_id,
-                                     project_id=who.project_id, start_time=now)
-                )
-                insts.append(inst)
-            s.add_all(insts)
-            spec = request_spec.build(insts, flavor, image, min_count=checked.min_count,
-                                      same_host=same, different_host=different)
-            servers = [convert.server(i) for i in insts]
+            c = s.connection()
+            c.execute(insert(INSTANCES), rows)
+            c.execute(insert(ACTIONS), actions)
+
+        await self.db.run(store)  # shares one transaction with the creates that arrive meanwhile
+        spec = request_spec.build(insts, flavor, image, min_count=checked.min_count,
+                                  same_host=same, different_host=different)
+        servers = [convert.server(i) for i in insts]
         # compute.API.create: cast build_instances and return at once (Nova's 202).
         self.conductor.cast(
             build_instances=conductor_pb2.BuildInstancesCast(spec=spec, request_id=who.request_id)

@@ -1,42 +1,79 @@
-"""Fixed IP allocation: sequential within the network's CIDR, uniqueness enforced by the table."""
+"""Fixed IP allocation: sequential within the network's CIDR, uniqueness enforced by the table.
+
+Core statements: this runs for every build inside the conductor's write transaction.
+"""
 
 from __future__ import annotations
 
 import ipaddress
+from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from drover.store import models as m
+from drover.store.tables import FIXED_IPS, NETWORKS
 
 
-class NetworkFull(Exception):
+class AllocationError(Exception):
     pass
 
 
-def allocate(s: Session, network: m.Network, instance_id: str, fixed_ip: str = "") -> str:
-    """Allocate one address in ``network`` for the instance (the requested one if given)."""
+class NetworkFull(AllocationError):
+    pass
+
+
+class AddressInUse(AllocationError):
+    pass
+
+
+def _claim(c: Connection, address: str, network_id: str, instance_id: str) -> bool:
+    """Insert the address for the instance; False when it is taken (the primary key says so)."""
+    values = {"address": address, "network_id": network_id, "instance_id": instance_id}
+    if c.dialect.name in ("sqlite", "postgresql"):
+        upsert = sqlite_insert if c.dialect.name == "sqlite" else pg_insert
+        return c.execute(upsert(FIXED_IPS).values(**values).on_conflict_do_nothing()).rowcount == 1
+    try:
+        with c.begin_nested():
+            c.execute(insert(FIXED_IPS).values(**values))
+    except IntegrityError:
+        return False
+    return True
+
+
+def allocate(c: Connection, network_id: str, instance_id: str, fixed_ip: str = "") -> tuple[Any, str] | None:
+    """Allocate one address on the network for the instance (the requested one if given).
+
+    Returns (the network's row, the address), or None when the network does not exist.
+    """
     if fixed_ip:
-        s.add(m.FixedIp(address=fixed_ip, network_id=network.id, instance_id=instance_id))
-        s.flush()
-        return fixed_ip
-    net = ipaddress.ip_network(network.cidr, strict=False)
-    size = net.num_addresses
-    usable = size - 3 if size > 4 else size  # network, gateway (.1), broadcast
-    for _ in range(min(usable, 4096)):
-        offset = network.next_offset
-        if offset >= size - 1:
+        net = c.execute(select(NETWORKS).where(NETWORKS.c.id == network_id)).first()
+        if net is None:
+            return None
+        if not _claim(c, fixed_ip, net.id, instance_id):
+            raise AddressInUse(f"fixed IP {fixed_ip} on network {net.name} is already in use")
+        return net, fixed_ip
+    bump = (update(NETWORKS).where(NETWORKS.c.id == network_id)
+            .values(next_offset=NETWORKS.c.next_offset + 1).returning(*NETWORKS.c))
+    net = c.execute(bump).first()
+    if net is None:
+        return None
+    cidr = ipaddress.ip_network(net.cidr, strict=False)
+    usable = cidr.num_addresses - 3 if cidr.num_addresses > 4 else cidr.num_addresses  # network, .1, broadcast
+    for attempt in range(min(usable, 4096)):
+        if attempt:
+            net = c.execute(bump).one()
+        offset = net.next_offset - 1
+        if offset >= cidr.num_addresses - 1 or offset < 2:  # past the end (or before .2): wrap around
             offset = 2
-        network.next_offset = offset + 1
-        address = str(net.network_address + offset)
-        try:
-            with s.begin_nested():
-                s.add(m.FixedIp(address=address, network_id=network.id, instance_id=instance_id))
-            return address
-        except IntegrityError:
-            continue
-    raise NetworkFull(f"network {network.name} ({network.cidr}) has no free address")
+            c.execute(update(NETWORKS).where(NETWORKS.c.id == network_id).values(next_offset=offset + 1))
+        address = str(cidr.network_address + offset)
+        if _claim(c, address, net.id, instance_id):
+            return net, address
+    raise NetworkFull(f"network {net.name} ({net.cidr}) has no free address")
 
 
 def release(s: Session, instance_id: str) -> None:

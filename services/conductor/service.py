@@ -18,12 +18,14 @@ from collections.abc import Iterable
 from typing import Any
 
 import grpc
-from sqlalchemy import func, select
+from cachetools import TTLCache
+from sqlalchemy import Connection, String, Table, and_, case, func, literal, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from drover.config import DroverConfig
 from drover.store import db
 from drover.store import models as m
+from drover.store.tables import ACTIONS, FLAVORS, IMAGES, INSTANCES, SERVER_COLUMNS
 from drover.v1 import (
     compute_pb2,
     compute_pb2_grpc,
@@ -36,8 +38,9 @@ from drover.v1 import (
 from services.common import convert, metrics, request_spec, runtime, states
 from services.common.casts import CastReceiver, CastSender
 from services.common.errors import unpack_details
+from services.common.group_commit import GroupCommit
 from services.conductor import ipam
-from services.conductor.group_commit import GroupCommit
+from services.conductor.records import ActionRecorder
 
 log = logging.getLogger(__name__)
 utcnow = m.utcnow
@@ -76,13 +79,12 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
         )
         self._compute_senders: dict[str, tuple[grpc.aio.Channel, CastSender[Any]]] = {}
         self._agent_of: dict[str, str] = {}
-        self._watchers: set[asyncio.Queue[conductor_pb2.WatchInstancesResponse | None]] = set()
+        self._watchers: set[asyncio.Queue[conductor_pb2.InstanceChange | None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self._gauges: asyncio.Task[None] | None = None
-        self.db = GroupCommit(write_sessions or sessions)
-        # (instance id, action) -> newest action id; actions are never re-keyed, so this only grows stale
-        # when a newer action of the same name appears (a second delete), which _action checks for.
-        self._action_ids: dict[tuple[str, str], int] = {}
+        self.recorder = ActionRecorder()
+        self._catalog: TTLCache[tuple[str, str], Any] = TTLCache(maxsize=1024, ttl=5.0)
+        self.db = GroupCommit(write_sessions or sessions, on_rollback=self.recorder.clear)
         metrics.watch_receiver(self.receiver)
 
     # ---- plumbing -----------------------------------------------------------------
@@ -99,17 +101,17 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
             metrics.watch_sender(sender)
         return entry[1]
 
-    def publish(self, inst: m.Instance, notification: types_pb2.Notification | None = None) -> None:
+    def publish(self, inst: Any, notification: types_pb2.Notification | None = None) -> None:
         """Tell watchers about this state of ``inst`` once the transaction commits."""
         if not self._watchers:
             return
-        msg = conductor_pb2.WatchInstancesResponse(server=convert.server(inst), notification=notification)
-        self.db.after_commit(lambda: self._deliver(msg))
+        change = conductor_pb2.InstanceChange(server=convert.server(inst), notification=notification)
+        self.db.after_commit(lambda: self._deliver(change))
 
-    def _deliver(self, msg: conductor_pb2.WatchInstancesResponse) -> None:
+    def _deliver(self, change: conductor_pb2.InstanceChange) -> None:
         for q in list(self._watchers):
             try:
-                q.put_nowait(msg)
+                q.put_nowait(change)
             except asyncio.QueueFull:
                 # A watcher that cannot keep up is cut off; it resyncs from the store.
                 self._watchers.discard(q)
@@ -121,69 +123,30 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
         inst.revision += 1
         inst.updated_at = utcnow()
 
-    def _action(self, s: Session, instance_id: str, action: str) -> m.InstanceAction | None:
-        key = (instance_id, action)
-        act = s.execute(
-            select(m.InstanceAction)
-            .where(m.InstanceAction.instance_id == instance_id, m.InstanceAction.action == action)
-            .order_by(m.InstanceAction.id.desc())
-            .limit(1)
-        ).scalar_one_or_none()
-        if act is not None:
-            self._action_ids[key] = act.id
-        return act
-
-    def _action_id(self, s: Session, instance_id: str, action: str) -> int | None:
-        cached = self._action_ids.get((instance_id, action))
-        if cached is not None and action == "create":
-            return cached
-        act = self._action(s, instance_id, action)
-        return act.id if act is not None else None
-
-    def _forget(self, instance_id: str) -> None:
-        for action in ("create", "delete"):
-            self._action_ids.pop((instance_id, action), None)
+    # Action events go through the recorder's Core statements; ORM changes still pending in
+    # the session are flushed first so the two never write the same row out of order.
+    def _conn(self, s: Session) -> Connection:
+        if s.new or s.dirty or s.deleted:
+            s.flush()
+        return s.connection()
 
     def _event_start(self, s: Session, inst_id: str, action: str, event: str, host: str = "",
                      when: dt.datetime | None = None) -> None:
-        action_id = self._action_id(s, inst_id, action)
-        if action_id is None:
-            return
-        latest = s.execute(
-            select(m.InstanceActionEvent)
-            .where(m.InstanceActionEvent.action_id == action_id, m.InstanceActionEvent.event == event)
-            .order_by(m.InstanceActionEvent.id.desc()).limit(1)
-        ).scalar_one_or_none()
-        if latest is not None and (latest.finish_time is None or latest.start_time == when):
-            return  # still open (work resumed after a restart), or a replayed cast already recorded
-        s.add(m.InstanceActionEvent(action_id=action_id, event=event, start_time=when or utcnow(), host=host))
+        self.recorder.start(self._conn(s), inst_id, action, event, host, when)
 
     def _event_finish(self, s: Session, inst_id: str, action: str, event: str, result: str,
                       details: str = "", when: dt.datetime | None = None, host: str = "") -> None:
-        action_id = self._action_id(s, inst_id, action)
-        if action_id is None:
-            return
-        ev = s.execute(
-            select(m.InstanceActionEvent)
-            .where(m.InstanceActionEvent.action_id == action_id, m.InstanceActionEvent.event == event)
-            .order_by(m.InstanceActionEvent.id.desc())
-            .limit(1)
-        ).scalar_one_or_none()
-        if ev is not None and when is not None and ev.finish_time == when:
-            return  # a replayed cast: this finish is recorded already
-        if ev is None or ev.finish_time is not None:
-            ev = m.InstanceActionEvent(action_id=action_id, event=event, start_time=when or utcnow(), host=host)
-            s.add(ev)
-        ev.finish_time = when or utcnow()
-        ev.result = result
-        ev.details = details
+        self.recorder.finish(self._conn(s), inst_id, action, event, result, details, when, host)
 
     def _finish_action(self, s: Session, inst_id: str, action: str, message: str = "") -> None:
-        act = self._action(s, inst_id, action)
-        if act is not None and act.finish_time is None:
-            act.finish_time = utcnow()
-            if message:
-                act.message = message
+        self.recorder.finish_action(self._conn(s), inst_id, action, message)
+
+    @staticmethod
+    def _expire(s: Session, instance_id: str) -> None:
+        """Drop the session's copy of an instance written by a Core statement."""
+        obj = s.identity_map.get(s.identity_key(m.Instance, instance_id))  # type: ignore[arg-type]
+        if obj is not None:
+            s.expire(obj)
 
     # ---- casts ----------------------------------------------------------------------
 
@@ -194,16 +157,21 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
     async def WatchInstances(
         self, request: conductor_pb2.WatchInstancesRequest, context: grpc.aio.ServicerContext
     ) -> Any:
-        q: asyncio.Queue[conductor_pb2.WatchInstancesResponse | None] = asyncio.Queue(maxsize=100_000)
+        q: asyncio.Queue[conductor_pb2.InstanceChange | None] = asyncio.Queue(maxsize=100_000)
         self._watchers.add(q)
         wanted = set(request.instance_ids)
         try:
             while True:
-                msg = await q.get()
-                if msg is None:
+                # One stream message per write, carrying everything queued meanwhile: under load a
+                # write per change would fall behind (each costs a turn of this busy event loop).
+                batch = [await q.get()]
+                while not q.empty() and len(batch) < 512:
+                    batch.append(q.get_nowait())
+                changes = [c for c in batch if c is not None and (not wanted or c.server.id in wanted)]
+                if changes:
+                    yield conductor_pb2.WatchInstancesResponse(changes=changes)
+                if None in batch:
                     return
-                if not wanted or msg.server.id in wanted:
-                    yield msg
         finally:
             self._watchers.discard(q)
 
@@ -221,15 +189,22 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
     async def build_instances(self, cast: conductor_pb2.BuildInstancesCast) -> None:
         ids = list(cast.spec.instance_ids)
 
-        def start(s: Session) -> list[m.Instance]:
-            insts = s.execute(select(m.Instance).where(m.Instance.id.in_(ids))).scalars().all()
-            todo = [
-                i for i in insts
-                if not i.deleted and i.vm_state == states.BUILDING and i.task_state == states.SCHEDULING
-                and i.host is None
-            ]
-            for i in todo:
-                self._event_start(s, i.id, "create", states.EV_SCHEDULE)
+        def start(s: Session) -> list[str]:
+            c = self._conn(s)
+            rows = c.execute(
+                select(INSTANCES.c.id, INSTANCES.c.deleted, INSTANCES.c.vm_state, INSTANCES.c.task_state,
+                       INSTANCES.c.host, ACTIONS.c.id.label("action_id"))
+                .outerjoin(ACTIONS, and_(ACTIONS.c.instance_id == INSTANCES.c.id, ACTIONS.c.action == "create"))
+                .where(INSTANCES.c.id.in_(ids))
+            ).all()
+            todo = []
+            for r in rows:
+                if r.deleted or r.vm_state != states.BUILDING or r.task_state != states.SCHEDULING or r.host:
+                    continue
+                if r.action_id is not None:
+                    self.recorder.remember_action(r.id, "create", r.action_id)
+                self.recorder.start(c, r.id, "create", states.EV_SCHEDULE)
+                todo.append(r.id)
             return todo
 
         todo = await self.db.run(start)
@@ -238,7 +213,7 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
         spec = scheduler_pb2.RequestSpec()
         spec.CopyFrom(cast.spec)
         del spec.instance_ids[:]
-        spec.instance_ids.extend(i.id for i in todo)
+        spec.instance_ids.extend(todo)
         await self._schedule_and_build(spec, cast.request_id)
 
     async def _select(self, spec: scheduler_pb2.RequestSpec) -> scheduler_pb2.SelectDestinationsResponse:
@@ -284,34 +259,54 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
         self, s: Session, sel: scheduler_pb2.Selection, request_id: str
     ) -> compute_pb2.BuildAndRunInstanceCast | None:
         """Record the chosen host and networking; None when the instance went away meanwhile."""
-        inst = s.get(m.Instance, sel.instance_id)
-        if inst is None or inst.deleted or inst.task_state == states.DELETING:
-            if inst is not None and not inst.deleted:
-                self._local_delete(s, inst)
+        c = self._conn(s)
+        row = c.execute(select(*SERVER_COLUMNS).where(INSTANCES.c.id == sel.instance_id).with_for_update()).first()
+        if row is None or row.deleted:
             return None
-        flavor = s.get(m.Flavor, inst.flavor_id)
-        image = s.get(m.Image, inst.image_id)
+        if row.task_state == states.DELETING:
+            self._local_delete(s, self._orm(s, row.id))
+            return None
+        flavor = self._catalog_row(c, FLAVORS, row.flavor_id)
+        image = self._catalog_row(c, IMAGES, row.image_id)
         if flavor is None or image is None:
-            self._set_error(s, inst, "flavor or image was deleted during the build", states.EV_SCHEDULE)
+            self._set_error(s, self._orm(s, row.id), "flavor or image was deleted during the build",
+                            states.EV_SCHEDULE)
             return None
         try:
-            with s.begin_nested():
-                addresses = self._allocate_networks(s, inst)
-        except ipam.NetworkFull as exc:
-            self._set_error(s, inst, str(exc), states.EV_SCHEDULE)
+            addresses = self._allocate_networks(c, row)
+        except ipam.AllocationError as exc:
+            ipam.release(s, row.id)  # what an earlier network of the same instance got
+            self._set_error(s, self._orm(s, row.id), str(exc), states.EV_SCHEDULE)
             return None
-        inst.host = sel.host
-        inst.node = sel.node or sel.host
-        inst.build_attempts += 1
-        inst.addresses = addresses
-        self._event_finish(s, inst.id, "create", states.EV_SCHEDULE, states.EV_RESULT_OK)
-        self._touch(inst)
+        self.recorder.finish(c, row.id, "create", states.EV_SCHEDULE, states.EV_RESULT_OK)
+        inst = c.execute(
+            update(INSTANCES).where(INSTANCES.c.id == row.id)
+            .values(host=sel.host, node=sel.node or sel.host, build_attempts=INSTANCES.c.build_attempts + 1,
+                    addresses=addresses, revision=INSTANCES.c.revision + 1, updated_at=utcnow())
+            .returning(*SERVER_COLUMNS)
+        ).one()
+        self._expire(s, row.id)
         self.publish(inst)
         return self._build_cast(inst, flavor, image, request_id)
 
+    def _catalog_row(self, c: Connection, table: Table, ident: str) -> Any:
+        """A flavor or image row; kept a few seconds, as every build of a burst asks for the same ones."""
+        key = (table.name, ident)
+        row = self._catalog.get(key)
+        if row is None:
+            row = c.execute(select(table).where(table.c.id == ident)).first()
+            if row is not None:
+                self._catalog[key] = row
+        return row
+
+    def _orm(self, s: Session, instance_id: str) -> m.Instance:
+        """The instance as an ORM object, for the rare paths (errors, deletes) that still use them."""
+        inst = s.get(m.Instance, instance_id, populate_existing=True)
+        assert inst is not None, instance_id
+        return inst
+
     @staticmethod
-    def _build_cast(inst: m.Instance, flavor: m.Flavor, image: m.Image,
-                    request_id: str) -> compute_pb2.BuildAndRunInstanceCast:
+    def _build_cast(inst: Any, flavor: Any, image: Any, request_id: str) -> compute_pb2.BuildAndRunInstanceCast:
         spec = compute_pb2.InstanceSpec(
             id=inst.id,
             name=inst.name,
@@ -324,15 +319,16 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
         return compute_pb2.BuildAndRunInstanceCast(instance=spec, host=inst.host or "", node=inst.node or "",
                                                    request_id=request_id)
 
-    def _allocate_networks(self, s: Session, inst: m.Instance) -> list[dict[str, Any]]:
+    @staticmethod
+    def _allocate_networks(c: Connection, inst: Any) -> list[dict[str, Any]]:
         if inst.addresses:
             return list(inst.addresses)  # a reschedule keeps its addresses
         out = []
         for req in inst.requested_networks or []:
-            net = s.get(m.Network, req["uuid"])
-            if net is None:
-                continue
-            addr = ipam.allocate(s, net, inst.id, req.get("fixed_ip", ""))
+            found = ipam.allocate(c, req["uuid"], inst.id, req.get("fixed_ip", ""))
+            if found is None:
+                continue  # the network was deleted meanwhile
+            net, addr = found
             out.append({"network_id": net.id, "network_name": net.name, "address": addr,
                         "version": 6 if ":" in addr else 4})
         return out
@@ -388,7 +384,7 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
         inst.deleted = True
         inst.terminated_at = now
         self._touch(inst)
-        self._forget(inst.id)
+        self.recorder.forget(inst.id)
         self.publish(inst, _notification(states.DELETE_END, inst.id, inst.host or ""))
 
     async def _agent_address(self, host: str) -> str:
@@ -446,19 +442,60 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
 
     def _apply_update(self, s: Session, u: conductor_pb2.InstanceUpdateCast
                       ) -> tuple[tuple[scheduler_pb2.RequestSpec, str] | None, bool]:
-        """Persist one compute update; returns (reschedule request, whether to release the claim)."""
+        """Persist one compute update; returns (reschedule request, whether to release the claim).
+
+        The common case (a build or power state moving on) is one Core statement on the
+        instance plus its events; a failed build or a finished delete takes the ORM path.
+        """
+        if u.terminated or u.build_failed:
+            return self._apply_update_orm(s, u)
+        c = self._conn(s)
+        values: dict[str, Any] = {"revision": INSTANCES.c.revision + 1, "updated_at": utcnow()}
+        # A delete in progress owns vm_state and task_state (the API set DELETING).
+        deleting = INSTANCES.c.task_state == states.DELETING
+        if u.HasField("vm_state"):
+            values["vm_state"] = case((deleting, INSTANCES.c.vm_state),
+                                      else_=literal(states.VM_STATE_FROM_PB[u.vm_state]))
+        if u.HasField("task_state"):
+            values["task_state"] = case((deleting, INSTANCES.c.task_state),
+                                        else_=literal(states.TASK_STATE_FROM_PB[u.task_state], String))
+        if u.HasField("power_state"):
+            values["power_state"] = int(u.power_state)
+        if u.HasField("launched_at"):
+            values["launched_at"] = u.launched_at.ToDatetime()
+        if u.HasField("fault") and u.fault.message:
+            values.update(fault_code=u.fault.code or 500, fault_message=u.fault.message,
+                          fault_details=u.fault.details, fault_at=utcnow())
+        stmt = update(INSTANCES).where(INSTANCES.c.id == u.instance_id, INSTANCES.c.deleted.is_(False))
+        if u.host:  # otherwise late news from an earlier build attempt (or a replay of one): no match
+            stmt = stmt.where(INSTANCES.c.host == u.host)
+        inst = c.execute(stmt.values(**values).returning(*SERVER_COLUMNS)).first()
+        if inst is None:
+            return None, False
+        self._record_events(c, u)
+        if u.HasField("launched_at"):
+            self.recorder.finish_action(c, u.instance_id, "create")
+        self._expire(s, u.instance_id)
+        self.publish(inst, u.notification if u.HasField("notification") else None)
+        return None, False
+
+    def _record_events(self, c: Connection, u: conductor_pb2.InstanceUpdateCast) -> None:
+        for ev in u.events:
+            if ev.HasField("finish_time"):
+                self.recorder.finish(c, u.instance_id, ev.action or "create", ev.event, ev.result, ev.details,
+                                     _dt(ev.finish_time), host=ev.host)
+            else:
+                self.recorder.start(c, u.instance_id, ev.action or "create", ev.event, ev.host, _dt(ev.start_time))
+
+    def _apply_update_orm(self, s: Session, u: conductor_pb2.InstanceUpdateCast
+                          ) -> tuple[tuple[scheduler_pb2.RequestSpec, str] | None, bool]:
         inst = s.get(m.Instance, u.instance_id)
         if inst is None or inst.deleted:
             return None, False
         if u.host and u.host != inst.host:
             return None, False  # late news from an earlier build attempt (or a replay of one)
         deleting = inst.task_state == states.DELETING
-        for ev in u.events:
-            if ev.HasField("finish_time"):
-                self._event_finish(s, inst.id, ev.action or "create", ev.event, ev.result, ev.details,
-                                   _dt(ev.finish_time), host=ev.host)
-            else:
-                self._event_start(s, inst.id, ev.action or "create", ev.event, ev.host, _dt(ev.start_time))
+        self._record_events(self._conn(s), u)
         if u.terminated:
             self._finish_deleted(s, inst, None)
             return None, True

@@ -181,3 +181,28 @@ async def test_hello_sets_high_water_mark(hello_seq: int) -> None:
         assert rec.applied == ["y-1"]
     finally:
         await server.stop(0)
+
+
+async def test_casts_queued_together_share_stream_messages_and_keep_order() -> None:
+    rec = Recorder()
+    server, address = await _server(rec)
+    chan, sender = _sender(address)
+    sender.max_batch = 64
+    try:
+        assert await _flush_one(sender)  # connected, so the next casts queue behind a live stream
+        writes_before = sender.writes
+        for i in range(1000):  # one key: applied strictly in cast order
+            _cast(sender, f"k-{i}")
+        assert await sender.flush(10)
+        assert rec.applied[1:] == [f"k-{i}" for i in range(1000)]
+        written = sender.writes - writes_before
+        assert 1000 / 64 <= written < 1000, written  # batched, never above the batch limit
+    finally:
+        await sender.close()
+        await chan.close()
+        await server.stop(0)
+
+
+async def _flush_one(sender: CastSender[Any]) -> bool:
+    _cast(sender, "k-warmup")
+    return await sender.flush(10)

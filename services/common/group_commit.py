@@ -5,7 +5,9 @@ turn of the event loop the committer takes all waiting functions, runs them in
 order in one transaction and commits once; the callbacks they queued with
 ``after_commit`` (publishing to watchers) run only after that commit. If one
 function fails, the batch is rolled back and each function is retried alone,
-so one bad update cannot sink the others.
+so one bad update cannot sink the others. Optionally the transactions run in a
+worker thread (the functions must then touch only their session and their own
+state; callbacks and results are delivered back on the event loop).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -23,8 +26,14 @@ T = TypeVar("T")
 
 
 class GroupCommit:
-    def __init__(self, sessions: sessionmaker[Session], max_batch: int = 64) -> None:
+    def __init__(self, sessions: sessionmaker[Session], max_batch: int = 64,
+                 on_rollback: Callable[[], None] | None = None, threaded: bool = False) -> None:
         self._sessions = sessions
+        # In a worker thread, a transaction waiting for SQLite's write lock (held by another
+        # process) does not stall this process's event loop; meanwhile the next batch grows.
+        self._threaded = threaded
+        # Called after a failed batch: callers that cache what a transaction wrote forget it.
+        self._on_rollback = on_rollback
         self._max_batch = max_batch
         self._pending: list[tuple[Callable[[Session], Any], asyncio.Future[Any]]] = []
         self._wakeup = asyncio.Event()
@@ -62,9 +71,14 @@ class GroupCommit:
             await asyncio.sleep(0)  # let work queued in this loop turn join the batch
             while self._pending:
                 batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
-                self._apply(batch)
+                if self._threaded:
+                    outcomes = await asyncio.to_thread(self._execute, batch)
+                else:
+                    outcomes = self._execute(batch)
+                self._settle(batch, outcomes)
 
-    def _apply(self, batch: list[tuple[Callable[[Session], Any], asyncio.Future[Any]]]) -> None:
+    def _execute(self, batch: list[tuple[Callable[[Session], Any], asyncio.Future[Any]]]) -> list[_Outcome]:
+        """Run the batch in one transaction; if it fails, each function alone."""
         self.batches += 1
         self.ops += len(batch)
         results: list[Any] = []
@@ -73,30 +87,38 @@ class GroupCommit:
             with self._sessions.begin() as s:
                 for fn, _ in batch:
                     results.append(fn(s))
-        except Exception:
+        except Exception as exc:
             self._after = []
+            if self._on_rollback is not None:
+                self._on_rollback()
             if len(batch) == 1:
-                fn, fut = batch[0]
-                self._settle_error(fut)
-                return
+                return [_Outcome(error=exc)]
             log.debug("group commit of %d failed; retrying one by one", len(batch), exc_info=True)
-            for item in batch:
-                self._apply([item])
-            return
+            return [outcome for item in batch for outcome in self._execute([item])]
         after, self._after = self._after, []
-        for cb in after:
-            try:
-                cb()
-            except Exception:
-                log.exception("after-commit callback failed")
-        for (_, fut), res in zip(batch, results, strict=True):
-            if not fut.done():
-                fut.set_result(res)
+        return [_Outcome(value=r, after=after if i == 0 else []) for i, r in enumerate(results)]
 
     @staticmethod
-    def _settle_error(fut: asyncio.Future[Any]) -> None:
-        import sys
+    def _settle(batch: list[tuple[Callable[[Session], Any], asyncio.Future[Any]]],
+                outcomes: list[_Outcome]) -> None:
+        for outcome in outcomes:
+            for cb in outcome.after:
+                try:
+                    cb()
+                except Exception:
+                    log.exception("after-commit callback failed")
+        for (_, fut), outcome in zip(batch, outcomes, strict=True):
+            if fut.done():
+                continue
+            if outcome.error is not None:
+                fut.set_exception(outcome.error)
+            else:
+                fut.set_result(outcome.value)
 
-        exc = sys.exc_info()[1]
-        if not fut.done():
-            fut.set_exception(exc if exc is not None else RuntimeError("transaction failed"))
+
+@dataclass
+class _Outcome:
+    value: Any = None
+    error: BaseException | None = None
+    # after-commit callbacks of the transaction this function was part of (on its first function)
+    after: list[Callable[[], None]] = field(default_factory=list)

@@ -1,0 +1,130 @@
+"""Instance actions and their events, written with single Core statements.
+
+The conductor records an event at every step of every build, inside the
+group-commit transaction that holds SQLite's write lock, so each record must
+be cheap: no ORM unit of work, ids remembered instead of looked up. The store
+stays the truth: a cache miss (a restart, work begun before this conductor
+started) falls back to a query with the same idempotence rules. One conductor
+records an instance's events at a time (its casts are ordered per instance).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from drover.store import models as m
+from drover.store.tables import ACTIONS, EVENTS
+
+
+class ActionRecorder:
+    """Action ids and open events of the instances this conductor is working on."""
+
+    def __init__(self) -> None:
+        # (instance id, action) -> newest action id. Only "create" is trusted from the
+        # cache: an instance has one create action, but may get a second delete.
+        self._action_ids: dict[tuple[str, str], int] = {}
+        # (action id, event) -> id of the event row still open (started, not finished).
+        self._open: dict[tuple[int, str], int] = {}
+        # Actions whose every event went through this recorder (they had none when it first
+        # saw them): no need to ask the store whether an event is a replay.
+        self._complete: set[int] = set()
+        self._checked: set[int] = set()
+
+    def clear(self) -> None:
+        """Forget everything (a transaction that wrote some of it rolled back)."""
+        self._action_ids.clear()
+        self._open.clear()
+        self._complete.clear()
+        self._checked.clear()
+
+    def remember_action(self, instance_id: str, action: str, action_id: int) -> None:
+        self._action_ids[(instance_id, action)] = action_id
+
+    def forget(self, instance_id: str) -> None:
+        for action in ("create", "delete"):
+            action_id = self._action_ids.pop((instance_id, action), None)
+            if action_id is not None:
+                for key in [k for k in self._open if k[0] == action_id]:
+                    del self._open[key]
+                self._complete.discard(action_id)
+                self._checked.discard(action_id)
+
+    def action_id(self, c: Connection, instance_id: str, action: str) -> int | None:
+        cached = self._action_ids.get((instance_id, action))
+        if cached is not None and action == "create":
+            return cached
+        found = c.execute(
+            select(ACTIONS.c.id)
+            .where(ACTIONS.c.instance_id == instance_id, ACTIONS.c.action == action)
+            .order_by(ACTIONS.c.id.desc()).limit(1)
+        ).scalar_one_or_none()
+        if found is not None:
+            self._action_ids[(instance_id, action)] = found
+        return found
+
+    def _latest(self, c: Connection, action_id: int, event: str) -> Any:
+        return c.execute(
+            select(EVENTS.c.id, EVENTS.c.start_time, EVENTS.c.finish_time)
+            .where(EVENTS.c.action_id == action_id, EVENTS.c.event == event)
+            .order_by(EVENTS.c.id.desc()).limit(1)
+        ).first()
+
+    def start(self, c: Connection, instance_id: str, action: str, event: str, host: str = "",
+              when: dt.datetime | None = None) -> None:
+        """Open ``event``; nothing when it is open already or this exact start is recorded (a replay)."""
+        action_id = self.action_id(c, instance_id, action)
+        if action_id is None:
+            return
+        key = (action_id, event)
+        if key in self._open:
+            return
+        if action_id not in self._checked:
+            self._checked.add(action_id)
+            if c.execute(select(EVENTS.c.id).where(EVENTS.c.action_id == action_id).limit(1)).first() is None:
+                self._complete.add(action_id)
+        if action_id not in self._complete:
+            latest = self._latest(c, action_id, event)
+            if latest is not None and (latest.finish_time is None or latest.start_time == when):
+                if latest.finish_time is None:
+                    self._open[key] = latest.id
+                return
+        inserted = c.execute(
+            insert(EVENTS).values(action_id=action_id, event=event, start_time=when or m.utcnow(), host=host,
+                                  result="", details="")
+        ).inserted_primary_key
+        assert inserted is not None
+        self._open[key] = inserted[0]
+
+    def finish(self, c: Connection, instance_id: str, action: str, event: str, result: str,
+               details: str = "", when: dt.datetime | None = None, host: str = "") -> None:
+        """Close ``event`` (recording it whole if it was never started); a replayed finish changes nothing."""
+        action_id = self.action_id(c, instance_id, action)
+        if action_id is None:
+            return
+        finish_time = when or m.utcnow()
+        event_id = self._open.pop((action_id, event), None)
+        if event_id is None and action_id not in self._complete:
+            latest = self._latest(c, action_id, event)
+            if latest is not None and when is not None and latest.finish_time == when:
+                return
+            if latest is not None and latest.finish_time is None:
+                event_id = latest.id
+        if event_id is None:
+            c.execute(insert(EVENTS).values(action_id=action_id, event=event, start_time=finish_time,
+                                            finish_time=finish_time, result=result, details=details, host=host))
+            return
+        c.execute(update(EVENTS).where(EVENTS.c.id == event_id)
+                  .values(finish_time=finish_time, result=result, details=details))
+
+    def finish_action(self, c: Connection, instance_id: str, action: str, message: str = "") -> None:
+        """Mark the newest ``action`` of the instance finished (once)."""
+        action_id = self.action_id(c, instance_id, action)
+        if action_id is None:
+            return
+        values: dict[str, Any] = {"finish_time": m.utcnow()}
+        if message:
+            values["message"] = message
+        c.execute(update(ACTIONS).where(ACTIONS.c.id == action_id, ACTIONS.c.finish_time.is_(None)).values(**values))
