@@ -8,7 +8,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -30,15 +30,24 @@ class AddressInUse(AllocationError):
     pass
 
 
+# Take the next offset and read the network in one statement.
+_BUMP = (update(NETWORKS).where(NETWORKS.c.id == bindparam("b_id"))
+         .values(next_offset=NETWORKS.c.next_offset + 1).returning(*NETWORKS.c))
+# INSERT … ON CONFLICT DO NOTHING where the dialect has it: no savepoint per attempt.
+# RETURNING says whether the row went in (rowcount is not reliable for inserts on every driver).
+_CLAIM = {"sqlite": sqlite_insert(FIXED_IPS).on_conflict_do_nothing().returning(FIXED_IPS.c.address),
+          "postgresql": pg_insert(FIXED_IPS).on_conflict_do_nothing().returning(FIXED_IPS.c.address)}
+
+
 def _claim(c: Connection, address: str, network_id: str, instance_id: str) -> bool:
     """Insert the address for the instance; False when it is taken (the primary key says so)."""
     values = {"address": address, "network_id": network_id, "instance_id": instance_id}
-    if c.dialect.name in ("sqlite", "postgresql"):
-        upsert = sqlite_insert if c.dialect.name == "sqlite" else pg_insert
-        return c.execute(upsert(FIXED_IPS).values(**values).on_conflict_do_nothing()).rowcount == 1
+    claim = _CLAIM.get(c.dialect.name)
+    if claim is not None:
+        return c.execute(claim, values).first() is not None
     try:
         with c.begin_nested():
-            c.execute(insert(FIXED_IPS).values(**values))
+            c.execute(insert(FIXED_IPS), values)
     except IntegrityError:
         return False
     return True
@@ -56,16 +65,14 @@ def allocate(c: Connection, network_id: str, instance_id: str, fixed_ip: str = "
         if not _claim(c, fixed_ip, net.id, instance_id):
             raise AddressInUse(f"fixed IP {fixed_ip} on network {net.name} is already in use")
         return net, fixed_ip
-    bump = (update(NETWORKS).where(NETWORKS.c.id == network_id)
-            .values(next_offset=NETWORKS.c.next_offset + 1).returning(*NETWORKS.c))
-    net = c.execute(bump).first()
+    net = c.execute(_BUMP, {"b_id": network_id}).first()
     if net is None:
         return None
     cidr = ipaddress.ip_network(net.cidr, strict=False)
     usable = cidr.num_addresses - 3 if cidr.num_addresses > 4 else cidr.num_addresses  # network, .1, broadcast
     for attempt in range(min(usable, 4096)):
         if attempt:
-            net = c.execute(bump).one()
+            net = c.execute(_BUMP, {"b_id": network_id}).one()
         offset = net.next_offset - 1
         if offset >= cidr.num_addresses - 1 or offset < 2:  # past the end (or before .2): wrap around
             offset = 2

@@ -13,10 +13,26 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from drover.store import models as m
 from drover.store.tables import ACTIONS, EVENTS
+
+# Built once: building and cache-keying a statement costs more than running it on SQLite.
+_NEWEST_ACTION = (select(ACTIONS.c.id)
+                  .where(ACTIONS.c.instance_id == bindparam("b_instance"), ACTIONS.c.action == bindparam("b_action"))
+                  .order_by(ACTIONS.c.id.desc()).limit(1))
+_ANY_EVENT = select(EVENTS.c.id).where(EVENTS.c.action_id == bindparam("b_action_id")).limit(1)
+_LATEST_EVENT = (select(EVENTS.c.id, EVENTS.c.start_time, EVENTS.c.finish_time)
+                 .where(EVENTS.c.action_id == bindparam("b_action_id"), EVENTS.c.event == bindparam("b_event"))
+                 .order_by(EVENTS.c.id.desc()).limit(1))
+_INSERT_EVENT = insert(EVENTS)
+_FINISH_EVENT = (update(EVENTS).where(EVENTS.c.id == bindparam("b_id"))
+                 .values(finish_time=bindparam("b_finish"), result=bindparam("b_result"),
+                         details=bindparam("b_details")))
+_FINISH_ACTION = (update(ACTIONS).where(ACTIONS.c.id == bindparam("b_id"), ACTIONS.c.finish_time.is_(None))
+                  .values(finish_time=bindparam("b_finish")))
+_FINISH_ACTION_WITH_MESSAGE = _FINISH_ACTION.values(message=bindparam("b_message"))
 
 
 class ActionRecorder:
@@ -56,21 +72,13 @@ class ActionRecorder:
         cached = self._action_ids.get((instance_id, action))
         if cached is not None and action == "create":
             return cached
-        found = c.execute(
-            select(ACTIONS.c.id)
-            .where(ACTIONS.c.instance_id == instance_id, ACTIONS.c.action == action)
-            .order_by(ACTIONS.c.id.desc()).limit(1)
-        ).scalar_one_or_none()
+        found = c.execute(_NEWEST_ACTION, {"b_instance": instance_id, "b_action": action}).scalar_one_or_none()
         if found is not None:
             self._action_ids[(instance_id, action)] = found
         return found
 
     def _latest(self, c: Connection, action_id: int, event: str) -> Any:
-        return c.execute(
-            select(EVENTS.c.id, EVENTS.c.start_time, EVENTS.c.finish_time)
-            .where(EVENTS.c.action_id == action_id, EVENTS.c.event == event)
-            .order_by(EVENTS.c.id.desc()).limit(1)
-        ).first()
+        return c.execute(_LATEST_EVENT, {"b_action_id": action_id, "b_event": event}).first()
 
     def start(self, c: Connection, instance_id: str, action: str, event: str, host: str = "",
               when: dt.datetime | None = None) -> None:
@@ -83,7 +91,7 @@ class ActionRecorder:
             return
         if action_id not in self._checked:
             self._checked.add(action_id)
-            if c.execute(select(EVENTS.c.id).where(EVENTS.c.action_id == action_id).limit(1)).first() is None:
+            if c.execute(_ANY_EVENT, {"b_action_id": action_id}).first() is None:
                 self._complete.add(action_id)
         if action_id not in self._complete:
             latest = self._latest(c, action_id, event)
@@ -91,10 +99,9 @@ class ActionRecorder:
                 if latest.finish_time is None:
                     self._open[key] = latest.id
                 return
-        inserted = c.execute(
-            insert(EVENTS).values(action_id=action_id, event=event, start_time=when or m.utcnow(), host=host,
-                                  result="", details="")
-        ).inserted_primary_key
+        inserted = c.execute(_INSERT_EVENT, {"action_id": action_id, "event": event, "start_time": when or m.utcnow(),
+                                             "finish_time": None, "host": host, "result": "", "details": ""}
+                             ).inserted_primary_key
         assert inserted is not None
         self._open[key] = inserted[0]
 
@@ -113,18 +120,17 @@ class ActionRecorder:
             if latest is not None and latest.finish_time is None:
                 event_id = latest.id
         if event_id is None:
-            c.execute(insert(EVENTS).values(action_id=action_id, event=event, start_time=finish_time,
-                                            finish_time=finish_time, result=result, details=details, host=host))
+            c.execute(_INSERT_EVENT, {"action_id": action_id, "event": event, "start_time": finish_time,
+                                      "finish_time": finish_time, "result": result, "details": details, "host": host})
             return
-        c.execute(update(EVENTS).where(EVENTS.c.id == event_id)
-                  .values(finish_time=finish_time, result=result, details=details))
+        c.execute(_FINISH_EVENT, {"b_id": event_id, "b_finish": finish_time, "b_result": result, "b_details": details})
 
     def finish_action(self, c: Connection, instance_id: str, action: str, message: str = "") -> None:
         """Mark the newest ``action`` of the instance finished (once)."""
         action_id = self.action_id(c, instance_id, action)
         if action_id is None:
             return
-        values: dict[str, Any] = {"finish_time": m.utcnow()}
         if message:
-            values["message"] = message
-        c.execute(update(ACTIONS).where(ACTIONS.c.id == action_id, ACTIONS.c.finish_time.is_(None)).values(**values))
+            c.execute(_FINISH_ACTION_WITH_MESSAGE, {"b_id": action_id, "b_finish": m.utcnow(), "b_message": message})
+        else:
+            c.execute(_FINISH_ACTION, {"b_id": action_id, "b_finish": m.utcnow()})

@@ -19,13 +19,13 @@ from typing import Any
 
 import grpc
 from cachetools import TTLCache
-from sqlalchemy import Connection, String, Table, and_, case, func, literal, select, update
+from sqlalchemy import Connection, Table, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from drover.config import DroverConfig
 from drover.store import db
 from drover.store import models as m
-from drover.store.tables import ACTIONS, FLAVORS, IMAGES, INSTANCES, SERVER_COLUMNS
+from drover.store.tables import FLAVORS, IMAGES
 from drover.v1 import (
     compute_pb2,
     compute_pb2_grpc,
@@ -39,7 +39,7 @@ from services.common import convert, metrics, request_spec, runtime, states
 from services.common.casts import CastReceiver, CastSender
 from services.common.errors import unpack_details
 from services.common.group_commit import GroupCommit
-from services.conductor import ipam
+from services.conductor import ipam, statements
 from services.conductor.records import ActionRecorder
 
 log = logging.getLogger(__name__)
@@ -191,12 +191,7 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
 
         def start(s: Session) -> list[str]:
             c = self._conn(s)
-            rows = c.execute(
-                select(INSTANCES.c.id, INSTANCES.c.deleted, INSTANCES.c.vm_state, INSTANCES.c.task_state,
-                       INSTANCES.c.host, ACTIONS.c.id.label("action_id"))
-                .outerjoin(ACTIONS, and_(ACTIONS.c.instance_id == INSTANCES.c.id, ACTIONS.c.action == "create"))
-                .where(INSTANCES.c.id.in_(ids))
-            ).all()
+            rows = c.execute(statements.BUILD_CANDIDATES, {"b_ids": ids}).all()
             todo = []
             for r in rows:
                 if r.deleted or r.vm_state != states.BUILDING or r.task_state != states.SCHEDULING or r.host:
@@ -260,7 +255,7 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
     ) -> compute_pb2.BuildAndRunInstanceCast | None:
         """Record the chosen host and networking; None when the instance went away meanwhile."""
         c = self._conn(s)
-        row = c.execute(select(*SERVER_COLUMNS).where(INSTANCES.c.id == sel.instance_id).with_for_update()).first()
+        row = c.execute(statements.INSTANCE_FOR_UPDATE, {"b_id": sel.instance_id}).first()
         if row is None or row.deleted:
             return None
         if row.task_state == states.DELETING:
@@ -279,12 +274,8 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
             self._set_error(s, self._orm(s, row.id), str(exc), states.EV_SCHEDULE)
             return None
         self.recorder.finish(c, row.id, "create", states.EV_SCHEDULE, states.EV_RESULT_OK)
-        inst = c.execute(
-            update(INSTANCES).where(INSTANCES.c.id == row.id)
-            .values(host=sel.host, node=sel.node or sel.host, build_attempts=INSTANCES.c.build_attempts + 1,
-                    addresses=addresses, revision=INSTANCES.c.revision + 1, updated_at=utcnow())
-            .returning(*SERVER_COLUMNS)
-        ).one()
+        inst = c.execute(statements.ASSIGN_HOST, {"b_id": row.id, "b_host": sel.host, "b_node": sel.node or sel.host,
+                                                  "b_addresses": addresses, "b_now": utcnow()}).one()
         self._expire(s, row.id)
         self.publish(inst)
         return self._build_cast(inst, flavor, image, request_id)
@@ -450,26 +441,21 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
         if u.terminated or u.build_failed:
             return self._apply_update_orm(s, u)
         c = self._conn(s)
-        values: dict[str, Any] = {"revision": INSTANCES.c.revision + 1, "updated_at": utcnow()}
-        # A delete in progress owns vm_state and task_state (the API set DELETING).
-        deleting = INSTANCES.c.task_state == states.DELETING
+        params: dict[str, Any] = {"b_id": u.instance_id, "b_host": u.host, "b_now": utcnow()}
         if u.HasField("vm_state"):
-            values["vm_state"] = case((deleting, INSTANCES.c.vm_state),
-                                      else_=literal(states.VM_STATE_FROM_PB[u.vm_state]))
+            params["b_vm_state"] = states.VM_STATE_FROM_PB[u.vm_state]
         if u.HasField("task_state"):
-            values["task_state"] = case((deleting, INSTANCES.c.task_state),
-                                        else_=literal(states.TASK_STATE_FROM_PB[u.task_state], String))
+            params["b_task_state"] = states.TASK_STATE_FROM_PB[u.task_state]
         if u.HasField("power_state"):
-            values["power_state"] = int(u.power_state)
+            params["b_power_state"] = int(u.power_state)
         if u.HasField("launched_at"):
-            values["launched_at"] = u.launched_at.ToDatetime()
+            params["b_launched_at"] = u.launched_at.ToDatetime()
         if u.HasField("fault") and u.fault.message:
-            values.update(fault_code=u.fault.code or 500, fault_message=u.fault.message,
-                          fault_details=u.fault.details, fault_at=utcnow())
-        stmt = update(INSTANCES).where(INSTANCES.c.id == u.instance_id, INSTANCES.c.deleted.is_(False))
-        if u.host:  # otherwise late news from an earlier build attempt (or a replay of one): no match
-            stmt = stmt.where(INSTANCES.c.host == u.host)
-        inst = c.execute(stmt.values(**values).returning(*SERVER_COLUMNS)).first()
+            params.update(b_fault_code=u.fault.code or 500, b_fault_message=u.fault.message,
+                          b_fault_details=u.fault.details, b_fault_at=utcnow())
+        fields = tuple(f for f in statements.UPDATABLE if f"b_{f}" in params)
+        # Without a host the update is not tied to a build attempt; with one, it applies only there.
+        inst = c.execute(statements.instance_update(fields, bool(u.host)), params).first()
         if inst is None:
             return None, False
         self._record_events(c, u)

@@ -20,7 +20,7 @@ def test_create_reaches_active_with_notifications_and_events(api, image) -> None
 
     events = watch(api, server.id)
     final = events[-1].server
-    assert final.status == types_pb2.SERVER_STATUS_ACTIVE
+    assert final.status == types_pb2.SERVER_STATUS_ACTIVE, final
     assert final.power_state == types_pb2.POWER_STATE_RUNNING
     assert final.task_state == types_pb2.TASK_STATE_UNSPECIFIED
     assert final.host.startswith("fake-host-")
