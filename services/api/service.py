@@ -37,7 +37,7 @@ from drover.v1 import (
     scheduler_pb2_grpc,
     types_pb2,
 )
-from services.api import validation
+from services.api import lookups, validation
 from services.api.fanout import Fanout
 from services.common import convert, metrics, request_spec, runtime, states
 from services.common.casts import CastSender
@@ -151,6 +151,14 @@ class ApiServicer(api_pb2_grpc.ApiServiceServicer):
 
     def _instance(self, s: Session, who: Identity, ident: str, *, allow_deleted: bool = False) -> m.Instance:
         inst = s.get(m.Instance, ident)
+        return self._visible(inst, who, ident, allow_deleted=allow_deleted)
+
+    def _server_row(self, s: Session, who: Identity, ident: str, *, allow_deleted: bool = False) -> Any:
+        """Like ``_instance``, for reading only: a row, not an ORM object."""
+        return self._visible(lookups.server(s.connection(), ident), who, ident, allow_deleted=allow_deleted)
+
+    @staticmethod
+    def _visible(inst: Any, who: Identity, ident: str, *, allow_deleted: bool) -> Any:
         if inst is None or (inst.deleted and not allow_deleted) or (
             not who.is_admin and inst.project_id != who.project_id
         ):
@@ -164,8 +172,8 @@ class ApiServicer(api_pb2_grpc.ApiServiceServicer):
         if len(req.networks) == 1 and req.networks[0].uuid == "none":
             return []
         if not req.networks or req.networks[0].uuid == "auto":
-            default = s.execute(select(m.Network).order_by(m.Network.name)).scalars().first()
-            return [{"uuid": default.id}] if default is not None else []
+            default = lookups.default_network_id(s.connection())
+            return [{"uuid": default}] if default is not None else []
         out, bad = [], []
         for i, n in enumerate(req.networks):
             net = s.get(m.Network, n.uuid) or s.execute(
@@ -232,13 +240,14 @@ class ApiServicer(api_pb2_grpc.ApiServiceServicer):
             raise invalid_argument(checked.violations)
         # Look up and check in a read transaction: SQLite's write lock is taken only for the inserts.
         with self.sessions() as s:
-            flavor = self._flavor(s, request.flavor_ref.strip())
+            c = s.connection()
+            flavor = lookups.flavor(c, request.flavor_ref.strip())
             if flavor is None:
                 raise not_found("flavor", request.flavor_ref)
             if flavor.disabled:
                 raise failed_precondition(f"flavor {flavor.name} is disabled",
                                           [("FLAVOR", flavor.id, "disabled")])
-            image = self._image(s, request.image_ref.strip())
+            image = lookups.image(c, request.image_ref.strip())
             if image is None:
                 raise not_found("image", request.image_ref)
             bad = []
@@ -324,7 +333,7 @@ class ApiServicer(api_pb2_grpc.ApiServiceServicer):
         if not request.id:
             raise invalid_argument([("id", "is required")])
         with self.sessions() as s:
-            return api_pb2.GetServerResponse(server=convert.server(self._instance(s, identity(context), request.id)))
+            return api_pb2.GetServerResponse(server=convert.server(self._server_row(s, identity(context), request.id)))
 
     @staticmethod
     def _page_token(inst: m.Instance) -> str:
@@ -425,7 +434,7 @@ class ApiServicer(api_pb2_grpc.ApiServiceServicer):
         q = self.fanout.subscribe(request.id)
         try:
             with self.sessions() as s:
-                server = convert.server(self._instance(s, who, request.id, allow_deleted=True))
+                server = convert.server(self._server_row(s, who, request.id, allow_deleted=True))
             yield api_pb2.WatchServerResponse(server=server)
             last = server.revision
             if _settled(server, request.follow):
@@ -440,10 +449,10 @@ class ApiServicer(api_pb2_grpc.ApiServiceServicer):
                     ev = None
                 if ev is None:  # resync from the store (missed events, conductor reconnect, quiet period)
                     with self.sessions() as s:
-                        inst = s.get(m.Instance, request.id)
-                        if inst is None:
+                        row = lookups.server(s.connection(), request.id)
+                        if row is None:
                             return
-                        fresh = convert.server(inst)
+                        fresh = convert.server(row)
                     if fresh.revision <= last:
                         continue
                     server = fresh
