@@ -6,9 +6,6 @@ Skips without it, unless DROVER_REQUIRE_POSTGRES=1 (CI), where that is a failure
 
 from __future__ import annotations
 
-import os
-import uuid
-
 import grpc
 import pytest
 import sqlalchemy as sa
@@ -17,24 +14,12 @@ from drover.localmesh import LocalMesh
 from drover.v1 import api_pb2, api_pb2_grpc
 from tests.integration import test_bad_input, test_create_flow
 from tests.integration.conftest import _wait_hosts, register_image
+from tests.postgres import fresh_database
 
 
 @pytest.fixture(scope="module")
 def pg_url():
-    admin = os.environ.get("DROVER_TEST_POSTGRES_URL", "")
-    if not admin:
-        if os.environ.get("DROVER_REQUIRE_POSTGRES") == "1":
-            pytest.fail("DROVER_TEST_POSTGRES_URL is not set (DROVER_REQUIRE_POSTGRES=1)")
-        pytest.skip("DROVER_TEST_POSTGRES_URL is not set (scripts/setup.sh sets up PostgreSQL)")
-    name = f"drover_test_{uuid.uuid4().hex[:8]}"
-    engine = sa.create_engine(admin, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    url = sa.engine.make_url(admin).set(database=name).render_as_string(hide_password=False)
-    yield url
-    with engine.connect() as conn:
-        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    engine.dispose()
+    yield from fresh_database("drover_test")
 
 
 @pytest.fixture(scope="module")

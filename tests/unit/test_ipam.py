@@ -2,40 +2,23 @@
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, create_engine, delete, insert, make_url, select
+from sqlalchemy import Engine, delete, insert, select
 
 from drover.store import db
 from drover.store import models as m
 from drover.store.tables import FIXED_IPS, NETWORKS
 from services.conductor import ipam
-
-
-def _postgres_url() -> Iterator[str]:
-    admin = os.environ.get("DROVER_TEST_POSTGRES_URL", "")
-    if not admin:
-        if os.environ.get("DROVER_REQUIRE_POSTGRES") == "1":
-            pytest.fail("DROVER_TEST_POSTGRES_URL is not set (DROVER_REQUIRE_POSTGRES=1)")
-        pytest.skip("DROVER_TEST_POSTGRES_URL is not set")
-    name = f"drover_ipam_{uuid.uuid4().hex[:8]}"
-    server = create_engine(admin, isolation_level="AUTOCOMMIT")
-    with server.connect() as c:
-        c.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    yield make_url(admin).set(database=name).render_as_string(hide_password=False)
-    with server.connect() as c:
-        c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    server.dispose()
+from tests.postgres import fresh_database
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     """The same store on both engines: the claim statement differs per dialect."""
-    urls = iter([f"sqlite:///{tmp_path / 'ipam.db'}"]) if request.param == "sqlite" else _postgres_url()
+    urls = iter([f"sqlite:///{tmp_path / 'ipam.db'}"]) if request.param == "sqlite" else fresh_database("drover_ipam")
     url = next(urls)
     db.upgrade(url)
     engine = db.make_engine(url, for_writes=True)
