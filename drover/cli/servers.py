@@ -8,13 +8,14 @@ from typing import Annotated, Any
 import grpc
 import typer
 
-from drover.cli import client
+from drover.cli import client, groups
 from drover.cli.output import Format, FormatOpt, enum_name, fail, show_list, show_record, status, to_dict
 from drover.v1 import api_pb2, types_pb2
 
 app = typer.Typer(help="Servers (Nova instances).", no_args_is_help=True)
 event_app = typer.Typer(help="Server actions and their events.", no_args_is_help=True)
 app.add_typer(event_app, name="event")
+app.add_typer(groups.app, name="group")
 
 UrlOpt = Annotated[str | None, typer.Option("--url", help="API address (env DROVER_URL).")]
 
@@ -82,6 +83,21 @@ def _wait_ready(stub: client.api_pb2_grpc.ApiServiceStub, server: types_pb2.Serv
     fail(f"server {server.name} is ACTIVE but its guest did not print {marker!r} within {timeout:.0f} s")
 
 
+def _hints(pairs: list[str]) -> api_pb2.SchedulerHints:
+    hints = api_pb2.SchedulerHints()
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not value:
+            fail(f"--hint takes KEY=VALUE, not {pair!r}")
+        if key == "group":
+            hints.group = value
+        elif key in ("same_host", "different_host"):
+            getattr(hints, key).append(value)
+        else:
+            fail(f"unknown scheduler hint {key!r} (known: group, same_host, different_host)")
+    return hints
+
+
 @app.command("create")
 def create(
     name: str,
@@ -94,6 +110,9 @@ def create(
     min_count: Annotated[int, typer.Option("--min")] = 0,
     max_count: Annotated[int, typer.Option("--max")] = 0,
     prop: Annotated[list[str] | None, typer.Option("--property", help="key=value metadata")] = None,
+    hint: Annotated[list[str] | None, typer.Option(
+        "--hint", help="Scheduler hint: group=GROUP_ID, same_host=SERVER_ID or different_host=SERVER_ID"
+    )] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Wait until ACTIVE or ERROR.")] = False,
     wait_ready: Annotated[bool, typer.Option(
         "--wait-ready", help="Also wait for the guest's ready marker (image property ready_marker) on its console."
@@ -114,7 +133,7 @@ def create(
     meta = dict(p.split("=", 1) for p in (prop or []) if "=" in p)
     req = api_pb2.CreateServerRequest(name=name, flavor_ref=flavor, image_ref=image, networks=nets,
                                       availability_zone=availability_zone, min_count=min_count,
-                                      max_count=max_count, metadata=meta)
+                                      max_count=max_count, metadata=meta, scheduler_hints=_hints(hint or []))
     with client.api(url) as stub:
         resp = stub.CreateServer(req, timeout=30, metadata=client.metadata())
         server = resp.server

@@ -166,3 +166,24 @@ class FixedIp(Base):
     address: Mapped[str] = mapped_column(String(64), primary_key=True)
     network_id: Mapped[str] = mapped_column(ForeignKey("networks.id"))
     instance_id: Mapped[str] = mapped_column(String(36), index=True)
+
+
+class ServerGroup(Base):
+    """Nova's instance group: a policy over where its members may run."""
+
+    __tablename__ = "server_groups"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    policy: Mapped[str] = mapped_column(String(32))
+    project_id: Mapped[str] = mapped_column(String(255), index=True)
+    user_id: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class ServerGroupMember(Base):
+    __tablename__ = "server_group_members"
+
+    group_id: Mapped[str] = mapped_column(ForeignKey("server_groups.id", ondelete="CASCADE"), primary_key=True)
+    # One group per instance, as in Nova.
+    instance_id: Mapped[str] = mapped_column(String(36), primary_key=True, unique=True)

@@ -26,3 +26,6 @@ _INSTANCE_ATTRS = [(attr.key, attr.columns[0].name) for attr in inspect(m.Instan
 def row_values(inst: m.Instance) -> dict[str, Any]:
     """Column name -> value of a new (transient) instance, for a Core insert; every column set."""
     return {name: getattr(inst, key) for key, name in _INSTANCE_ATTRS}
+
+SERVER_GROUPS = cast(Table, m.ServerGroup.__table__)
+GROUP_MEMBERS = cast(Table, m.ServerGroupMember.__table__)

@@ -56,7 +56,7 @@ class SchedulerHints(_message.Message):
     SAME_HOST_FIELD_NUMBER: _builtins.int
     DIFFERENT_HOST_FIELD_NUMBER: _builtins.int
     group: _builtins.str
-    """Server group id (affinity / anti-affinity policy)."""
+    """Server group id: the new servers join it and obey its policy."""
     @_builtins.property
     def same_host(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -830,3 +830,154 @@ class GetConsoleOutputResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetConsoleOutputResponse: _TypeAlias = GetConsoleOutputResponse  # noqa: Y015
+
+@_typing.final
+class CreateServerGroupRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    POLICY_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    policy: _builtins.str
+    """affinity, anti-affinity, soft-affinity or soft-anti-affinity."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        policy: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "policy", b"policy"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateServerGroupRequest: _TypeAlias = CreateServerGroupRequest  # noqa: Y015
+
+@_typing.final
+class CreateServerGroupResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SERVER_GROUP_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def server_group(self) -> _types_pb2.ServerGroup: ...
+    def __init__(
+        self,
+        *,
+        server_group: _types_pb2.ServerGroup | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["server_group", b"server_group"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["server_group", b"server_group"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateServerGroupResponse: _TypeAlias = CreateServerGroupResponse  # noqa: Y015
+
+@_typing.final
+class GetServerGroupRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetServerGroupRequest: _TypeAlias = GetServerGroupRequest  # noqa: Y015
+
+@_typing.final
+class GetServerGroupResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SERVER_GROUP_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def server_group(self) -> _types_pb2.ServerGroup: ...
+    def __init__(
+        self,
+        *,
+        server_group: _types_pb2.ServerGroup | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["server_group", b"server_group"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["server_group", b"server_group"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetServerGroupResponse: _TypeAlias = GetServerGroupResponse  # noqa: Y015
+
+@_typing.final
+class ListServerGroupsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListServerGroupsRequest: _TypeAlias = ListServerGroupsRequest  # noqa: Y015
+
+@_typing.final
+class ListServerGroupsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SERVER_GROUPS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def server_groups(self) -> _containers.RepeatedCompositeFieldContainer[_types_pb2.ServerGroup]: ...
+    def __init__(
+        self,
+        *,
+        server_groups: _abc.Iterable[_types_pb2.ServerGroup] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["server_groups", b"server_groups"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListServerGroupsResponse: _TypeAlias = ListServerGroupsResponse  # noqa: Y015
+
+@_typing.final
+class DeleteServerGroupRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteServerGroupRequest: _TypeAlias = DeleteServerGroupRequest  # noqa: Y015
+
+@_typing.final
+class DeleteServerGroupResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteServerGroupResponse: _TypeAlias = DeleteServerGroupResponse  # noqa: Y015

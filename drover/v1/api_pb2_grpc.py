@@ -103,6 +103,26 @@ class ApiServiceStub:
                 request_serializer=drover_dot_v1_dot_api__pb2.DeleteImageRequest.SerializeToString,
                 response_deserializer=drover_dot_v1_dot_api__pb2.DeleteImageResponse.FromString,
                 _registered_method=True)
+        self.CreateServerGroup = channel.unary_unary(
+                '/drover.v1.ApiService/CreateServerGroup',
+                request_serializer=drover_dot_v1_dot_api__pb2.CreateServerGroupRequest.SerializeToString,
+                response_deserializer=drover_dot_v1_dot_api__pb2.CreateServerGroupResponse.FromString,
+                _registered_method=True)
+        self.GetServerGroup = channel.unary_unary(
+                '/drover.v1.ApiService/GetServerGroup',
+                request_serializer=drover_dot_v1_dot_api__pb2.GetServerGroupRequest.SerializeToString,
+                response_deserializer=drover_dot_v1_dot_api__pb2.GetServerGroupResponse.FromString,
+                _registered_method=True)
+        self.ListServerGroups = channel.unary_unary(
+                '/drover.v1.ApiService/ListServerGroups',
+                request_serializer=drover_dot_v1_dot_api__pb2.ListServerGroupsRequest.SerializeToString,
+                response_deserializer=drover_dot_v1_dot_api__pb2.ListServerGroupsResponse.FromString,
+                _registered_method=True)
+        self.DeleteServerGroup = channel.unary_unary(
+                '/drover.v1.ApiService/DeleteServerGroup',
+                request_serializer=drover_dot_v1_dot_api__pb2.DeleteServerGroupRequest.SerializeToString,
+                response_deserializer=drover_dot_v1_dot_api__pb2.DeleteServerGroupResponse.FromString,
+                _registered_method=True)
         self.ListNetworks = channel.unary_unary(
                 '/drover.v1.ApiService/ListNetworks',
                 request_serializer=drover_dot_v1_dot_api__pb2.ListNetworksRequest.SerializeToString,
@@ -215,6 +235,33 @@ class ApiServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateServerGroup(self, request, context):
+        """Server groups (Nova's os-server-groups): create one, then boot servers into it with
+        the scheduler hint `group`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetServerGroup(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListServerGroups(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteServerGroup(self, request, context):
+        """Delete a group; its servers keep running, unconstrained.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListNetworks(self, request, context):
         """Networks.
         """
@@ -303,6 +350,26 @@ def add_ApiServiceServicer_to_server(servicer, server):
                     servicer.DeleteImage,
                     request_deserializer=drover_dot_v1_dot_api__pb2.DeleteImageRequest.FromString,
                     response_serializer=drover_dot_v1_dot_api__pb2.DeleteImageResponse.SerializeToString,
+            ),
+            'CreateServerGroup': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateServerGroup,
+                    request_deserializer=drover_dot_v1_dot_api__pb2.CreateServerGroupRequest.FromString,
+                    response_serializer=drover_dot_v1_dot_api__pb2.CreateServerGroupResponse.SerializeToString,
+            ),
+            'GetServerGroup': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetServerGroup,
+                    request_deserializer=drover_dot_v1_dot_api__pb2.GetServerGroupRequest.FromString,
+                    response_serializer=drover_dot_v1_dot_api__pb2.GetServerGroupResponse.SerializeToString,
+            ),
+            'ListServerGroups': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListServerGroups,
+                    request_deserializer=drover_dot_v1_dot_api__pb2.ListServerGroupsRequest.FromString,
+                    response_serializer=drover_dot_v1_dot_api__pb2.ListServerGroupsResponse.SerializeToString,
+            ),
+            'DeleteServerGroup': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteServerGroup,
+                    request_deserializer=drover_dot_v1_dot_api__pb2.DeleteServerGroupRequest.FromString,
+                    response_serializer=drover_dot_v1_dot_api__pb2.DeleteServerGroupResponse.SerializeToString,
             ),
             'ListNetworks': grpc.unary_unary_rpc_method_handler(
                     servicer.ListNetworks,
@@ -675,6 +742,114 @@ class ApiService:
             '/drover.v1.ApiService/DeleteImage',
             drover_dot_v1_dot_api__pb2.DeleteImageRequest.SerializeToString,
             drover_dot_v1_dot_api__pb2.DeleteImageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateServerGroup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/drover.v1.ApiService/CreateServerGroup',
+            drover_dot_v1_dot_api__pb2.CreateServerGroupRequest.SerializeToString,
+            drover_dot_v1_dot_api__pb2.CreateServerGroupResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetServerGroup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/drover.v1.ApiService/GetServerGroup',
+            drover_dot_v1_dot_api__pb2.GetServerGroupRequest.SerializeToString,
+            drover_dot_v1_dot_api__pb2.GetServerGroupResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListServerGroups(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/drover.v1.ApiService/ListServerGroups',
+            drover_dot_v1_dot_api__pb2.ListServerGroupsRequest.SerializeToString,
+            drover_dot_v1_dot_api__pb2.ListServerGroupsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteServerGroup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/drover.v1.ApiService/DeleteServerGroup',
+            drover_dot_v1_dot_api__pb2.DeleteServerGroupRequest.SerializeToString,
+            drover_dot_v1_dot_api__pb2.DeleteServerGroupResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -62,6 +62,14 @@ class ApiServiceStub:
     ListImages: _grpc.UnaryUnaryMultiCallable[_api_pb2.ListImagesRequest, _api_pb2.ListImagesResponse]
     GetImage: _grpc.UnaryUnaryMultiCallable[_api_pb2.GetImageRequest, _api_pb2.GetImageResponse]
     DeleteImage: _grpc.UnaryUnaryMultiCallable[_api_pb2.DeleteImageRequest, _api_pb2.DeleteImageResponse]
+    CreateServerGroup: _grpc.UnaryUnaryMultiCallable[_api_pb2.CreateServerGroupRequest, _api_pb2.CreateServerGroupResponse]
+    """Server groups (Nova's os-server-groups): create one, then boot servers into it with
+    the scheduler hint `group`.
+    """
+    GetServerGroup: _grpc.UnaryUnaryMultiCallable[_api_pb2.GetServerGroupRequest, _api_pb2.GetServerGroupResponse]
+    ListServerGroups: _grpc.UnaryUnaryMultiCallable[_api_pb2.ListServerGroupsRequest, _api_pb2.ListServerGroupsResponse]
+    DeleteServerGroup: _grpc.UnaryUnaryMultiCallable[_api_pb2.DeleteServerGroupRequest, _api_pb2.DeleteServerGroupResponse]
+    """Delete a group; its servers keep running, unconstrained."""
     ListNetworks: _grpc.UnaryUnaryMultiCallable[_api_pb2.ListNetworksRequest, _api_pb2.ListNetworksResponse]
     """Networks."""
     ListHosts: _grpc.UnaryUnaryMultiCallable[_api_pb2.ListHostsRequest, _api_pb2.ListHostsResponse]
@@ -103,6 +111,14 @@ class ApiServiceAsyncStub(ApiServiceStub):
     ListImages: _aio.UnaryUnaryMultiCallable[_api_pb2.ListImagesRequest, _api_pb2.ListImagesResponse]  # type: ignore[assignment]
     GetImage: _aio.UnaryUnaryMultiCallable[_api_pb2.GetImageRequest, _api_pb2.GetImageResponse]  # type: ignore[assignment]
     DeleteImage: _aio.UnaryUnaryMultiCallable[_api_pb2.DeleteImageRequest, _api_pb2.DeleteImageResponse]  # type: ignore[assignment]
+    CreateServerGroup: _aio.UnaryUnaryMultiCallable[_api_pb2.CreateServerGroupRequest, _api_pb2.CreateServerGroupResponse]  # type: ignore[assignment]
+    """Server groups (Nova's os-server-groups): create one, then boot servers into it with
+    the scheduler hint `group`.
+    """
+    GetServerGroup: _aio.UnaryUnaryMultiCallable[_api_pb2.GetServerGroupRequest, _api_pb2.GetServerGroupResponse]  # type: ignore[assignment]
+    ListServerGroups: _aio.UnaryUnaryMultiCallable[_api_pb2.ListServerGroupsRequest, _api_pb2.ListServerGroupsResponse]  # type: ignore[assignment]
+    DeleteServerGroup: _aio.UnaryUnaryMultiCallable[_api_pb2.DeleteServerGroupRequest, _api_pb2.DeleteServerGroupResponse]  # type: ignore[assignment]
+    """Delete a group; its servers keep running, unconstrained."""
     ListNetworks: _aio.UnaryUnaryMultiCallable[_api_pb2.ListNetworksRequest, _api_pb2.ListNetworksResponse]  # type: ignore[assignment]
     """Networks."""
     ListHosts: _aio.UnaryUnaryMultiCallable[_api_pb2.ListHostsRequest, _api_pb2.ListHostsResponse]  # type: ignore[assignment]
@@ -219,6 +235,38 @@ class ApiServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _api_pb2.DeleteImageRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_api_pb2.DeleteImageResponse, _abc.Awaitable[_api_pb2.DeleteImageResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def CreateServerGroup(
+        self,
+        request: _api_pb2.CreateServerGroupRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_api_pb2.CreateServerGroupResponse, _abc.Awaitable[_api_pb2.CreateServerGroupResponse]]:
+        """Server groups (Nova's os-server-groups): create one, then boot servers into it with
+        the scheduler hint `group`.
+        """
+
+    @_abc_1.abstractmethod
+    def GetServerGroup(
+        self,
+        request: _api_pb2.GetServerGroupRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_api_pb2.GetServerGroupResponse, _abc.Awaitable[_api_pb2.GetServerGroupResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListServerGroups(
+        self,
+        request: _api_pb2.ListServerGroupsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_api_pb2.ListServerGroupsResponse, _abc.Awaitable[_api_pb2.ListServerGroupsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def DeleteServerGroup(
+        self,
+        request: _api_pb2.DeleteServerGroupRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_api_pb2.DeleteServerGroupResponse, _abc.Awaitable[_api_pb2.DeleteServerGroupResponse]]:
+        """Delete a group; its servers keep running, unconstrained."""
 
     @_abc_1.abstractmethod
     def ListNetworks(

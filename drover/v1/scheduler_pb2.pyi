@@ -82,6 +82,7 @@ class RequestSpec(_message.Message):
     DIFFERENT_HOST_FIELD_NUMBER: _builtins.int
     IGNORE_HOSTS_FIELD_NUMBER: _builtins.int
     MIN_COUNT_FIELD_NUMBER: _builtins.int
+    GROUP_ID_FIELD_NUMBER: _builtins.int
     project_id: _builtins.str
     vcpus: _builtins.int
     memory_mb: _builtins.int
@@ -94,6 +95,10 @@ class RequestSpec(_message.Message):
     """Server group policy: affinity, anti-affinity, soft-affinity, soft-anti-affinity."""
     min_count: _builtins.int
     """All-or-none for this many instances (0: all of instance_ids)."""
+    group_id: _builtins.str
+    """The server group the instances join; the conductor fills group_policy and
+    group_hosts from it just before scheduling.
+    """
     @_builtins.property
     def instance_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -134,10 +139,11 @@ class RequestSpec(_message.Message):
         different_host: _abc.Iterable[_builtins.str] | None = ...,
         ignore_hosts: _abc.Iterable[_builtins.str] | None = ...,
         min_count: _builtins.int = ...,
+        group_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["availability_zone", b"availability_zone", "different_host", b"different_host", "ephemeral_gb", b"ephemeral_gb", "flavor_extra_specs", b"flavor_extra_specs", "group_hosts", b"group_hosts", "group_policy", b"group_policy", "ignore_hosts", b"ignore_hosts", "image_id", b"image_id", "image_properties", b"image_properties", "instance_ids", b"instance_ids", "memory_mb", b"memory_mb", "min_count", b"min_count", "project_id", b"project_id", "root_gb", b"root_gb", "same_host", b"same_host", "swap_mb", b"swap_mb", "vcpus", b"vcpus"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["availability_zone", b"availability_zone", "different_host", b"different_host", "ephemeral_gb", b"ephemeral_gb", "flavor_extra_specs", b"flavor_extra_specs", "group_hosts", b"group_hosts", "group_id", b"group_id", "group_policy", b"group_policy", "ignore_hosts", b"ignore_hosts", "image_id", b"image_id", "image_properties", b"image_properties", "instance_ids", b"instance_ids", "memory_mb", b"memory_mb", "min_count", b"min_count", "project_id", b"project_id", "root_gb", b"root_gb", "same_host", b"same_host", "swap_mb", b"swap_mb", "vcpus", b"vcpus"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

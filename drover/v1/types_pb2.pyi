@@ -393,6 +393,50 @@ class Flavor(_message.Message):
 Global___Flavor: _TypeAlias = Flavor  # noqa: Y015
 
 @_typing.final
+class ServerGroup(_message.Message):
+    """A server group (Nova's os-server-groups): its policy binds where members may run."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    POLICY_FIELD_NUMBER: _builtins.int
+    PROJECT_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    MEMBERS_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    name: _builtins.str
+    policy: _builtins.str
+    """affinity, anti-affinity, soft-affinity or soft-anti-affinity."""
+    project_id: _builtins.str
+    user_id: _builtins.str
+    @_builtins.property
+    def members(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Ids of the servers in the group (deleted servers leave it)."""
+
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        policy: _builtins.str = ...,
+        project_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        members: _abc.Iterable[_builtins.str] | None = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "id", b"id", "members", b"members", "name", b"name", "policy", b"policy", "project_id", b"project_id", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ServerGroup: _TypeAlias = ServerGroup  # noqa: Y015
+
+@_typing.final
 class Image(_message.Message):
     """An image registered from local files."""
 

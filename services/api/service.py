@@ -13,7 +13,6 @@ import re
 import subprocess
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from drover.config import DroverConfig
 from drover.store import db
 from drover.store import models as m
-from drover.store.tables import ACTIONS, INSTANCES, row_values
+from drover.store.tables import ACTIONS, GROUP_MEMBERS, INSTANCES, row_values
 from drover.v1 import (
     api_pb2,
     api_pb2_grpc,
@@ -39,6 +38,8 @@ from drover.v1 import (
 )
 from services.api import lookups, validation
 from services.api.fanout import Fanout
+from services.api.identity import Identity, identity
+from services.api.server_groups import ServerGroupRpcs, visible_group
 from services.common import convert, metrics, request_spec, runtime, states
 from services.common.casts import CastSender
 from services.common.errors import (
@@ -53,26 +54,6 @@ from services.common.group_commit import GroupCommit
 
 log = logging.getLogger(__name__)
 utcnow = m.utcnow
-
-
-@dataclass(frozen=True)
-class Identity:
-    project_id: str
-    user_id: str
-    request_id: str
-    is_admin: bool
-
-
-def identity(context: grpc.aio.ServicerContext) -> Identity:
-    md = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
-    project = md.get("x-project-id", "admin")
-    roles = {r.strip() for r in md.get("x-roles", "").split(",") if r.strip()}
-    return Identity(
-        project_id=project,
-        user_id=md.get("x-user-id", "admin"),
-        request_id=md.get("x-request-id") or f"req-{uuid.uuid4()}",
-        is_admin=project == "admin" or "admin" in roles,
-    )
 
 
 def _settled(server: types_pb2.Server, follow: bool) -> bool:
@@ -106,7 +87,7 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-class ApiServicer(api_pb2_grpc.ApiServiceServicer):
+class ApiServicer(ServerGroupRpcs, api_pb2_grpc.ApiServiceServicer):
     def __init__(self, cfg: DroverConfig, sessions: sessionmaker[Session],
                  write_sessions: sessionmaker[Session] | None = None) -> None:
         self.cfg = cfg
@@ -262,6 +243,9 @@ class ApiServicer(api_pb2_grpc.ApiServiceServicer):
             networks = self._networks(s, request)
             same = self._hint_hosts(s, "same_host", request.scheduler_hints.same_host)
             different = self._hint_hosts(s, "different_host", request.scheduler_hints.different_host)
+            group_id = request.scheduler_hints.group.strip()
+            if group_id:
+                group_id = visible_group(s, who, group_id, "scheduler_hints.group").id
         count = checked.max_count
         reservation = f"r-{uuid.uuid4().hex[:8]}"
         now = utcnow()
@@ -315,10 +299,12 @@ class ApiServicer(api_pb2_grpc.ApiServiceServicer):
             c = s.connection()
             c.execute(insert(INSTANCES), rows)
             c.execute(insert(ACTIONS), actions)
+            if group_id:
+                c.execute(insert(GROUP_MEMBERS), [{"group_id": group_id, "instance_id": i.id} for i in insts])
 
         await self.db.run(store)  # shares one transaction with the creates that arrive meanwhile
         spec = request_spec.build(insts, flavor, image, min_count=checked.min_count,
-                                  same_host=same, different_host=different)
+                                  same_host=same, different_host=different, group_id=group_id)
         servers = [convert.server(i) for i in insts]
         # compute.API.create: cast build_instances and return at once (Nova's 202).
         self.conductor.cast(

@@ -115,6 +115,4 @@ def check_create(req: api_pb2.CreateServerRequest) -> CheckedCreate:
     bad += check_access_ips(req)
     bad += check_metadata(req)
     bad += check_network_shapes(req)
-    if req.scheduler_hints.group:
-        bad.append(("scheduler_hints.group", "server groups are not available in this drover release"))
     return CheckedCreate(name=name, min_count=min_count, max_count=max_count, violations=bad)

@@ -20,6 +20,7 @@ def build(
     different_host: Iterable[str] = (),
     group_policy: str = "",
     group_hosts: Iterable[str] = (),
+    group_id: str = "",
 ) -> scheduler_pb2.RequestSpec:
     insts = list(instances)
     first: Any = insts[0]
@@ -41,4 +42,5 @@ def build(
         different_host=list(different_host),
         ignore_hosts=list(ignore_hosts),
         min_count=min_count,
+        group_id=group_id,
     )

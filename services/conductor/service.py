@@ -35,7 +35,7 @@ from drover.v1 import (
     scheduler_pb2_grpc,
     types_pb2,
 )
-from services.common import convert, metrics, request_spec, runtime, states
+from services.common import convert, metrics, request_spec, runtime, server_groups, states
 from services.common.casts import CastReceiver, CastSender
 from services.common.errors import unpack_details
 from services.common.group_commit import GroupCommit
@@ -49,7 +49,9 @@ utcnow = m.utcnow
 def _cast_keys(msg: conductor_pb2.ConductorServiceStreamCastsRequest) -> Iterable[str]:
     kind = msg.WhichOneof("cast")
     if kind == "build_instances":
-        return list(msg.build_instances.spec.instance_ids)
+        spec = msg.build_instances.spec
+        # Builds into one server group run one after another: each sees where the last one landed.
+        return [*spec.instance_ids, *([f"group:{spec.group_id}"] if spec.group_id else [])]
     if kind == "delete_instance":
         return [msg.delete_instance.instance_id]
     if kind == "instance_update":
@@ -189,7 +191,7 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
     async def build_instances(self, cast: conductor_pb2.BuildInstancesCast) -> None:
         ids = list(cast.spec.instance_ids)
 
-        def start(s: Session) -> list[str]:
+        def start(s: Session) -> tuple[list[str], tuple[str, list[str]]]:
             c = self._conn(s)
             rows = c.execute(statements.BUILD_CANDIDATES, {"b_ids": ids}).all()
             todo = []
@@ -200,15 +202,19 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
                     self.recorder.remember_action(r.id, "create", r.action_id)
                 self.recorder.start(c, r.id, "create", states.EV_SCHEDULE)
                 todo.append(r.id)
-            return todo
+            group = server_groups.placement(c, cast.spec.group_id, todo) if cast.spec.group_id and todo else ("", [])
+            return todo, group
 
-        todo = await self.db.run(start)
+        todo, (group_policy, group_hosts) = await self.db.run(start)
         if not todo:
             return  # a replay, or deleted before we got to it
         spec = scheduler_pb2.RequestSpec()
         spec.CopyFrom(cast.spec)
         del spec.instance_ids[:]
         spec.instance_ids.extend(todo)
+        spec.group_policy = group_policy
+        del spec.group_hosts[:]
+        spec.group_hosts.extend(group_hosts)
         await self._schedule_and_build(spec, cast.request_id)
 
     async def _select(self, spec: scheduler_pb2.RequestSpec) -> scheduler_pb2.SelectDestinationsResponse:
@@ -530,10 +536,20 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
         inst.task_state = states.SCHEDULING
         inst.vm_state = states.BUILDING
         self._event_start(s, inst.id, "create", states.EV_SCHEDULE)
-        spec = request_spec.build([inst], flavor, image, ignore_hosts=tried,
-                                  same_host=hints.get("same_host_hosts", []),
-                                  different_host=hints.get("different_host_hosts", []))
+        spec = self._spec_for(s, inst, flavor, image, ignore_hosts=tried)
         return spec, ""
+
+    def _spec_for(self, s: Session, inst: m.Instance, flavor: m.Flavor, image: m.Image, *,
+                  ignore_hosts: list[str]) -> scheduler_pb2.RequestSpec:
+        """The request spec to (re)schedule one instance, with its hints and server group as they are now."""
+        hints = inst.scheduler_hints or {}
+        c = self._conn(s)
+        group_id = server_groups.group_of(c, inst.id) or ""
+        policy, hosts = server_groups.placement(c, group_id, [inst.id]) if group_id else ("", [])
+        return request_spec.build([inst], flavor, image, ignore_hosts=ignore_hosts,
+                                  same_host=hints.get("same_host_hosts", []),
+                                  different_host=hints.get("different_host_hosts", []),
+                                  group_id=group_id, group_policy=policy, group_hosts=hosts)
 
     # ---- recovery: the store is the durable outbox -----------------------------------------
 
@@ -565,12 +581,8 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
                 flavor = s.get(m.Flavor, row.flavor_id) if row else None
                 image = s.get(m.Image, row.image_id) if row else None
                 if row is not None and flavor is not None and image is not None:
-                    inst = row
-                    hints = inst.scheduler_hints or {}
-                    specs.append(request_spec.build(
-                        [inst], flavor, image, ignore_hosts=hints.get("_tried_hosts", []),
-                        same_host=hints.get("same_host_hosts", []),
-                        different_host=hints.get("different_host_hosts", [])))
+                    specs.append(self._spec_for(s, row, flavor, image,
+                                                ignore_hosts=(row.scheduler_hints or {}).get("_tried_hosts", [])))
             deletes = s.execute(select(m.Instance.id).where(
                 m.Instance.task_state == states.DELETING, m.Instance.deleted.is_(False),
                 m.Instance.updated_at <= cutoff,
