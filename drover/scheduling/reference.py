@@ -363,7 +363,11 @@ class ComputeCapabilitiesFilter(BaseHostFilter):
     def host_passes(self, host_state: HostState, spec_obj: RequestSpec) -> bool:
         for key, req in spec_obj.flavor_extra_specs.items():
             scope = key.split(":")
-            if len(scope) > 1:
+            if len(scope) == 1:
+                # An unscoped key binds only hosts that have it (Nova's has_attr check).
+                if key not in host_state.capabilities:
+                    continue
+            else:
                 if scope[0] != "capabilities":
                     continue
                 del scope[0]

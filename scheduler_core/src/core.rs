@@ -259,20 +259,21 @@ impl Request {
         get(key).or_else(|| get(legacy))
     }
 
-    /// (capability key, requirement) pairs for ComputeCapabilitiesFilter.
-    pub fn capability_reqs(&self) -> Vec<(String, String)> {
+    /// (capability key, requirement, scoped) for ComputeCapabilitiesFilter. As in Nova, a
+    /// `capabilities:` key binds every host, while an unscoped key binds only the hosts that
+    /// report that capability (the others skip it: the key may be meant for another filter).
+    pub fn capability_reqs(&self) -> Vec<(String, String, bool)> {
         let mut out = Vec::new();
         for (k, v) in &self.flavor_extra_specs {
             let scope: Vec<&str> = k.split(':').collect();
-            let key = if scope.len() > 1 {
+            if scope.len() > 1 {
                 if scope[0] != "capabilities" {
                     continue;
                 }
-                scope[1..].join(":")
+                out.push((scope[1..].join(":"), v.clone(), true));
             } else {
-                k.clone()
-            };
-            out.push((key, v.clone()));
+                out.push((k.clone(), v.clone(), false));
+            }
         }
         out
     }
@@ -1121,7 +1122,7 @@ struct Ctx<'r> {
     same: Option<HashSet<u32>>,
     diff: Option<HashSet<u32>>,
     az_req: Option<u32>, // requested AZ (NO_ID if unknown string)
-    cap_reqs: Vec<(String, String)>,
+    cap_reqs: Vec<(String, String, bool)>,
     cap_cache: Vec<u8>,
     agg_reqs: Vec<(String, String)>,
     agg_cache: Vec<u8>,
@@ -1524,9 +1525,34 @@ impl HostTable {
 
     /// Approximate heap + inline bytes held by the table.
     pub fn memory_bytes(&self) -> usize {
-        let n = self.cold.capacity();
-        let per_host_hot = 9 * 8 + 3 * 8 + 1 + 4 * 8 + 5 * 4;
-        let cold = n * std::mem::size_of::<Cold>();
+        fn bytes<T>(v: &Vec<T>) -> usize {
+            v.capacity() * std::mem::size_of::<T>()
+        }
+        // Every hot column as allocated (capacity, not length: what the process really holds).
+        let hot = bytes(&self.cap_vcpu)
+            + bytes(&self.cap_ram)
+            + bytes(&self.cap_disk)
+            + bytes(&self.used_vcpu)
+            + bytes(&self.used_ram)
+            + bytes(&self.used_disk)
+            + bytes(&self.free_vcpu)
+            + bytes(&self.free_ram)
+            + bytes(&self.free_disk)
+            + bytes(&self.cpu_weigh_base)
+            + bytes(&self.ram_weigh_base)
+            + bytes(&self.disk_weigh_base)
+            + bytes(&self.rows)
+            + bytes(&self.flags)
+            + bytes(&self.io_ops)
+            + bytes(&self.num_instances)
+            + bytes(&self.failed_builds)
+            + bytes(&self.hv_version)
+            + bytes(&self.az)
+            + bytes(&self.arch)
+            + bytes(&self.hv_type)
+            + bytes(&self.cap_set)
+            + bytes(&self.agg_set);
+        let cold = bytes(&self.cold);
         let names: usize = self.cold.iter().map(|c| c.name.len() + 16).sum();
         let index = self.index.capacity() * (std::mem::size_of::<(Arc<str>, u32)>() + 1);
         let claims: usize = self.claims.capacity() * (std::mem::size_of::<(String, Claim)>() + 1)
@@ -1566,7 +1592,7 @@ impl HostTable {
                 .map(|k| k.capacity() + 40)
                 .sum::<usize>();
         std::mem::size_of::<Self>()
-            + n * per_host_hot
+            + hot
             + cold
             + names
             + index
@@ -1693,9 +1719,9 @@ impl HostTable {
 
     fn caps_pass(&self, set: u32, ctx: &Ctx) -> bool {
         let cs = &self.cap_sets[set as usize];
-        ctx.cap_reqs.iter().all(|(k, req)| match cs.get(k) {
+        ctx.cap_reqs.iter().all(|(k, req, scoped)| match cs.get(k) {
             Some(v) => match_spec(v, req),
-            None => false,
+            None => !scoped,
         })
     }
 
@@ -1883,9 +1909,9 @@ impl HostTable {
             }
             Filter::ComputeCapabilities => {
                 let cs = &self.cap_sets[self.cap_set[i] as usize];
-                for (k, r) in &ctx.cap_reqs {
+                for (k, r, scoped) in &ctx.cap_reqs {
                     match cs.get(k) {
-                        None => {
+                        None if *scoped => {
                             return format!("{name}: capability {k:?} missing (requires {r:?})")
                         }
                         Some(v) if !match_spec(v, r) => {

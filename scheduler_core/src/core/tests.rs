@@ -152,7 +152,22 @@ fn compute_capabilities_filter_scopes_and_ops() {
     .is_empty());
     assert_eq!(
         passing(&t, Filter::ComputeCapabilities, &with("gpu", "2")),
-        vec!["a"]
+        vec!["a", "b"]
+    );
+    // unscoped: binds the hosts that report the key, skipped by the others (Nova's has_attr)
+    assert_eq!(
+        passing(&t, Filter::ComputeCapabilities, &with("gpu", "3")),
+        vec!["b"]
+    );
+    assert!(passing(
+        &t,
+        Filter::ComputeCapabilities,
+        &with("capabilities:ssd", "true")
+    )
+    .is_empty());
+    assert_eq!(
+        passing(&t, Filter::ComputeCapabilities, &with("ssd", "true")),
+        vec!["a", "b"]
     );
     assert_eq!(
         passing(
