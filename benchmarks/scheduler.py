@@ -100,8 +100,14 @@ def requests(n: int, seed: int = 7) -> list[sc.RequestSpec]:
     return out
 
 
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
 def bench_size(n: int, iterations: int, oracle_iterations: int) -> dict[str, Any]:
     hosts = fleet(n)
+    rss0 = _rss_bytes()
     t0 = time.perf_counter()
     table = sc.HostTable(sc.SchedulerConfig(seed=1))
     k = 0
@@ -118,6 +124,9 @@ def bench_size(n: int, iterations: int, oracle_iterations: int) -> dict[str, Any
             table.upsert_host(name, **kw)  # the report after the claims: reported counters
         k += len(claims)
     build_s = time.perf_counter() - t0
+    # What the process really grew by (an upper bound: it includes allocator slack and
+    # Python's transient objects), beside the table's own count of what it holds.
+    rss_growth = _rss_bytes() - rss0
     specs = requests(256)
     # warm up
     for s in specs[:32]:
@@ -183,6 +192,7 @@ def bench_size(n: int, iterations: int, oracle_iterations: int) -> dict[str, Any
         "speedup_p50": round(pct(orc, 50) / pct(sel, 50), 1),
         "table_bytes": table.memory_bytes(),
         "table_mib": round(table.memory_bytes() / 2**20, 2),
+        "table_rss_growth_bytes": rss_growth,
         "build_s": round(build_s, 2),
     }
 
@@ -198,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     hdr = (
         f"{'hosts':>8} {'select p50':>11} {'p99':>9} {'native p50':>11} {'explain p50':>12} "
-        f"{'oracle p50':>12} {'speedup':>8} {'table MiB':>10}"
+        f"{'oracle p50':>12} {'speedup':>8} {'table MiB':>10} {'RSS +MiB':>9}"
     )
     print(hdr)
     print("-" * len(hdr))
@@ -210,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{n:>8} {r['select_p50_us']:>9.1f}us {r['select_p99_us']:>7.1f}us {r['select_native_p50_us']:>9.1f}us "
             f"{r['explain_p50_us']:>10.1f}us {r['oracle_p50_us'] / 1000:>10.1f}ms {r['speedup_p50']:>7.0f}x "
-            f"{r['table_mib']:>10.2f}",
+            f"{r['table_mib']:>10.2f} {r['table_rss_growth_bytes'] / 2**20:>9.1f}",
             flush=True,
         )
     if args.json:

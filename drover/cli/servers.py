@@ -143,7 +143,7 @@ def create(
         if wait_ready and server.vm_state == types_pb2.VM_STATE_ACTIVE:
             _wait_ready(stub, server, timeout - (time.monotonic() - started))
     show_record(_fields(server), fmt, to_dict(server))
-    if wait and server.vm_state == types_pb2.VM_STATE_ERROR:
+    if (wait or wait_ready) and server.vm_state == types_pb2.VM_STATE_ERROR:
         raise typer.Exit(1)
 
 

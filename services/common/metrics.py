@@ -31,6 +31,10 @@ HOSTS_REJECTED = Counter("drover_scheduler_hosts_rejected_total", "Hosts rejecte
 NO_VALID_HOST = Counter("drover_scheduler_no_valid_host_total", "Selects that found no valid host.")
 SCHEDULER_HOSTS = Gauge("drover_scheduler_hosts", "Hosts in the scheduler's table, by liveness.", ("state",))
 BUILDS = Counter("drover_compute_builds_total", "Builds finished on compute agents, by result.", ("result",))
+SPAWN_STEP_SECONDS = Histogram(
+    "drover_compute_spawn_step_seconds", "Time of each driver spawn step (create_image … wait_for_boot).", ("step",),
+    buckets=(0.0001, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)
 CASTS_SENT = Counter("drover_casts_sent_total", "Casts queued for sending.", ("stream",))
 CAST_QUEUE = Gauge("drover_cast_queue_depth", "Casts sent but not yet acknowledged.", ("stream",))
 CAST_REPLAYS = Gauge("drover_cast_replays", "Casts replayed after a reconnect (since start).", ("stream",))

@@ -47,6 +47,25 @@ def _notification(event_type: str, instance_id: str, host: str, **payload: str) 
     return n
 
 
+class _StepTimer:
+    """The driver's spawn steps, each logged and timed (drover_compute_spawn_step_seconds)."""
+
+    def __init__(self, instance_id: str) -> None:
+        self.instance_id = instance_id
+        self._step = ""
+        self._started = 0.0
+
+    async def __call__(self, step: str) -> None:
+        self.done()
+        log.debug("instance %s: spawn step %s", self.instance_id, step)
+        self._step, self._started = step, time.perf_counter()
+
+    def done(self) -> None:
+        if self._step:
+            metrics.SPAWN_STEP_SECONDS.labels(self._step).observe(time.perf_counter() - self._started)
+            self._step = ""
+
+
 def guest_spec(cast: compute_pb2.BuildAndRunInstanceCast) -> GuestSpec:
     inst = cast.instance
     img = inst.image
@@ -149,7 +168,9 @@ class ComputeManager:
                 task_state=types_pb2.TASK_STATE_SPAWNING,
                 events=[_event(states.EV_SPAWN, start=True, host=host)],
             )
-            power = await self.driver.spawn(guest)
+            steps = _StepTimer(iid)
+            power = await self.driver.spawn(guest, steps)
+            steps.done()
         except asyncio.CancelledError:
             # terminate_instance cancelled us; it cleans up and reports.
             raise

@@ -14,6 +14,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from agent.driver import SPAWN_STEPS
 from drover.v1 import api_pb2
 from tests.integration.conftest import create, watch
 
@@ -74,6 +75,8 @@ def test_metrics_move(mesh, api, image) -> None:
     assert delta("scheduler", "drover_scheduler_hosts_per_select_sum") == 4
     assert metric(after["scheduler"], "drover_scheduler_hosts", state="up") == 4
     assert delta("compute", "drover_compute_builds_total", result="success") == 1
+    for step in SPAWN_STEPS:
+        assert delta("compute", "drover_compute_spawn_step_seconds_count", step=step) == 1
     assert delta("conductor", "drover_casts_applied", receiver="conductor") >= 4
     assert metric(after["api"], "drover_cast_queue_depth", stream="api->conductor") >= 0
     assert "drover_instances" in {re.sub(r"\{.*", "", k) for k in after["conductor"]}

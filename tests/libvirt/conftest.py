@@ -153,7 +153,7 @@ def system_libvirt():
     try:
         conn = libvirt.open(SYSTEM_URI)
     except libvirt.libvirtError as e:
-        pytest.skip(f"libvirtd is not reachable at {SYSTEM_URI}: {e} (scripts/setup-libvirt.sh)")
+        _skip(f"libvirtd is not reachable at {SYSTEM_URI}: {e} (scripts/setup-libvirt.sh)")
     conn.close()
     sweep_test_domains(SYSTEM_URI)  # leftovers of an interrupted earlier run
     yield SYSTEM_URI
