@@ -1,6 +1,6 @@
 """Scheduler micro-benchmark: ``drover.scheduler_core`` select latency vs the Python oracle.
 
-    python -m benchmarks.scheduler --hosts 1000,10000,100000 [--iterations N] [--json PATH]
+    python -m benchmarks.scheduler --hosts 1000,10000,100000 [--mix basic|rich] [--iterations N] [--json PATH]
 
 Builds a realistic mixed fleet per size (three host sizes, three AZs, ~2% disabled and ~2% down,
 hypervisor versions mixed, ~half the capacity already claimed by existing instances, a few hosts
@@ -47,8 +47,19 @@ FLAVORS = [  # vcpus, memory_mb, root_gb
 AZS = ["az1", "az2", "az3"]
 
 
-def fleet(n: int, seed: int = 42) -> list[tuple[str, dict[str, Any], list[tuple[int, int, int]]]]:
-    """(host, upsert kwargs, existing claims) for a mixed, partially filled fleet."""
+AGGREGATES = [  # name, metadata (AggregateInstanceExtraSpecsFilter / AggregateMultiTenancyIsolation)
+    ("ssd-pool", {"ssd": "true"}),
+    ("gpu-pool", {"gpu": "true"}),
+    ("tenant-a", {"filter_tenant_id": "tenant-a"}),
+]
+
+
+def fleet(n: int, seed: int = 42, mix: str = "basic") -> list[tuple[str, dict[str, Any], list[tuple[int, int, int]]]]:
+    """(host, upsert kwargs, existing claims) for a mixed, partially filled fleet.
+
+    ``rich`` adds capabilities and host aggregates, so the extra-spec, tenancy and image
+    filters have something to check on every host.
+    """
     rng = random.Random(seed)
     out = []
     for i in range(n):
@@ -86,17 +97,46 @@ def fleet(n: int, seed: int = 42) -> list[tuple[str, dict[str, Any], list[tuple[
             used += fv[1]
             claims.append(fv)
         kw["num_instances"] = len(claims)
+        if mix == "rich":
+            kw["capabilities"] = {"ssd": rng.choice(["true", "false"]), "cpu_info:vendor": rng.choice(["intel", "amd"]),
+                                  "gpus": str(rng.choice([0, 0, 0, 1, 2]))}
+            kw["aggregates"] = [a for a in AGGREGATES if rng.random() < 0.3]
         out.append((f"compute-{i:06d}", kw, claims))
     return out
 
 
-def requests(n: int, seed: int = 7) -> list[sc.RequestSpec]:
+def requests(n: int, seed: int = 7, mix: str = "basic", hosts: int = 0) -> list[dict[str, Any]]:
+    """RequestSpec keyword arguments (the same for the Rust core and the oracle).
+
+    ``basic``: a flavor and, for a third, an AZ. ``rich`` adds what a real cloud asks for:
+    flavor extra specs (capabilities, aggregate keys), image properties, a tenant, server
+    groups with members on a few hosts, and different_host hints.
+    """
     rng = random.Random(seed)
     out = []
     for j in range(n):
         v, m, d = rng.choice(FLAVORS)
-        az = rng.choice(["", "", rng.choice(AZS)])
-        out.append(sc.RequestSpec([f"bench-{j}"], v, m, root_gb=d, availability_zone=az))
+        kw: dict[str, Any] = dict(instance_ids=[f"bench-{j}"], vcpus=v, memory_mb=m, root_gb=d,
+                                  availability_zone=rng.choice(["", "", rng.choice(AZS)]))
+        if mix == "rich":
+            specs = {}
+            if rng.random() < 0.4:
+                specs["capabilities:cpu_info:vendor"] = rng.choice(["intel", "<or> intel <or> amd"])
+            if rng.random() < 0.3:
+                specs["aggregate_instance_extra_specs:ssd"] = "true"
+            if rng.random() < 0.2:
+                specs["capabilities:gpus"] = ">= 1"
+            kw["flavor_extra_specs"] = specs
+            kw["image_properties"] = {"hw_architecture": "x86_64", "img_hv_type": "qemu",
+                                      **({"img_hv_requested_version": ">= 7000000"} if rng.random() < 0.3 else {})}
+            kw["project_id"] = rng.choice(["tenant-a", "tenant-b", "tenant-c"])
+            members = [f"compute-{rng.randrange(hosts):06d}" for _ in range(rng.choice([0, 2, 5]))] if hosts else []
+            if members:
+                kw["group_policy"] = rng.choice(["anti-affinity", "soft-anti-affinity", "soft-affinity"])
+                kw["group_hosts"] = members
+            if hosts and rng.random() < 0.1:
+                kw["different_host"] = [f"pre-compute-{rng.randrange(hosts):06d}"]
+        out.append(kw)
     return out
 
 
@@ -105,8 +145,8 @@ def _rss_bytes() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def bench_size(n: int, iterations: int, oracle_iterations: int) -> dict[str, Any]:
-    hosts = fleet(n)
+def bench_size(n: int, iterations: int, oracle_iterations: int, mix: str = "basic") -> dict[str, Any]:
+    hosts = fleet(n, mix=mix)
     rss0 = _rss_bytes()
     t0 = time.perf_counter()
     table = sc.HostTable(sc.SchedulerConfig(seed=1))
@@ -127,7 +167,8 @@ def bench_size(n: int, iterations: int, oracle_iterations: int) -> dict[str, Any
     # What the process really grew by (an upper bound: it includes allocator slack and
     # Python's transient objects), beside the table's own count of what it holds.
     rss_growth = _rss_bytes() - rss0
-    specs = requests(256)
+    kwargs = requests(256, mix=mix, hosts=n)
+    specs = [sc.RequestSpec(**kw) for kw in kwargs]
     # warm up
     for s in specs[:32]:
         table.explain(s)
@@ -168,15 +209,13 @@ def bench_size(n: int, iterations: int, oracle_iterations: int) -> dict[str, Any
             oracle.upsert_host(name, **kw)
     orc: list[float] = []
     for i in range(oracle_iterations):
-        s = specs[i % len(specs)]
-        rs = ref.RequestSpec(
-            list(s.instance_ids), s.vcpus, s.memory_mb, root_gb=s.root_gb, availability_zone=s.availability_zone
-        )
+        rs = ref.RequestSpec(**kwargs[i % len(kwargs)])
         t1 = time.perf_counter_ns()
         oracle.explain(rs)
         orc.append((time.perf_counter_ns() - t1) / 1e3)
     return {
         "hosts": n,
+        "mix": mix,
         "instances_preclaimed": k,
         "iterations": iterations,
         "no_valid_host": failures,
@@ -202,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--hosts", default="10000", help="comma-separated host counts (default 10000)")
     ap.add_argument("--iterations", type=int, default=0, help="selects per size (default: by size)")
     ap.add_argument("--oracle-iterations", type=int, default=0, help="oracle runs per size (default: by size)")
+    ap.add_argument("--mix", choices=["basic", "rich"], default="basic",
+                    help="request mix: basic (flavor, AZ) or rich (extra specs, image properties, tenants, groups)")
     ap.add_argument("--json", type=Path, help="write results here")
     args = ap.parse_args(argv)
     sizes = [int(x) for x in args.hosts.split(",") if x.strip()]
@@ -215,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     for n in sizes:
         it = args.iterations or (20000 if n <= 10000 else 2000 if n <= 100000 else 200)
         oit = args.oracle_iterations or (20 if n <= 10000 else 3)
-        r = bench_size(n, it, oit)
+        r = bench_size(n, it, oit, args.mix)
         results.append(r)
         print(
             f"{n:>8} {r['select_p50_us']:>9.1f}us {r['select_p99_us']:>7.1f}us {r['select_native_p50_us']:>9.1f}us "

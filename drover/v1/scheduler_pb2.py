@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from drover.v1 import types_pb2 as drover_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x64rover/v1/scheduler.proto\x12\tdrover.v1\x1a\x15\x64rover/v1/types.proto\"\xd1\x04\n\x0bRequestSpec\x12\x14\n\x0cinstance_ids\x18\x01 \x03(\t\x12\x12\n\nproject_id\x18\x02 \x01(\t\x12\r\n\x05vcpus\x18\x03 \x01(\x05\x12\x11\n\tmemory_mb\x18\x04 \x01(\x03\x12\x0f\n\x07root_gb\x18\x05 \x01(\x03\x12\x14\n\x0c\x65phemeral_gb\x18\x06 \x01(\x03\x12\x0f\n\x07swap_mb\x18\x07 \x01(\x03\x12\x19\n\x11\x61vailability_zone\x18\x08 \x01(\t\x12H\n\x12\x66lavor_extra_specs\x18\t \x03(\x0b\x32,.drover.v1.RequestSpec.FlavorExtraSpecsEntry\x12\x10\n\x08image_id\x18\n \x01(\t\x12\x45\n\x10image_properties\x18\x0b \x03(\x0b\x32+.drover.v1.RequestSpec.ImagePropertiesEntry\x12\x14\n\x0cgroup_policy\x18\x0c \x01(\t\x12\x13\n\x0bgroup_hosts\x18\r \x03(\t\x12\x11\n\tsame_host\x18\x0e \x03(\t\x12\x16\n\x0e\x64ifferent_host\x18\x0f \x03(\t\x12\x14\n\x0cignore_hosts\x18\x10 \x03(\t\x12\x11\n\tmin_count\x18\x11 \x01(\x05\x12\x10\n\x08group_id\x18\x12 \x01(\t\x1a\x37\n\x15\x46lavorExtraSpecsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x36\n\x14ImagePropertiesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"l\n\tSelection\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\x12\x0c\n\x04host\x18\x02 \x01(\t\x12\x0c\n\x04node\x18\x03 \x01(\t\x12\x15\n\ragent_address\x18\x04 \x01(\t\x12\x17\n\x0f\x61lternate_hosts\x18\x05 \x03(\t\"A\n\x19SelectDestinationsRequest\x12$\n\x04spec\x18\x01 \x01(\x0b\x32\x16.drover.v1.RequestSpec\"s\n\x1aSelectDestinationsResponse\x12(\n\nselections\x18\x01 \x03(\x0b\x32\x14.drover.v1.Selection\x12+\n\x0b\x65xplanation\x18\x02 \x01(\x0b\x32\x16.drover.v1.Explanation\"?\n\x17\x45xplainSelectionRequest\x12$\n\x04spec\x18\x01 \x01(\x0b\x32\x16.drover.v1.RequestSpec\"q\n\x18\x45xplainSelectionResponse\x12+\n\x0b\x65xplanation\x18\x01 \x01(\x0b\x32\x16.drover.v1.Explanation\x12(\n\nselections\x18\x02 \x03(\x0b\x32\x14.drover.v1.Selection\",\n\x14ReleaseClaimsRequest\x12\x14\n\x0cinstance_ids\x18\x01 \x03(\t\")\n\x15ReleaseClaimsResponse\x12\x10\n\x08released\x18\x01 \x01(\x05\"\x86\x05\n\nHostReport\x12\x0c\n\x04host\x18\x01 \x01(\t\x12\x15\n\ragent_address\x18\x02 \x01(\t\x12\r\n\x05vcpus\x18\x03 \x01(\x05\x12\x11\n\tmemory_mb\x18\x04 \x01(\x03\x12\x0f\n\x07\x64isk_gb\x18\x05 \x01(\x03\x12\x1a\n\x12reserved_memory_mb\x18\x06 \x01(\x03\x12\x18\n\x10reserved_disk_gb\x18\x07 \x01(\x03\x12\x16\n\x0ereserved_vcpus\x18\x08 \x01(\x05\x12\x1c\n\x14\x63pu_allocation_ratio\x18\t \x01(\x01\x12\x1c\n\x14ram_allocation_ratio\x18\n \x01(\x01\x12\x1d\n\x15\x64isk_allocation_ratio\x18\x0b \x01(\x01\x12\x19\n\x11\x61vailability_zone\x18\x0c \x01(\t\x12\x0f\n\x07\x65nabled\x18\r \x01(\x08\x12\x0e\n\x06io_ops\x18\x0e \x01(\x05\x12\x15\n\rnum_instances\x18\x0f \x01(\x05\x12\x15\n\rfailed_builds\x18\x10 \x01(\x05\x12\x17\n\x0fhypervisor_type\x18\x11 \x01(\t\x12\x1a\n\x12hypervisor_version\x18\x12 \x01(\x03\x12\x10\n\x08\x63pu_arch\x18\x13 \x01(\t\x12=\n\x0c\x63\x61pabilities\x18\x14 \x03(\x0b\x32\'.drover.v1.HostReport.CapabilitiesEntry\x12(\n\naggregates\x18\x15 \x03(\x0b\x32\x14.drover.v1.Aggregate\x12\x12\n\ngeneration\x18\x16 \x01(\x03\x12\x14\n\x0cinstance_ids\x18\x17 \x03(\t\x1a\x33\n\x11\x43\x61pabilitiesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x80\x01\n\tAggregate\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x34\n\x08metadata\x18\x02 \x03(\x0b\x32\".drover.v1.Aggregate.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"<\n\x12ReportHostsRequest\x12&\n\x07reports\x18\x01 \x03(\x0b\x32\x15.drover.v1.HostReport\"\'\n\x13ReportHostsResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x05\"\xf8\x02\n\tHostState\x12\x0c\n\x04host\x18\x01 \x01(\t\x12\x15\n\ragent_address\x18\x02 \x01(\t\x12\x0f\n\x07\x65nabled\x18\x03 \x01(\x08\x12\n\n\x02up\x18\x04 \x01(\x08\x12\x19\n\x11\x61vailability_zone\x18\x05 \x01(\t\x12\r\n\x05vcpus\x18\x06 \x01(\x05\x12\x12\n\nvcpus_used\x18\x07 \x01(\x05\x12\x11\n\tmemory_mb\x18\x08 \x01(\x03\x12\x16\n\x0ememory_mb_used\x18\t \x01(\x03\x12\x0f\n\x07\x64isk_gb\x18\n \x01(\x03\x12\x14\n\x0c\x64isk_gb_used\x18\x0b \x01(\x03\x12\x15\n\rnum_instances\x18\x0c \x01(\x05\x12\x0e\n\x06io_ops\x18\r \x01(\x05\x12\x1c\n\x14\x63pu_allocation_ratio\x18\x0e \x01(\x01\x12\x1c\n\x14ram_allocation_ratio\x18\x0f \x01(\x01\x12\x1d\n\x15\x64isk_allocation_ratio\x18\x10 \x01(\x01\x12\x17\n\x0fhypervisor_type\x18\x11 \x01(\t\"@\n SchedulerServiceListHostsRequest\x12\r\n\x05hosts\x18\x01 \x03(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\"W\n!SchedulerServiceListHostsResponse\x12#\n\x05hosts\x18\x01 \x03(\x0b\x32\x14.drover.v1.HostState\x12\r\n\x05total\x18\x02 \x01(\x03\x32\xdc\x03\n\x10SchedulerService\x12\x61\n\x12SelectDestinations\x12$.drover.v1.SelectDestinationsRequest\x1a%.drover.v1.SelectDestinationsResponse\x12[\n\x10\x45xplainSelection\x12\".drover.v1.ExplainSelectionRequest\x1a#.drover.v1.ExplainSelectionResponse\x12R\n\rReleaseClaims\x12\x1f.drover.v1.ReleaseClaimsRequest\x1a .drover.v1.ReleaseClaimsResponse\x12L\n\x0bReportHosts\x12\x1d.drover.v1.ReportHostsRequest\x1a\x1e.drover.v1.ReportHostsResponse\x12\x66\n\tListHosts\x12+.drover.v1.SchedulerServiceListHostsRequest\x1a,.drover.v1.SchedulerServiceListHostsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x64rover/v1/scheduler.proto\x12\tdrover.v1\x1a\x15\x64rover/v1/types.proto\"\xd1\x04\n\x0bRequestSpec\x12\x14\n\x0cinstance_ids\x18\x01 \x03(\t\x12\x12\n\nproject_id\x18\x02 \x01(\t\x12\r\n\x05vcpus\x18\x03 \x01(\x05\x12\x11\n\tmemory_mb\x18\x04 \x01(\x03\x12\x0f\n\x07root_gb\x18\x05 \x01(\x03\x12\x14\n\x0c\x65phemeral_gb\x18\x06 \x01(\x03\x12\x0f\n\x07swap_mb\x18\x07 \x01(\x03\x12\x19\n\x11\x61vailability_zone\x18\x08 \x01(\t\x12H\n\x12\x66lavor_extra_specs\x18\t \x03(\x0b\x32,.drover.v1.RequestSpec.FlavorExtraSpecsEntry\x12\x10\n\x08image_id\x18\n \x01(\t\x12\x45\n\x10image_properties\x18\x0b \x03(\x0b\x32+.drover.v1.RequestSpec.ImagePropertiesEntry\x12\x14\n\x0cgroup_policy\x18\x0c \x01(\t\x12\x13\n\x0bgroup_hosts\x18\r \x03(\t\x12\x11\n\tsame_host\x18\x0e \x03(\t\x12\x16\n\x0e\x64ifferent_host\x18\x0f \x03(\t\x12\x14\n\x0cignore_hosts\x18\x10 \x03(\t\x12\x11\n\tmin_count\x18\x11 \x01(\x05\x12\x10\n\x08group_id\x18\x12 \x01(\t\x1a\x37\n\x15\x46lavorExtraSpecsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x36\n\x14ImagePropertiesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"l\n\tSelection\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\x12\x0c\n\x04host\x18\x02 \x01(\t\x12\x0c\n\x04node\x18\x03 \x01(\t\x12\x15\n\ragent_address\x18\x04 \x01(\t\x12\x17\n\x0f\x61lternate_hosts\x18\x05 \x03(\t\"R\n\x19SelectDestinationsRequest\x12$\n\x04spec\x18\x01 \x01(\x0b\x32\x16.drover.v1.RequestSpec\x12\x0f\n\x07\x65xplain\x18\x02 \x01(\x08\"s\n\x1aSelectDestinationsResponse\x12(\n\nselections\x18\x01 \x03(\x0b\x32\x14.drover.v1.Selection\x12+\n\x0b\x65xplanation\x18\x02 \x01(\x0b\x32\x16.drover.v1.Explanation\"X\n\x1eSelectDestinationsBatchRequest\x12\x36\n\x08requests\x18\x01 \x03(\x0b\x32$.drover.v1.SelectDestinationsRequest\"\x90\x01\n\x18SelectDestinationsResult\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\x12(\n\nselections\x18\x03 \x03(\x0b\x32\x14.drover.v1.Selection\x12+\n\x0b\x65xplanation\x18\x04 \x01(\x0b\x32\x16.drover.v1.Explanation\"W\n\x1fSelectDestinationsBatchResponse\x12\x34\n\x07results\x18\x01 \x03(\x0b\x32#.drover.v1.SelectDestinationsResult\"?\n\x17\x45xplainSelectionRequest\x12$\n\x04spec\x18\x01 \x01(\x0b\x32\x16.drover.v1.RequestSpec\"q\n\x18\x45xplainSelectionResponse\x12+\n\x0b\x65xplanation\x18\x01 \x01(\x0b\x32\x16.drover.v1.Explanation\x12(\n\nselections\x18\x02 \x03(\x0b\x32\x14.drover.v1.Selection\",\n\x14ReleaseClaimsRequest\x12\x14\n\x0cinstance_ids\x18\x01 \x03(\t\")\n\x15ReleaseClaimsResponse\x12\x10\n\x08released\x18\x01 \x01(\x05\"\x86\x05\n\nHostReport\x12\x0c\n\x04host\x18\x01 \x01(\t\x12\x15\n\ragent_address\x18\x02 \x01(\t\x12\r\n\x05vcpus\x18\x03 \x01(\x05\x12\x11\n\tmemory_mb\x18\x04 \x01(\x03\x12\x0f\n\x07\x64isk_gb\x18\x05 \x01(\x03\x12\x1a\n\x12reserved_memory_mb\x18\x06 \x01(\x03\x12\x18\n\x10reserved_disk_gb\x18\x07 \x01(\x03\x12\x16\n\x0ereserved_vcpus\x18\x08 \x01(\x05\x12\x1c\n\x14\x63pu_allocation_ratio\x18\t \x01(\x01\x12\x1c\n\x14ram_allocation_ratio\x18\n \x01(\x01\x12\x1d\n\x15\x64isk_allocation_ratio\x18\x0b \x01(\x01\x12\x19\n\x11\x61vailability_zone\x18\x0c \x01(\t\x12\x0f\n\x07\x65nabled\x18\r \x01(\x08\x12\x0e\n\x06io_ops\x18\x0e \x01(\x05\x12\x15\n\rnum_instances\x18\x0f \x01(\x05\x12\x15\n\rfailed_builds\x18\x10 \x01(\x05\x12\x17\n\x0fhypervisor_type\x18\x11 \x01(\t\x12\x1a\n\x12hypervisor_version\x18\x12 \x01(\x03\x12\x10\n\x08\x63pu_arch\x18\x13 \x01(\t\x12=\n\x0c\x63\x61pabilities\x18\x14 \x03(\x0b\x32\'.drover.v1.HostReport.CapabilitiesEntry\x12(\n\naggregates\x18\x15 \x03(\x0b\x32\x14.drover.v1.Aggregate\x12\x12\n\ngeneration\x18\x16 \x01(\x03\x12\x14\n\x0cinstance_ids\x18\x17 \x03(\t\x1a\x33\n\x11\x43\x61pabilitiesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x80\x01\n\tAggregate\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x34\n\x08metadata\x18\x02 \x03(\x0b\x32\".drover.v1.Aggregate.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"<\n\x12ReportHostsRequest\x12&\n\x07reports\x18\x01 \x03(\x0b\x32\x15.drover.v1.HostReport\"\'\n\x13ReportHostsResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x05\"\xf8\x02\n\tHostState\x12\x0c\n\x04host\x18\x01 \x01(\t\x12\x15\n\ragent_address\x18\x02 \x01(\t\x12\x0f\n\x07\x65nabled\x18\x03 \x01(\x08\x12\n\n\x02up\x18\x04 \x01(\x08\x12\x19\n\x11\x61vailability_zone\x18\x05 \x01(\t\x12\r\n\x05vcpus\x18\x06 \x01(\x05\x12\x12\n\nvcpus_used\x18\x07 \x01(\x05\x12\x11\n\tmemory_mb\x18\x08 \x01(\x03\x12\x16\n\x0ememory_mb_used\x18\t \x01(\x03\x12\x0f\n\x07\x64isk_gb\x18\n \x01(\x03\x12\x14\n\x0c\x64isk_gb_used\x18\x0b \x01(\x03\x12\x15\n\rnum_instances\x18\x0c \x01(\x05\x12\x0e\n\x06io_ops\x18\r \x01(\x05\x12\x1c\n\x14\x63pu_allocation_ratio\x18\x0e \x01(\x01\x12\x1c\n\x14ram_allocation_ratio\x18\x0f \x01(\x01\x12\x1d\n\x15\x64isk_allocation_ratio\x18\x10 \x01(\x01\x12\x17\n\x0fhypervisor_type\x18\x11 \x01(\t\"@\n SchedulerServiceListHostsRequest\x12\r\n\x05hosts\x18\x01 \x03(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\"W\n!SchedulerServiceListHostsResponse\x12#\n\x05hosts\x18\x01 \x03(\x0b\x32\x14.drover.v1.HostState\x12\r\n\x05total\x18\x02 \x01(\x03\x32\xce\x04\n\x10SchedulerService\x12\x61\n\x12SelectDestinations\x12$.drover.v1.SelectDestinationsRequest\x1a%.drover.v1.SelectDestinationsResponse\x12p\n\x17SelectDestinationsBatch\x12).drover.v1.SelectDestinationsBatchRequest\x1a*.drover.v1.SelectDestinationsBatchResponse\x12[\n\x10\x45xplainSelection\x12\".drover.v1.ExplainSelectionRequest\x1a#.drover.v1.ExplainSelectionResponse\x12R\n\rReleaseClaims\x12\x1f.drover.v1.ReleaseClaimsRequest\x1a .drover.v1.ReleaseClaimsResponse\x12L\n\x0bReportHosts\x12\x1d.drover.v1.ReportHostsRequest\x1a\x1e.drover.v1.ReportHostsResponse\x12\x66\n\tListHosts\x12+.drover.v1.SchedulerServiceListHostsRequest\x1a,.drover.v1.SchedulerServiceListHostsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -49,35 +49,41 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SELECTION']._serialized_start=659
   _globals['_SELECTION']._serialized_end=767
   _globals['_SELECTDESTINATIONSREQUEST']._serialized_start=769
-  _globals['_SELECTDESTINATIONSREQUEST']._serialized_end=834
-  _globals['_SELECTDESTINATIONSRESPONSE']._serialized_start=836
-  _globals['_SELECTDESTINATIONSRESPONSE']._serialized_end=951
-  _globals['_EXPLAINSELECTIONREQUEST']._serialized_start=953
-  _globals['_EXPLAINSELECTIONREQUEST']._serialized_end=1016
-  _globals['_EXPLAINSELECTIONRESPONSE']._serialized_start=1018
-  _globals['_EXPLAINSELECTIONRESPONSE']._serialized_end=1131
-  _globals['_RELEASECLAIMSREQUEST']._serialized_start=1133
-  _globals['_RELEASECLAIMSREQUEST']._serialized_end=1177
-  _globals['_RELEASECLAIMSRESPONSE']._serialized_start=1179
-  _globals['_RELEASECLAIMSRESPONSE']._serialized_end=1220
-  _globals['_HOSTREPORT']._serialized_start=1223
-  _globals['_HOSTREPORT']._serialized_end=1869
-  _globals['_HOSTREPORT_CAPABILITIESENTRY']._serialized_start=1818
-  _globals['_HOSTREPORT_CAPABILITIESENTRY']._serialized_end=1869
-  _globals['_AGGREGATE']._serialized_start=1872
-  _globals['_AGGREGATE']._serialized_end=2000
-  _globals['_AGGREGATE_METADATAENTRY']._serialized_start=1953
-  _globals['_AGGREGATE_METADATAENTRY']._serialized_end=2000
-  _globals['_REPORTHOSTSREQUEST']._serialized_start=2002
-  _globals['_REPORTHOSTSREQUEST']._serialized_end=2062
-  _globals['_REPORTHOSTSRESPONSE']._serialized_start=2064
-  _globals['_REPORTHOSTSRESPONSE']._serialized_end=2103
-  _globals['_HOSTSTATE']._serialized_start=2106
-  _globals['_HOSTSTATE']._serialized_end=2482
-  _globals['_SCHEDULERSERVICELISTHOSTSREQUEST']._serialized_start=2484
-  _globals['_SCHEDULERSERVICELISTHOSTSREQUEST']._serialized_end=2548
-  _globals['_SCHEDULERSERVICELISTHOSTSRESPONSE']._serialized_start=2550
-  _globals['_SCHEDULERSERVICELISTHOSTSRESPONSE']._serialized_end=2637
-  _globals['_SCHEDULERSERVICE']._serialized_start=2640
-  _globals['_SCHEDULERSERVICE']._serialized_end=3116
+  _globals['_SELECTDESTINATIONSREQUEST']._serialized_end=851
+  _globals['_SELECTDESTINATIONSRESPONSE']._serialized_start=853
+  _globals['_SELECTDESTINATIONSRESPONSE']._serialized_end=968
+  _globals['_SELECTDESTINATIONSBATCHREQUEST']._serialized_start=970
+  _globals['_SELECTDESTINATIONSBATCHREQUEST']._serialized_end=1058
+  _globals['_SELECTDESTINATIONSRESULT']._serialized_start=1061
+  _globals['_SELECTDESTINATIONSRESULT']._serialized_end=1205
+  _globals['_SELECTDESTINATIONSBATCHRESPONSE']._serialized_start=1207
+  _globals['_SELECTDESTINATIONSBATCHRESPONSE']._serialized_end=1294
+  _globals['_EXPLAINSELECTIONREQUEST']._serialized_start=1296
+  _globals['_EXPLAINSELECTIONREQUEST']._serialized_end=1359
+  _globals['_EXPLAINSELECTIONRESPONSE']._serialized_start=1361
+  _globals['_EXPLAINSELECTIONRESPONSE']._serialized_end=1474
+  _globals['_RELEASECLAIMSREQUEST']._serialized_start=1476
+  _globals['_RELEASECLAIMSREQUEST']._serialized_end=1520
+  _globals['_RELEASECLAIMSRESPONSE']._serialized_start=1522
+  _globals['_RELEASECLAIMSRESPONSE']._serialized_end=1563
+  _globals['_HOSTREPORT']._serialized_start=1566
+  _globals['_HOSTREPORT']._serialized_end=2212
+  _globals['_HOSTREPORT_CAPABILITIESENTRY']._serialized_start=2161
+  _globals['_HOSTREPORT_CAPABILITIESENTRY']._serialized_end=2212
+  _globals['_AGGREGATE']._serialized_start=2215
+  _globals['_AGGREGATE']._serialized_end=2343
+  _globals['_AGGREGATE_METADATAENTRY']._serialized_start=2296
+  _globals['_AGGREGATE_METADATAENTRY']._serialized_end=2343
+  _globals['_REPORTHOSTSREQUEST']._serialized_start=2345
+  _globals['_REPORTHOSTSREQUEST']._serialized_end=2405
+  _globals['_REPORTHOSTSRESPONSE']._serialized_start=2407
+  _globals['_REPORTHOSTSRESPONSE']._serialized_end=2446
+  _globals['_HOSTSTATE']._serialized_start=2449
+  _globals['_HOSTSTATE']._serialized_end=2825
+  _globals['_SCHEDULERSERVICELISTHOSTSREQUEST']._serialized_start=2827
+  _globals['_SCHEDULERSERVICELISTHOSTSREQUEST']._serialized_end=2891
+  _globals['_SCHEDULERSERVICELISTHOSTSRESPONSE']._serialized_start=2893
+  _globals['_SCHEDULERSERVICELISTHOSTSRESPONSE']._serialized_end=2980
+  _globals['_SCHEDULERSERVICE']._serialized_start=2983
+  _globals['_SCHEDULERSERVICE']._serialized_end=3573
 # @@protoc_insertion_point(module_scope)

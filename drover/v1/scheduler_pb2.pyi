@@ -191,16 +191,20 @@ class SelectDestinationsRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     SPEC_FIELD_NUMBER: _builtins.int
+    EXPLAIN_FIELD_NUMBER: _builtins.int
+    explain: _builtins.bool
+    """Return the explanation also when hosts were found (a NoValidHost always carries it)."""
     @_builtins.property
     def spec(self) -> Global___RequestSpec: ...
     def __init__(
         self,
         *,
         spec: Global___RequestSpec | None = ...,
+        explain: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["spec", b"spec"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["spec", b"spec"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["explain", b"explain", "spec", b"spec"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -215,7 +219,9 @@ class SelectDestinationsResponse(_message.Message):
     @_builtins.property
     def selections(self) -> _containers.RepeatedCompositeFieldContainer[Global___Selection]: ...
     @_builtins.property
-    def explanation(self) -> _types_pb2.Explanation: ...
+    def explanation(self) -> _types_pb2.Explanation:
+        """Set when the request asked for it."""
+
     def __init__(
         self,
         *,
@@ -229,6 +235,85 @@ class SelectDestinationsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SelectDestinationsResponse: _TypeAlias = SelectDestinationsResponse  # noqa: Y015
+
+@_typing.final
+class SelectDestinationsBatchRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUESTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def requests(self) -> _containers.RepeatedCompositeFieldContainer[Global___SelectDestinationsRequest]: ...
+    def __init__(
+        self,
+        *,
+        requests: _abc.Iterable[Global___SelectDestinationsRequest] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["requests", b"requests"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SelectDestinationsBatchRequest: _TypeAlias = SelectDestinationsBatchRequest  # noqa: Y015
+
+@_typing.final
+class SelectDestinationsResult(_message.Message):
+    """The outcome of one request of a batch."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CODE_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    SELECTIONS_FIELD_NUMBER: _builtins.int
+    EXPLANATION_FIELD_NUMBER: _builtins.int
+    code: _builtins.int
+    """A google.rpc.Code: OK when hosts were chosen, otherwise what SelectDestinations would
+    have answered (FAILED_PRECONDITION: no valid host; INVALID_ARGUMENT: a bad request).
+    """
+    message: _builtins.str
+    @_builtins.property
+    def selections(self) -> _containers.RepeatedCompositeFieldContainer[Global___Selection]: ...
+    @_builtins.property
+    def explanation(self) -> _types_pb2.Explanation:
+        """With no valid host always; with OK when the request asked for it."""
+
+    def __init__(
+        self,
+        *,
+        code: _builtins.int = ...,
+        message: _builtins.str = ...,
+        selections: _abc.Iterable[Global___Selection] | None = ...,
+        explanation: _types_pb2.Explanation | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["explanation", b"explanation"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "explanation", b"explanation", "message", b"message", "selections", b"selections"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SelectDestinationsResult: _TypeAlias = SelectDestinationsResult  # noqa: Y015
+
+@_typing.final
+class SelectDestinationsBatchResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___SelectDestinationsResult]:
+        """One per request, in request order."""
+
+    def __init__(
+        self,
+        *,
+        results: _abc.Iterable[Global___SelectDestinationsResult] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["results", b"results"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SelectDestinationsBatchResponse: _TypeAlias = SelectDestinationsBatchResponse  # noqa: Y015
 
 @_typing.final
 class ExplainSelectionRequest(_message.Message):

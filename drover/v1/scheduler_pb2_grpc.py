@@ -41,6 +41,11 @@ class SchedulerServiceStub:
                 request_serializer=drover_dot_v1_dot_scheduler__pb2.SelectDestinationsRequest.SerializeToString,
                 response_deserializer=drover_dot_v1_dot_scheduler__pb2.SelectDestinationsResponse.FromString,
                 _registered_method=True)
+        self.SelectDestinationsBatch = channel.unary_unary(
+                '/drover.v1.SchedulerService/SelectDestinationsBatch',
+                request_serializer=drover_dot_v1_dot_scheduler__pb2.SelectDestinationsBatchRequest.SerializeToString,
+                response_deserializer=drover_dot_v1_dot_scheduler__pb2.SelectDestinationsBatchResponse.FromString,
+                _registered_method=True)
         self.ExplainSelection = channel.unary_unary(
                 '/drover.v1.SchedulerService/ExplainSelection',
                 request_serializer=drover_dot_v1_dot_scheduler__pb2.ExplainSelectionRequest.SerializeToString,
@@ -71,6 +76,15 @@ class SchedulerServiceServicer:
     def SelectDestinations(self, request, context):
         """Choose a host (plus alternates) per instance and claim its resources.
         No valid host: FAILED_PRECONDITION with an Explanation detail.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SelectDestinationsBatch(self, request, context):
+        """SelectDestinations for several independent requests in one call (the conductor sends
+        the builds it has in hand together): placed in order, as if called one after another,
+        each all or none on its own; one that finds no valid host fails alone.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -111,6 +125,11 @@ def add_SchedulerServiceServicer_to_server(servicer, server):
                     servicer.SelectDestinations,
                     request_deserializer=drover_dot_v1_dot_scheduler__pb2.SelectDestinationsRequest.FromString,
                     response_serializer=drover_dot_v1_dot_scheduler__pb2.SelectDestinationsResponse.SerializeToString,
+            ),
+            'SelectDestinationsBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.SelectDestinationsBatch,
+                    request_deserializer=drover_dot_v1_dot_scheduler__pb2.SelectDestinationsBatchRequest.FromString,
+                    response_serializer=drover_dot_v1_dot_scheduler__pb2.SelectDestinationsBatchResponse.SerializeToString,
             ),
             'ExplainSelection': grpc.unary_unary_rpc_method_handler(
                     servicer.ExplainSelection,
@@ -162,6 +181,33 @@ class SchedulerService:
             '/drover.v1.SchedulerService/SelectDestinations',
             drover_dot_v1_dot_scheduler__pb2.SelectDestinationsRequest.SerializeToString,
             drover_dot_v1_dot_scheduler__pb2.SelectDestinationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SelectDestinationsBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/drover.v1.SchedulerService/SelectDestinationsBatch',
+            drover_dot_v1_dot_scheduler__pb2.SelectDestinationsBatchRequest.SerializeToString,
+            drover_dot_v1_dot_scheduler__pb2.SelectDestinationsBatchResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -39,6 +39,11 @@ class SchedulerServiceStub:
     """Choose a host (plus alternates) per instance and claim its resources.
     No valid host: FAILED_PRECONDITION with an Explanation detail.
     """
+    SelectDestinationsBatch: _grpc.UnaryUnaryMultiCallable[_scheduler_pb2.SelectDestinationsBatchRequest, _scheduler_pb2.SelectDestinationsBatchResponse]
+    """SelectDestinations for several independent requests in one call (the conductor sends
+    the builds it has in hand together): placed in order, as if called one after another,
+    each all or none on its own; one that finds no valid host fails alone.
+    """
     ExplainSelection: _grpc.UnaryUnaryMultiCallable[_scheduler_pb2.ExplainSelectionRequest, _scheduler_pb2.ExplainSelectionResponse]
     """Explain a hypothetical request without claiming anything."""
     ReleaseClaims: _grpc.UnaryUnaryMultiCallable[_scheduler_pb2.ReleaseClaimsRequest, _scheduler_pb2.ReleaseClaimsResponse]
@@ -58,6 +63,11 @@ class SchedulerServiceAsyncStub(SchedulerServiceStub):
     SelectDestinations: _aio.UnaryUnaryMultiCallable[_scheduler_pb2.SelectDestinationsRequest, _scheduler_pb2.SelectDestinationsResponse]  # type: ignore[assignment]
     """Choose a host (plus alternates) per instance and claim its resources.
     No valid host: FAILED_PRECONDITION with an Explanation detail.
+    """
+    SelectDestinationsBatch: _aio.UnaryUnaryMultiCallable[_scheduler_pb2.SelectDestinationsBatchRequest, _scheduler_pb2.SelectDestinationsBatchResponse]  # type: ignore[assignment]
+    """SelectDestinations for several independent requests in one call (the conductor sends
+    the builds it has in hand together): placed in order, as if called one after another,
+    each all or none on its own; one that finds no valid host fails alone.
     """
     ExplainSelection: _aio.UnaryUnaryMultiCallable[_scheduler_pb2.ExplainSelectionRequest, _scheduler_pb2.ExplainSelectionResponse]  # type: ignore[assignment]
     """Explain a hypothetical request without claiming anything."""
@@ -81,6 +91,17 @@ class SchedulerServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_scheduler_pb2.SelectDestinationsResponse, _abc.Awaitable[_scheduler_pb2.SelectDestinationsResponse]]:
         """Choose a host (plus alternates) per instance and claim its resources.
         No valid host: FAILED_PRECONDITION with an Explanation detail.
+        """
+
+    @_abc_1.abstractmethod
+    def SelectDestinationsBatch(
+        self,
+        request: _scheduler_pb2.SelectDestinationsBatchRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_scheduler_pb2.SelectDestinationsBatchResponse, _abc.Awaitable[_scheduler_pb2.SelectDestinationsBatchResponse]]:
+        """SelectDestinations for several independent requests in one call (the conductor sends
+        the builds it has in hand together): placed in order, as if called one after another,
+        each all or none on its own; one that finds no valid host fails alone.
         """
 
     @_abc_1.abstractmethod

@@ -37,10 +37,10 @@ from drover.v1 import (
 )
 from services.common import convert, metrics, request_spec, runtime, server_groups, states
 from services.common.casts import CastReceiver, CastSender
-from services.common.errors import unpack_details
 from services.common.group_commit import GroupCommit
 from services.conductor import ipam, statements
 from services.conductor.records import ActionRecorder
+from services.conductor.selects import SelectBatcher, SelectError
 
 log = logging.getLogger(__name__)
 utcnow = m.utcnow
@@ -76,6 +76,7 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
         self.sessions = sessions
         self.scheduler_channel = runtime.channel(cfg.conductor.scheduler)
         self.scheduler = scheduler_pb2_grpc.SchedulerServiceStub(self.scheduler_channel)
+        self.selects = SelectBatcher(self.scheduler, cfg.conductor.select_timeout)
         self.receiver: CastReceiver[Any] = CastReceiver(
             "conductor", self.handle_cast, conductor_pb2.ConductorServiceStreamCastsResponse, keys=_cast_keys
         )
@@ -217,31 +218,16 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
         spec.group_hosts.extend(group_hosts)
         await self._schedule_and_build(spec, cast.request_id)
 
-    async def _select(self, spec: scheduler_pb2.RequestSpec) -> scheduler_pb2.SelectDestinationsResponse:
-        """SelectDestinations with a deadline; retried while the scheduler is unreachable."""
-        delay, waited = 0.2, 0.0
-        while True:
-            try:
-                return await self.scheduler.SelectDestinations(
-                    scheduler_pb2.SelectDestinationsRequest(spec=spec), timeout=self.cfg.select_timeout
-                )
-            except grpc.aio.AioRpcError as exc:
-                if exc.code() != grpc.StatusCode.UNAVAILABLE or waited >= self.cfg.select_timeout * 3:
-                    raise
-                await asyncio.sleep(delay)
-                waited += delay
-                delay = min(delay * 2, 2.0)
-
     async def _schedule_and_build(self, spec: scheduler_pb2.RequestSpec, request_id: str) -> None:
         ids = list(spec.instance_ids)
         try:
-            resp = await self._select(spec)
-        except grpc.aio.AioRpcError as exc:
-            expl = next((d for d in unpack_details(exc) if isinstance(d, types_pb2.Explanation)), None)
-            if exc.code() == grpc.StatusCode.FAILED_PRECONDITION and expl is not None:
+            resp = await self.selects.select(spec)
+        except SelectError as exc:
+            expl = exc.explanation
+            if exc.code == grpc.StatusCode.FAILED_PRECONDITION and expl is not None:
                 reason = f"No valid host was found. {expl.summary}"
             else:
-                reason = f"Scheduling failed: {exc.code().name}: {exc.details()}"
+                reason = f"Scheduling failed: {exc.code.name}: {exc.message}"
             await self.db.run(lambda s: self._fail_build(s, ids, reason, explanation=expl, event=states.EV_SCHEDULE))
             return
         released: list[str] = []
@@ -663,6 +649,7 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
         for q in list(self._watchers):
             with contextlib.suppress(asyncio.QueueFull):
                 q.put_nowait(None)
+        await self.selects.close()
         await self.scheduler_channel.close()
 
 

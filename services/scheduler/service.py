@@ -18,7 +18,7 @@ from drover import scheduler_core as sc
 from drover.config import DroverConfig
 from drover.store import db
 from drover.store import models as m
-from drover.v1 import scheduler_pb2, scheduler_pb2_grpc
+from drover.v1 import scheduler_pb2, scheduler_pb2_grpc, types_pb2
 from services.common import metrics, runtime, states
 from services.common.errors import ApiError, guarded, invalid_argument
 from services.scheduler import convert
@@ -85,10 +85,8 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
             if r.rejected:
                 metrics.HOSTS_REJECTED.labels(r.filter).inc(r.rejected)
 
-    @guarded
-    async def SelectDestinations(
-        self, request: scheduler_pb2.SelectDestinationsRequest, context: grpc.aio.ServicerContext
-    ) -> scheduler_pb2.SelectDestinationsResponse:
+    def _select(self, request: scheduler_pb2.SelectDestinationsRequest) -> scheduler_pb2.SelectDestinationsResponse:
+        """One select, claimed; ApiError (FAILED_PRECONDITION + Explanation) when no host fits."""
         self._validate(request.spec)
         spec = convert.request_spec(request.spec)
         start = time.perf_counter()
@@ -102,10 +100,36 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
             raise ApiError(grpc.StatusCode.FAILED_PRECONDITION, expl.summary, [expl]) from None
         metrics.SELECT_SECONDS.observe(time.perf_counter() - start)
         self._observe(res.explanation)
-        return scheduler_pb2.SelectDestinationsResponse(
-            selections=[self._selection(s) for s in res.selections],
-            explanation=convert.explanation(res.explanation),
-        )
+        out = scheduler_pb2.SelectDestinationsResponse(selections=[self._selection(s) for s in res.selections])
+        if request.explain:  # converting it costs more than the select; only when asked
+            out.explanation.CopyFrom(convert.explanation(res.explanation))
+        return out
+
+    @guarded
+    async def SelectDestinations(
+        self, request: scheduler_pb2.SelectDestinationsRequest, context: grpc.aio.ServicerContext
+    ) -> scheduler_pb2.SelectDestinationsResponse:
+        return self._select(request)
+
+    @guarded
+    async def SelectDestinationsBatch(
+        self, request: scheduler_pb2.SelectDestinationsBatchRequest, context: grpc.aio.ServicerContext
+    ) -> scheduler_pb2.SelectDestinationsBatchResponse:
+        out = scheduler_pb2.SelectDestinationsBatchResponse()
+        for one in request.requests:
+            result = out.results.add()
+            try:
+                resp = self._select(one)
+            except ApiError as err:
+                result.code, result.message = err.code.value[0], err.message
+                for detail in err.details:
+                    if isinstance(detail, types_pb2.Explanation):
+                        result.explanation.CopyFrom(detail)
+                continue
+            result.selections.extend(resp.selections)
+            if resp.HasField("explanation"):
+                result.explanation.CopyFrom(resp.explanation)
+        return out
 
     @guarded
     async def ExplainSelection(

@@ -44,3 +44,49 @@ def test_select_with_no_instances_is_invalid(scheduler) -> None:
         scheduler.SelectDestinations(scheduler_pb2.SelectDestinationsRequest(spec=scheduler_pb2.RequestSpec()),
                                      timeout=10)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_select_returns_the_explanation_only_when_asked(scheduler) -> None:
+    spec = scheduler_pb2.RequestSpec(instance_ids=["asked"], vcpus=1, memory_mb=64, root_gb=1)
+    plain = scheduler.SelectDestinations(scheduler_pb2.SelectDestinationsRequest(spec=spec), timeout=10)
+    spec.instance_ids[:] = ["asked-too"]
+    told = scheduler.SelectDestinations(scheduler_pb2.SelectDestinationsRequest(spec=spec, explain=True), timeout=10)
+    try:
+        assert len(plain.selections) == 1 and not plain.HasField("explanation")
+        assert told.explanation.hosts_total == 4 and told.explanation.top_hosts
+    finally:
+        scheduler.ReleaseClaims(scheduler_pb2.ReleaseClaimsRequest(instance_ids=["asked", "asked-too"]), timeout=10)
+
+
+def test_a_batch_places_each_request_on_its_own(scheduler) -> None:
+    before = _used(scheduler)
+    fits = scheduler_pb2.RequestSpec(instance_ids=["batch-a"], vcpus=1, memory_mb=256, root_gb=1)
+    too_big = scheduler_pb2.RequestSpec(instance_ids=["batch-b"], vcpus=1, memory_mb=10_000_000, root_gb=1)
+    also_fits = scheduler_pb2.RequestSpec(instance_ids=["batch-c", "batch-d"], vcpus=1, memory_mb=128, root_gb=1)
+    resp = scheduler.SelectDestinationsBatch(scheduler_pb2.SelectDestinationsBatchRequest(requests=[
+        scheduler_pb2.SelectDestinationsRequest(spec=s) for s in (fits, too_big, also_fits)]), timeout=10)
+    try:
+        a, b, c = resp.results
+        assert a.code == grpc.StatusCode.OK.value[0] and [s.instance_id for s in a.selections] == ["batch-a"]
+        assert b.code == grpc.StatusCode.FAILED_PRECONDITION.value[0] and not b.selections
+        assert b.message.startswith("no valid host: 4 hosts; RamFilter rejected 4")
+        assert b.explanation.summary == b.message
+        assert [s.instance_id for s in c.selections] == ["batch-c", "batch-d"]
+        assert _used(scheduler) == before + 256 + 2 * 128  # the failed one claimed nothing
+    finally:
+        scheduler.ReleaseClaims(scheduler_pb2.ReleaseClaimsRequest(
+            instance_ids=["batch-a", "batch-c", "batch-d"]), timeout=10)
+    assert _used(scheduler) == before
+
+
+def test_a_bad_request_in_a_batch_fails_alone(scheduler) -> None:
+    good = scheduler_pb2.RequestSpec(instance_ids=["batch-ok"], vcpus=1, memory_mb=64, root_gb=1)
+    resp = scheduler.SelectDestinationsBatch(scheduler_pb2.SelectDestinationsBatchRequest(requests=[
+        scheduler_pb2.SelectDestinationsRequest(spec=scheduler_pb2.RequestSpec()),
+        scheduler_pb2.SelectDestinationsRequest(spec=good)]), timeout=10)
+    try:
+        bad, ok = resp.results
+        assert bad.code == grpc.StatusCode.INVALID_ARGUMENT.value[0] and "spec.instance_ids" in bad.message
+        assert ok.code == grpc.StatusCode.OK.value[0] and len(ok.selections) == 1
+    finally:
+        scheduler.ReleaseClaims(scheduler_pb2.ReleaseClaimsRequest(instance_ids=["batch-ok"]), timeout=10)
