@@ -38,7 +38,7 @@ from drover.v1 import (
 from services.common import convert, metrics, request_spec, runtime, server_groups, states
 from services.common.casts import CastReceiver, CastSender
 from services.common.group_commit import GroupCommit
-from services.conductor import ipam, statements
+from services.conductor import ipam, statements, update_lanes
 from services.conductor.records import ActionRecorder
 from services.conductor.selects import SelectBatcher, SelectError
 
@@ -55,7 +55,9 @@ def _cast_keys(msg: conductor_pb2.ConductorServiceStreamCastsRequest) -> Iterabl
     if kind == "delete_instance":
         return [msg.delete_instance.instance_id]
     if kind == "instance_update":
-        return [msg.instance_update.instance_id]
+        # Not keyed: the updates of an instance keep their order through its update lane and
+        # the group commit's FIFO, and those that arrive together are written together.
+        return []
     return []
 
 
@@ -82,6 +84,7 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
         )
         self._compute_senders: dict[str, tuple[grpc.aio.Channel, CastSender[Any]]] = {}
         self._agent_of: dict[str, str] = {}
+        self._lanes: dict[str, update_lanes.Lane] = {}
         self._watchers: set[asyncio.Queue[conductor_pb2.InstanceChange | None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self._gauges: asyncio.Task[None] | None = None
@@ -417,11 +420,69 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
     # ---- updates from computes -------------------------------------------------------
 
     async def instance_update(self, u: conductor_pb2.InstanceUpdateCast) -> None:
+        if update_lanes.rides_in_lane(u):
+            await self._update_in_lane(u)
+            return
+        self._lanes.pop(u.instance_id, None)  # later updates queue behind this one, not beside
         reschedule, release = await self.db.run(lambda s: self._apply_update(s, u))
         if release:
             await self._release([u.instance_id])
         if reschedule is not None:
             await self._schedule_and_build(*reschedule)
+
+    async def _update_in_lane(self, u: conductor_pb2.InstanceUpdateCast) -> None:
+        """Apply ``u`` together with the instance's other updates that arrive before the write."""
+        lane = self._lanes.get(u.instance_id)
+        if lane is not None and lane.join(u):
+            await lane.done
+            return
+        lane = update_lanes.Lane(u.instance_id, [u], done=asyncio.get_running_loop().create_future())
+        self._lanes[u.instance_id] = lane
+        try:
+            await self.db.run(lambda s: self._apply_lane(s, lane))
+        except Exception as exc:
+            if len(lane.updates) > 1:  # the riders fail with it (each is logged by the receiver)
+                lane.done.set_exception(exc)
+            raise
+        else:
+            lane.done.set_result(None)
+        finally:
+            if self._lanes.get(u.instance_id) is lane:
+                del self._lanes[u.instance_id]
+
+    def _apply_lane(self, s: Session, lane: update_lanes.Lane) -> None:
+        updates = lane.take()
+        if len(updates) == 1 or len({u.host for u in updates}) > 1:
+            for u in updates:
+                self._apply_update(s, u)
+            return
+        iid, host, now = lane.instance_id, updates[0].host, utcnow()
+        steps = [update_lanes.fields_of(u, now) for u in updates]
+        merged: dict[str, Any] = {}
+        for step in steps:
+            merged.update(step)
+        c = self._conn(s)
+        before: dict[str, Any] = {}
+        later = sorted(set().union(*steps[1:]) - steps[0].keys())
+        if self._watchers and later:  # the intermediate states need what the steps overwrite
+            row = c.execute(statements.instance_columns(tuple(later)), {"b_id": iid}).first()
+            if row is None:
+                return
+            before = dict(row._mapping)
+        fields = tuple(f for f in statements.UPDATABLE if f in merged)
+        params = {"b_id": iid, "b_host": host, "b_now": now, "b_steps": len(updates),
+                  **{f"b_{name}": value for name, value in merged.items()}}
+        inst = c.execute(statements.instance_update(fields, bool(host)), params).first()
+        if inst is None:
+            return
+        for u in updates:
+            self._record_events(c, u)
+            if u.HasField("launched_at"):
+                self.recorder.finish_action(c, iid, "create")
+        self._expire(s, iid)
+        if self._watchers:
+            for view, u in zip(update_lanes.intermediate_states(inst, before, steps), updates, strict=True):
+                self.publish(view, u.notification if u.HasField("notification") else None)
 
     def _apply_update(self, s: Session, u: conductor_pb2.InstanceUpdateCast
                       ) -> tuple[tuple[scheduler_pb2.RequestSpec, str] | None, bool]:
@@ -433,7 +494,7 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
         if u.terminated or u.build_failed:
             return self._apply_update_orm(s, u)
         c = self._conn(s)
-        params: dict[str, Any] = {"b_id": u.instance_id, "b_host": u.host, "b_now": utcnow()}
+        params: dict[str, Any] = {"b_id": u.instance_id, "b_host": u.host, "b_now": utcnow(), "b_steps": 1}
         if u.HasField("vm_state"):
             params["b_vm_state"] = states.VM_STATE_FROM_PB[u.vm_state]
         if u.HasField("task_state"):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 
-from sqlalchemy import Select, Update, and_, bindparam, case, select, update
+from sqlalchemy import Integer, Select, Update, and_, bindparam, case, select, update
 
 from drover.store.tables import ACTIONS, INSTANCES, SERVER_COLUMNS
 from services.common import states
@@ -46,7 +46,10 @@ def instance_update(fields: tuple[str, ...], match_host: bool) -> Update:
     ``match_host``: only while the instance is still on ``b_host`` (else it is late news
     from an earlier build attempt and must not apply).
     """
-    values: dict[str, object] = {"revision": INSTANCES.c.revision + 1, "updated_at": bindparam("b_now")}
+    # b_steps: how many compute updates this statement applies (a lane writes several at once),
+    # so the revision still advances once per update.
+    values: dict[str, object] = {"revision": INSTANCES.c.revision + bindparam("b_steps", type_=Integer),
+                                 "updated_at": bindparam("b_now")}
     for name in fields:
         column = INSTANCES.c[name]
         param = bindparam(f"b_{name}", type_=column.type)
@@ -58,3 +61,9 @@ def instance_update(fields: tuple[str, ...], match_host: bool) -> Update:
     if match_host:
         stmt = stmt.where(INSTANCES.c.host == bindparam("b_host"))
     return stmt.values(values).returning(*SERVER_COLUMNS)
+
+
+@functools.cache
+def instance_columns(columns: tuple[str, ...]) -> Select:
+    """Some columns of one instance (the values a merged update overwrites)."""
+    return select(*(INSTANCES.c[c] for c in columns)).where(INSTANCES.c.id == bindparam("b_id"))

@@ -70,7 +70,7 @@ def test_metrics_move(mesh, api, image) -> None:
                  grpc_service="drover.v1.ApiService", grpc_type="unary") == 1
     assert delta("api", "grpc_server_started_total", grpc_method="CreateServer") == 1
     assert delta("api", "grpc_server_handling_seconds_count", grpc_method="CreateServer") == 1
-    assert delta("scheduler", "grpc_server_handled_total", grpc_method="SelectDestinations", grpc_code="OK") == 1
+    assert delta("scheduler", "grpc_server_handled_total", grpc_method="SelectDestinationsBatch", grpc_code="OK") == 1
     assert delta("scheduler", "drover_scheduler_select_seconds_count") == 1
     assert delta("scheduler", "drover_scheduler_hosts_per_select_sum") == 4
     assert metric(after["scheduler"], "drover_scheduler_hosts", state="up") == 4

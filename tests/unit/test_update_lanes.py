@@ -1,0 +1,65 @@
+"""Update lanes: who may ride along, and the intermediate states a merged write publishes."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from types import SimpleNamespace
+
+from drover.v1 import conductor_pb2, types_pb2
+from services.common import states
+from services.conductor.update_lanes import Lane, fields_of, intermediate_states, rides_in_lane
+
+NOW = dt.datetime(2026, 12, 1, 7, 0, 0)
+
+
+def _u(**kw: object) -> conductor_pb2.InstanceUpdateCast:
+    return conductor_pb2.InstanceUpdateCast(instance_id="i-1", host="h1", **kw)  # type: ignore[arg-type]
+
+
+async def test_riders_join_until_the_write_takes_the_lane() -> None:
+    lane = Lane("i-1", [_u(task_state=types_pb2.TASK_STATE_NETWORKING)], done=asyncio.get_running_loop().create_future())
+    assert lane.join(_u(task_state=types_pb2.TASK_STATE_SPAWNING))
+    taken = lane.take()
+    assert [u.task_state for u in taken] == [types_pb2.TASK_STATE_NETWORKING, types_pb2.TASK_STATE_SPAWNING]
+    assert not lane.join(_u(vm_state=types_pb2.VM_STATE_ACTIVE))  # too late: it needs a lane of its own
+    assert len(lane.updates) == 2
+
+
+def test_failed_builds_and_finished_deletes_do_not_ride() -> None:
+    assert rides_in_lane(_u(task_state=types_pb2.TASK_STATE_SPAWNING))
+    assert not rides_in_lane(_u(build_failed=True))
+    assert not rides_in_lane(_u(terminated=True))
+
+
+def test_fields_of_an_update() -> None:
+    u = _u(vm_state=types_pb2.VM_STATE_ACTIVE, task_state=types_pb2.TASK_STATE_UNSPECIFIED, power_state=1,
+           fault=types_pb2.Fault(message="slow disk"))
+    u.launched_at.FromDatetime(NOW)
+    got = fields_of(u, NOW)
+    assert got["vm_state"] == states.ACTIVE and got["task_state"] is None and got["power_state"] == 1
+    assert got["launched_at"] == NOW and got["fault_code"] == 500 and got["fault_message"] == "slow disk"
+
+
+def test_each_step_of_a_merged_write_is_its_own_revision() -> None:
+    final = SimpleNamespace(id="i-1", revision=7, vm_state=states.ACTIVE, task_state=None, power_state=1,
+                            launched_at=NOW, name="web")
+    steps = [{"task_state": states.NETWORKING}, {"task_state": states.BLOCK_DEVICE_MAPPING},
+             {"task_state": states.SPAWNING},
+             {"vm_state": states.ACTIVE, "task_state": None, "power_state": 1, "launched_at": NOW}]
+    before = {"vm_state": states.BUILDING, "power_state": 0, "launched_at": None}
+    views = intermediate_states(final, before, steps)
+    assert [v.revision for v in views] == [4, 5, 6, 7]
+    assert [v.task_state for v in views] == [states.NETWORKING, states.BLOCK_DEVICE_MAPPING, states.SPAWNING, None]
+    assert [v.vm_state for v in views] == [states.BUILDING] * 3 + [states.ACTIVE]
+    assert [v.power_state for v in views] == [0, 0, 0, 1]
+    assert views[0].launched_at is None and views[-1].launched_at == NOW
+    assert all(v.name == "web" for v in views)  # everything else is the final row's
+
+
+def test_a_running_delete_keeps_its_states_in_every_step() -> None:
+    final = SimpleNamespace(revision=3, vm_state=states.BUILDING, task_state=states.DELETING, power_state=1)
+    views = intermediate_states(final, {"power_state": 0},
+                                [{"task_state": states.SPAWNING}, {"vm_state": states.ACTIVE, "power_state": 1}])
+    assert [(v.vm_state, v.task_state, v.power_state) for v in views] == [
+        (states.BUILDING, states.DELETING, 0), (states.BUILDING, states.DELETING, 1)]
