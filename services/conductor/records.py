@@ -125,6 +125,23 @@ class ActionRecorder:
             return
         c.execute(_FINISH_EVENT, {"b_id": event_id, "b_finish": finish_time, "b_result": result, "b_details": details})
 
+    def record(self, c: Connection, instance_id: str, action: str, event: str, *, start: dt.datetime,
+               finish: dt.datetime, result: str, details: str = "", host: str = "") -> None:
+        """An event whose start and finish arrive together: one row, written whole.
+
+        Only for actions whose every event went through this recorder (nothing to check for
+        replays) and an event not open already; otherwise it is a start and a finish.
+        """
+        action_id = self.action_id(c, instance_id, action)
+        if action_id is None:
+            return
+        if action_id not in self._complete or (action_id, event) in self._open:
+            self.start(c, instance_id, action, event, host, start)
+            self.finish(c, instance_id, action, event, result, details, finish, host)
+            return
+        c.execute(_INSERT_EVENT, {"action_id": action_id, "event": event, "start_time": start,
+                                  "finish_time": finish, "result": result, "details": details, "host": host})
+
     def finish_action(self, c: Connection, instance_id: str, action: str, message: str = "") -> None:
         """Mark the newest ``action`` of the instance finished (once)."""
         action_id = self.action_id(c, instance_id, action)

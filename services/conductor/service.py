@@ -475,10 +475,9 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
         inst = c.execute(statements.instance_update(fields, bool(host)), params).first()
         if inst is None:
             return
-        for u in updates:
-            self._record_events(c, u)
-            if u.HasField("launched_at"):
-                self.recorder.finish_action(c, iid, "create")
+        self._record_lane_events(c, iid, updates)
+        if any(u.HasField("launched_at") for u in updates):
+            self.recorder.finish_action(c, iid, "create")
         self._expire(s, iid)
         if self._watchers:
             for view, u in zip(update_lanes.intermediate_states(inst, before, steps), updates, strict=True):
@@ -517,6 +516,25 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
         self._expire(s, u.instance_id)
         self.publish(inst, u.notification if u.HasField("notification") else None)
         return None, False
+
+    def _record_lane_events(self, c: Connection, iid: str, updates: list[conductor_pb2.InstanceUpdateCast]) -> None:
+        """The events of a lane in order; one that starts and finishes within it is one row."""
+        evs = [ev for u in updates for ev in u.events]
+        finishes = {(ev.action or "create", ev.event): ev for ev in evs if ev.HasField("finish_time")}
+        merged = set()
+        for ev in evs:
+            key = (ev.action or "create", ev.event)
+            if ev.HasField("finish_time"):
+                if key not in merged:
+                    self.recorder.finish(c, iid, key[0], ev.event, ev.result, ev.details, _dt(ev.finish_time),
+                                         host=ev.host)
+            elif key in finishes and key not in merged:
+                done = finishes[key]
+                self.recorder.record(c, iid, key[0], ev.event, start=_dt(ev.start_time), finish=_dt(done.finish_time),
+                                     result=done.result, details=done.details, host=ev.host)
+                merged.add(key)
+            else:
+                self.recorder.start(c, iid, key[0], ev.event, ev.host, _dt(ev.start_time))
 
     def _record_events(self, c: Connection, u: conductor_pb2.InstanceUpdateCast) -> None:
         for ev in u.events:

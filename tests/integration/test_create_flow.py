@@ -41,11 +41,16 @@ def test_create_reaches_active_with_notifications_and_events(api, image) -> None
     create_action = actions[0]
     assert create_action.HasField("finish_time")
     by_name = {e.event: e for e in create_action.events}
-    assert set(by_name) == {states.EV_SCHEDULE, states.EV_BUILD, states.EV_SPAWN}
+    assert sorted(e.event for e in create_action.events) == sorted([states.EV_SCHEDULE, states.EV_BUILD,
+                                                                    states.EV_SPAWN])  # each once
     for ev in by_name.values():
         assert ev.result == "Success", ev
         assert ev.HasField("start_time") and ev.HasField("finish_time")
-    assert by_name[states.EV_BUILD].host == final.host
+        assert ev.start_time.ToNanoseconds() <= ev.finish_time.ToNanoseconds(), ev
+    build, spawn = by_name[states.EV_BUILD], by_name[states.EV_SPAWN]
+    assert build.start_time.ToNanoseconds() <= spawn.start_time.ToNanoseconds()  # spawn runs inside build
+    assert spawn.finish_time.ToNanoseconds() <= build.finish_time.ToNanoseconds()
+    assert build.host == final.host
 
 
 def test_get_list_filter_and_paginate(api, image) -> None:

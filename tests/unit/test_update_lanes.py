@@ -18,7 +18,8 @@ def _u(**kw: object) -> conductor_pb2.InstanceUpdateCast:
 
 
 async def test_riders_join_until_the_write_takes_the_lane() -> None:
-    lane = Lane("i-1", [_u(task_state=types_pb2.TASK_STATE_NETWORKING)], done=asyncio.get_running_loop().create_future())
+    done = asyncio.get_running_loop().create_future()
+    lane = Lane("i-1", [_u(task_state=types_pb2.TASK_STATE_NETWORKING)], done=done)
     assert lane.join(_u(task_state=types_pb2.TASK_STATE_SPAWNING))
     taken = lane.take()
     assert [u.task_state for u in taken] == [types_pb2.TASK_STATE_NETWORKING, types_pb2.TASK_STATE_SPAWNING]
