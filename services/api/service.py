@@ -101,7 +101,7 @@ class ApiServicer(ServerGroupRpcs, api_pb2_grpc.ApiServiceServicer):
             "api->conductor", lambda: conductor.StreamCasts(), conductor_pb2.ConductorServiceStreamCastsRequest
         )
         self.fanout = Fanout(conductor)
-        self.db = GroupCommit(self.writes, threaded=True)
+        self.db = GroupCommit(self.writes, threaded=True, name="api")
         metrics.watch_sender(self.conductor)
 
     def start(self) -> None:

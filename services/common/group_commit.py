@@ -15,11 +15,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
+
+from services.common import metrics
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -27,8 +30,9 @@ T = TypeVar("T")
 
 class GroupCommit:
     def __init__(self, sessions: sessionmaker[Session], max_batch: int = 64,
-                 on_rollback: Callable[[], None] | None = None, threaded: bool = False) -> None:
+                 on_rollback: Callable[[], None] | None = None, threaded: bool = False, name: str = "") -> None:
         self._sessions = sessions
+        self._name = name  # labels the transaction metrics; unnamed committers are not measured
         # In a worker thread, a transaction waiting for SQLite's write lock (held by another
         # process) does not stall this process's event loop; meanwhile the next batch grows.
         self._threaded = threaded
@@ -84,9 +88,17 @@ class GroupCommit:
         results: list[Any] = []
         self._after = []
         try:
+            started = time.perf_counter()
             with self._sessions.begin() as s:
+                if self._name:
+                    s.connection()  # BEGIN (IMMEDIATE on SQLite): this is where the write lock is waited for
+                    locked = time.perf_counter()
                 for fn, _ in batch:
                     results.append(fn(s))
+            if self._name:
+                metrics.STORE_TXN_SECONDS.labels(self._name, "wait").observe(locked - started)
+                metrics.STORE_TXN_SECONDS.labels(self._name, "held").observe(time.perf_counter() - locked)
+                metrics.STORE_TXN_BATCH.labels(self._name).observe(len(batch))
         except Exception as exc:
             self._after = []
             if self._on_rollback is not None:

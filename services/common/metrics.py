@@ -31,6 +31,13 @@ HOSTS_REJECTED = Counter("drover_scheduler_hosts_rejected_total", "Hosts rejecte
 NO_VALID_HOST = Counter("drover_scheduler_no_valid_host_total", "Selects that found no valid host.")
 SCHEDULER_HOSTS = Gauge("drover_scheduler_hosts", "Hosts in the scheduler's table, by liveness.", ("state",))
 BUILDS = Counter("drover_compute_builds_total", "Builds finished on compute agents, by result.", ("result",))
+STORE_TXN_SECONDS = Histogram(
+    "drover_store_transaction_seconds",
+    "Group-commit transactions: waiting for the store's write lock (wait), then holding it until commit (held).",
+    ("store", "phase"), buckets=(0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0),
+)
+STORE_TXN_BATCH = Histogram("drover_store_transaction_batch", "Pieces of work sharing one group-commit transaction.",
+                            ("store",), buckets=(1, 2, 4, 8, 16, 32, 64, 128))
 SPAWN_STEP_SECONDS = Histogram(
     "drover_compute_spawn_step_seconds", "Time of each driver spawn step (create_image … wait_for_boot).", ("step",),
     buckets=(0.0001, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),

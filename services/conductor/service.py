@@ -90,7 +90,8 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
         self._gauges: asyncio.Task[None] | None = None
         self.recorder = ActionRecorder()
         self._catalog: TTLCache[tuple[str, str], Any] = TTLCache(maxsize=1024, ttl=5.0)
-        self.db = GroupCommit(write_sessions or sessions, on_rollback=self.recorder.clear, threaded=True)
+        self.db = GroupCommit(write_sessions or sessions, on_rollback=self.recorder.clear, threaded=True,
+                              name="conductor")
         metrics.watch_receiver(self.receiver)
 
     # ---- plumbing -----------------------------------------------------------------
