@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from sqlalchemy import and_, func, insert, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -181,6 +181,7 @@ class ApiServicer(ServerGroupRpcs, api_pb2_grpc.ApiServiceServicer):
         q = self.cfg.quota
         if q.instances < 0 and q.cores < 0 and q.ram_mb < 0:
             return
+        self.db.flush_inserts(s)  # the usage must count the creates earlier in this transaction
         used_n, used_cores, used_ram = s.execute(
             select(func.count(), func.coalesce(func.sum(m.Instance.vcpus), 0),
                    func.coalesce(func.sum(m.Instance.memory_mb), 0))
@@ -296,11 +297,11 @@ class ApiServicer(ServerGroupRpcs, api_pb2_grpc.ApiServiceServicer):
 
         def store(s: Session) -> None:
             self._check_quota(s, who, count, flavor)
-            c = s.connection()
-            c.execute(insert(INSTANCES), rows)
-            c.execute(insert(ACTIONS), actions)
+            # Inserted with the rest of the batch's creates, one statement per table.
+            self.db.insert_later(INSTANCES, rows)
+            self.db.insert_later(ACTIONS, actions)
             if group_id:
-                c.execute(insert(GROUP_MEMBERS), [{"group_id": group_id, "instance_id": i.id} for i in insts])
+                self.db.insert_later(GROUP_MEMBERS, [{"group_id": group_id, "instance_id": i.id} for i in insts])
 
         await self.db.run(store)  # shares one transaction with the creates that arrive meanwhile
         spec = request_spec.build(insts, flavor, image, min_count=checked.min_count,

@@ -2,7 +2,8 @@
 
 Each caller hands over a function of a Session and awaits its result. Every
 turn of the event loop the committer takes all waiting functions, runs them in
-order in one transaction and commits once; the callbacks they queued with
+order in one transaction and commits once (rows they defer with ``insert_later`` go in
+one statement per table just before the commit); the callbacks they queued with
 ``after_commit`` (publishing to watchers) run only after that commit. If one
 function fails, the batch is rolled back and each function is retried alone,
 so one bad update cannot sink the others. Optionally the transactions run in a
@@ -20,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from sqlalchemy import Table, insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.common import metrics
@@ -43,6 +45,7 @@ class GroupCommit:
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._after: list[Callable[[], None]] = []
+        self._deferred: dict[Table, list[dict[str, Any]]] = {}
         self.batches = 0
         self.ops = 0
 
@@ -63,6 +66,19 @@ class GroupCommit:
         self._pending.append((fn, fut))
         self._wakeup.set()
         return await fut
+
+    def insert_later(self, table: Table, rows: list[dict[str, Any]]) -> None:
+        """Insert ``rows`` at the end of the current transaction, with every other function's rows
+        for ``table`` in one statement (tables in the order first named, so parents come first)."""
+        self._deferred.setdefault(table, []).extend(rows)
+
+    def flush_inserts(self, s: Session) -> None:
+        """Write the rows deferred so far now (before a read that must see them)."""
+        deferred, self._deferred = self._deferred, {}
+        if deferred:
+            c = s.connection()
+            for table, rows in deferred.items():
+                c.execute(insert(table), rows)
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` once the current transaction has committed (dropped on rollback)."""
@@ -87,6 +103,7 @@ class GroupCommit:
         self.ops += len(batch)
         results: list[Any] = []
         self._after = []
+        self._deferred = {}
         try:
             started = time.perf_counter()
             with self._sessions.begin() as s:
@@ -95,12 +112,14 @@ class GroupCommit:
                     locked = time.perf_counter()
                 for fn, _ in batch:
                     results.append(fn(s))
+                self.flush_inserts(s)
             if self._name:
                 metrics.STORE_TXN_SECONDS.labels(self._name, "wait").observe(locked - started)
                 metrics.STORE_TXN_SECONDS.labels(self._name, "held").observe(time.perf_counter() - locked)
                 metrics.STORE_TXN_BATCH.labels(self._name).observe(len(batch))
         except Exception as exc:
             self._after = []
+            self._deferred = {}
             if self._on_rollback is not None:
                 self._on_rollback()
             if len(batch) == 1:

@@ -112,8 +112,13 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
         """Tell watchers about this state of ``inst`` once the transaction commits."""
         if not self._watchers:
             return
-        change = conductor_pb2.InstanceChange(server=convert.server(inst), notification=notification)
-        self.db.after_commit(lambda: self._deliver(change))
+        if isinstance(inst, m.Instance):  # an ORM object expires at commit: convert it while it is live
+            change = conductor_pb2.InstanceChange(server=convert.server(inst), notification=notification)
+            self.db.after_commit(lambda: self._deliver(change))
+            return
+        # A row (immutable): converted after the commit, so the write lock is not held for it.
+        self.db.after_commit(
+            lambda: self._deliver(conductor_pb2.InstanceChange(server=convert.server(inst), notification=notification)))
 
     def _deliver(self, change: conductor_pb2.InstanceChange) -> None:
         for q in list(self._watchers):
@@ -238,18 +243,17 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
         for sel in resp.selections:
             if sel.agent_address:
                 self._agent_of[sel.host] = sel.agent_address
-            cast = await self.db.run(lambda s, sel=sel: self._prepare_build(s, sel, request_id))  # type: ignore[misc]
-            if cast is None:
+            prepared = await self.db.run(lambda s, sel=sel: self._prepare_build(s, sel))  # type: ignore[misc]
+            if prepared is None:
                 released.append(sel.instance_id)
                 continue
-            self.compute(sel.agent_address).cast(build_and_run_instance=cast)
+            self.compute(sel.agent_address).cast(build_and_run_instance=self._build_cast(*prepared, request_id))
         if released:
             await self._release(released)
 
-    def _prepare_build(
-        self, s: Session, sel: scheduler_pb2.Selection, request_id: str
-    ) -> compute_pb2.BuildAndRunInstanceCast | None:
-        """Record the chosen host and networking; None when the instance went away meanwhile."""
+    def _prepare_build(self, s: Session, sel: scheduler_pb2.Selection) -> tuple[Any, Any, Any] | None:
+        """Record the chosen host and networking: (instance, flavor, image) rows to build from;
+        None when the instance went away meanwhile."""
         c = self._conn(s)
         row = c.execute(statements.INSTANCE_FOR_UPDATE, {"b_id": sel.instance_id}).first()
         if row is None or row.deleted:
@@ -274,7 +278,7 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
                                                   "b_addresses": addresses, "b_now": utcnow()}).one()
         self._expire(s, row.id)
         self.publish(inst)
-        return self._build_cast(inst, flavor, image, request_id)
+        return inst, flavor, image
 
     def _catalog_row(self, c: Connection, table: Table, ident: str) -> Any:
         """A flavor or image row; kept a few seconds, as every build of a burst asks for the same ones."""

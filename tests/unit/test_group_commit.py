@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, insert, select
+from sqlalchemy import event, func, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from drover.store import db
@@ -87,3 +87,56 @@ async def test_after_commit_callbacks_run_once_committed_and_never_on_rollback(
 def _count(sessions: sessionmaker[Session], name: str) -> int:
     with sessions() as s:
         return int(s.execute(select(func.count()).select_from(m.Network).where(m.Network.name == name)).scalar_one())
+
+
+def _net(name: str) -> dict[str, object]:
+    return dict(id=name, name=name, cidr="10.0.0.0/24", cidr_v6="", next_offset=2)
+
+
+@pytest.mark.parametrize("threaded", [False, True])
+async def test_deferred_inserts_share_one_statement_and_a_bad_row_sinks_only_its_caller(
+        sessions: sessionmaker[Session], threaded: bool) -> None:
+    gc = GroupCommit(sessions, max_batch=64, threaded=threaded)
+
+    def defer(name: str):  # type: ignore[no-untyped-def]
+        def fn(s: Session) -> str:
+            gc.insert_later(NETWORKS, [_net(name)])
+            return name
+        return fn
+
+    statements: list[str] = []
+    engine = sessions.kw["bind"]
+    listener = lambda *a: statements.append(a[2])  # noqa: E731  (conn, cursor, statement, ...)
+    event.listen(engine, "before_cursor_execute", listener)
+    try:
+        # "dup" twice: the second copy violates the primary key at the shared insert.
+        names = [f"d{i}" for i in range(10)] + ["dup", "dup"]
+        results = await asyncio.gather(*(gc.run(defer(n)) for n in names), return_exceptions=True)
+        statements.clear()
+        await asyncio.gather(*(gc.run(defer(f"e{i}")) for i in range(10)))
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
+        await gc.stop()
+    assert results[:11] == names[:11] and isinstance(results[11], Exception)  # alone on retry, only it fails
+    assert _names(sessions) == {*names[:11], *(f"e{i}" for i in range(10))}
+    assert sum(1 for st in statements if st.lstrip().upper().startswith("INSERT")) == 1  # 10 rows, one INSERT
+
+
+async def test_flush_makes_deferred_rows_visible_to_later_reads_in_the_transaction(
+        sessions: sessionmaker[Session]) -> None:
+    gc = GroupCommit(sessions)
+    seen: list[int] = []
+
+    def first(s: Session) -> None:
+        gc.insert_later(NETWORKS, [_net("early")])
+
+    def second(s: Session) -> None:
+        gc.flush_inserts(s)
+        seen.append(int(s.execute(select(func.count()).select_from(m.Network)
+                                  .where(m.Network.name == "early")).scalar_one()))
+
+    try:
+        await asyncio.gather(gc.run(first), gc.run(second))
+    finally:
+        await gc.stop()
+    assert seen == [1]
