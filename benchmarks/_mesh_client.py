@@ -122,6 +122,7 @@ class Worker:
         t_accept_wall = time.time()
         self.bump(C_ACCEPTED)
         sid = resp.server.id
+        seen_revision = resp.server.revision
         best = R_START
         attempts = 0
         cancelled = False
@@ -131,10 +132,12 @@ class Worker:
                 if left <= 0:
                     watch_code = "DEADLINE_EXCEEDED"
                     break
-                async for ev in stub.WatchServer(api_pb2.WatchServerRequest(id=sid), metadata=cfg["metadata"],
-                                                  timeout=left):
+                # since_revision: a watch that opens after the build moved on still gets every step.
+                request = api_pb2.WatchServerRequest(id=sid, since_revision=seen_revision)
+                async for ev in stub.WatchServer(request, metadata=cfg["metadata"], timeout=left):
                     now = time.monotonic()
                     revisions += 1
+                    seen_revision = max(seen_revision, ev.server.revision)
                     if ev.HasField("notification"):
                         notes |= NOTE_BITS.get(ev.notification.event_type, 0)
                     r = rank(ev.server)

@@ -48,12 +48,12 @@ def _fields(s: types_pb2.Server) -> list[tuple[str, object]]:
 
 
 def _wait(stub: client.api_pb2_grpc.ApiServiceStub, server_id: str, follow: bool, timeout: float,
-          quiet: bool = False) -> types_pb2.Server:
+          quiet: bool = False, since_revision: int = 0) -> types_pb2.Server:
     last = None
     deadline = time.monotonic() + timeout
     try:
-        for ev in stub.WatchServer(api_pb2.WatchServerRequest(id=server_id, follow=follow),
-                                   timeout=timeout, metadata=client.metadata()):
+        request = api_pb2.WatchServerRequest(id=server_id, follow=follow, since_revision=since_revision)
+        for ev in stub.WatchServer(request, timeout=timeout, metadata=client.metadata()):
             last = ev.server
             if not quiet and ev.HasField("notification"):
                 typer.echo(f"  {ev.notification.event_type}", err=True)
@@ -139,7 +139,7 @@ def create(
         server = resp.server
         started = time.monotonic()
         if wait or wait_ready:
-            server = _wait(stub, server.id, False, timeout, quiet=fmt == Format.json)
+            server = _wait(stub, server.id, False, timeout, quiet=fmt == Format.json, since_revision=server.revision)
         if wait_ready and server.vm_state == types_pb2.VM_STATE_ACTIVE:
             _wait_ready(stub, server, timeout - (time.monotonic() - started))
     show_record(_fields(server), fmt, to_dict(server))

@@ -331,18 +331,25 @@ class WatchServerRequest(_message.Message):
 
     ID_FIELD_NUMBER: _builtins.int
     FOLLOW_FIELD_NUMBER: _builtins.int
+    SINCE_REVISION_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     follow: _builtins.bool
     """Keep streaming after the server settles (until it is deleted)."""
+    since_revision: _builtins.int
+    """Start after this revision (e.g. the one CreateServer returned): the changes since then
+    are replayed, notifications included, while the API still holds them (about a minute);
+    otherwise, and with 0, the stream starts with the server as it is now.
+    """
     def __init__(
         self,
         *,
         id: _builtins.str = ...,
         follow: _builtins.bool = ...,
+        since_revision: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["follow", b"follow", "id", b"id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["follow", b"follow", "id", b"id", "since_revision", b"since_revision"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -10,6 +10,7 @@ from collections import defaultdict
 import grpc
 
 from drover.v1 import conductor_pb2, conductor_pb2_grpc
+from services.api.watch_history import WatchHistory
 
 log = logging.getLogger(__name__)
 
@@ -17,8 +18,9 @@ Event = conductor_pb2.InstanceChange | None  # None: resync from the store
 
 
 class Fanout:
-    def __init__(self, stub: conductor_pb2_grpc.ConductorServiceStub) -> None:
+    def __init__(self, stub: conductor_pb2_grpc.ConductorServiceStub, history: WatchHistory | None = None) -> None:
         self._stub = stub
+        self.history = history or WatchHistory()
         self._subs: dict[str, set[asyncio.Queue[Event]]] = defaultdict(set)
         self._task: asyncio.Task[None] | None = None
         self.connected = asyncio.Event()
@@ -59,6 +61,7 @@ class Fanout:
                 delay = 0.1
                 async for msg in call:
                     for change in msg.changes:
+                        self.history.add(change)
                         for q in self._subs.get(change.server.id, ()):
                             q.put_nowait(change)
             except asyncio.CancelledError:
@@ -68,6 +71,7 @@ class Fanout:
             except Exception:
                 log.exception("instance watch failed")
             self.connected.clear()
+            self.history.clear()  # what happens until we are back is not in it
             self._resync_all()
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)

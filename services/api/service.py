@@ -422,7 +422,15 @@ class ApiServicer(ServerGroupRpcs, api_pb2_grpc.ApiServiceServicer):
         try:
             with self.sessions() as s:
                 server = convert.server(self._server_row(s, who, request.id, allow_deleted=True))
-            yield api_pb2.WatchServerResponse(server=server)
+            missed = None
+            if 0 < request.since_revision < server.revision:
+                missed = self.fanout.history.between(request.id, request.since_revision, server.revision)
+            if missed:  # replay what happened since the client's revision, up to the stored state
+                for change in missed:
+                    note = change.notification if change.HasField("notification") else None
+                    yield api_pb2.WatchServerResponse(server=change.server, notification=note)
+            else:
+                yield api_pb2.WatchServerResponse(server=server)
             last = server.revision
             if _settled(server, request.follow):
                 return

@@ -179,3 +179,24 @@ def test_delete_during_scheduling_of_a_no_host_server(api, image) -> None:
     api.DeleteServer(api_pb2.DeleteServerRequest(id=server.id), timeout=10)
     final = watch(api, server.id, follow=True)[-1].server
     assert final.vm_state == types_pb2.VM_STATE_DELETED
+
+
+def test_a_watch_opened_after_the_build_replays_it_from_the_revision_create_returned(api, image) -> None:
+    server = create(api, "late-watcher", image.id)
+    deadline = time.monotonic() + 30
+    while api.GetServer(api_pb2.GetServerRequest(id=server.id), timeout=10).server.status != \
+            types_pb2.SERVER_STATUS_ACTIVE:
+        assert time.monotonic() < deadline, "never ACTIVE"
+        time.sleep(0.05)
+    # Without since_revision: the server as it is now, and nothing else.
+    now = list(api.WatchServer(api_pb2.WatchServerRequest(id=server.id), timeout=10))
+    assert [e.server.status for e in now] == [types_pb2.SERVER_STATUS_ACTIVE]
+    # From the revision CreateServer returned: every step and both notifications, in order.
+    replay = list(api.WatchServer(api_pb2.WatchServerRequest(id=server.id, since_revision=server.revision),
+                                  timeout=10))
+    revisions = [e.server.revision for e in replay]
+    assert revisions == list(range(server.revision + 1, revisions[-1] + 1))
+    assert [e.notification.event_type for e in replay if e.HasField("notification")] == [
+        states.CREATE_START, states.CREATE_END]
+    assert types_pb2.TASK_STATE_BLOCK_DEVICE_MAPPING in [e.server.task_state for e in replay]
+    assert replay[-1].server == now[0].server
