@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import datetime as dt
 import hashlib
 import ipaddress
 import json
@@ -332,7 +333,6 @@ class ApiServicer(ServerGroupRpcs, api_pb2_grpc.ApiServiceServicer):
         try:
             raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
             created, iid = json.loads(raw)
-            import datetime as dt
 
             return dt.datetime.fromisoformat(created), str(iid)
         except (ValueError, TypeError, binascii.Error):
@@ -422,22 +422,28 @@ class ApiServicer(ServerGroupRpcs, api_pb2_grpc.ApiServiceServicer):
         try:
             with self.sessions() as s:
                 server = convert.server(self._server_row(s, who, request.id, allow_deleted=True))
-            missed = None
-            if 0 < request.since_revision < server.revision:
-                missed = self.fanout.history.between(request.id, request.since_revision, server.revision)
-            if missed:  # replay what happened since the client's revision, up to the stored state
-                for change in missed:
+            replay = self._missed(request, server)
+            catching_up = False
+            if replay is not None:  # what happened since the client's revision, in order
+                changes, complete = replay
+                for change in changes:
                     note = change.notification if change.HasField("notification") else None
                     yield api_pb2.WatchServerResponse(server=change.server, notification=note)
+                # The rest is in the store but not yet relayed: it follows on the subscription.
+                catching_up = not complete
+                last = changes[-1].server.revision if changes else request.since_revision
+                if changes:
+                    server = changes[-1].server
             else:
                 yield api_pb2.WatchServerResponse(server=server)
-            last = server.revision
-            if _settled(server, request.follow):
+                last = server.revision
+            if not catching_up and _settled(server, request.follow):
                 return
             while True:
                 # Events flow from the conductor; a quiet stream resyncs from the store, quickly when the
-                # subscription is down, rarely when it is up (so queued notifications are not overtaken).
-                quiet = 10.0 if self.fanout.connected.is_set() else 2.0
+                # subscription is down or relayed changes are still due, rarely when it is up (so queued
+                # notifications are not overtaken).
+                quiet = 10.0 if self.fanout.connected.is_set() and not catching_up else 1.0
                 try:
                     ev = await asyncio.wait_for(q.get(), timeout=quiet)
                 except TimeoutError:
@@ -462,11 +468,26 @@ class ApiServicer(ServerGroupRpcs, api_pb2_grpc.ApiServiceServicer):
                 else:
                     continue
                 last = max(last, server.revision)
+                catching_up = False
                 yield out
                 if _settled(server, request.follow):
                     return
         finally:
             self.fanout.unsubscribe(request.id, q)
+
+    def _missed(self, request: api_pb2.WatchServerRequest, server: types_pb2.Server
+                ) -> tuple[list[conductor_pb2.InstanceChange], bool] | None:
+        """The relayed changes after ``since_revision`` up to the stored ``server``, and whether they
+        reach it; None when the stream must start from the stored state instead."""
+        if not 0 < request.since_revision < server.revision:
+            return None
+        replay = self.fanout.history.between(request.id, request.since_revision, server.revision)
+        if replay is None or replay[1]:
+            return replay
+        # Not all relayed yet: worth waiting for only while changes flow and this one is recent
+        # (an old change is missing because it was dropped from the history, not late).
+        recent = server.updated_at.ToDatetime() > utcnow() - dt.timedelta(seconds=self.fanout.history.retention / 2)
+        return replay if self.fanout.connected.is_set() and recent else None
 
     @guarded
     async def ListServerActions(

@@ -51,17 +51,17 @@ class WatchHistory:
             if not kept:
                 del self._by_id[iid]
 
-    def between(self, instance_id: str, after: int, through: int) -> list[conductor_pb2.InstanceChange] | None:
-        """The kept changes with ``after`` < revision <= ``through``, in order; None when the kept
-        history does not reach back to revision ``after`` + 1 (something in between is gone)."""
+    def between(self, instance_id: str, after: int, through: int
+                ) -> tuple[list[conductor_pb2.InstanceChange], bool] | None:
+        """The kept changes with ``after`` < revision <= ``through``, in order, and whether they
+        reach ``through``: the newest may still be on their way (the store is written before the
+        change is relayed). None when the kept ones do not follow on from ``after`` (a gap)."""
         if through <= after:
-            return []
+            return [], True
         kept = [c for c in self._by_id.get(instance_id, ()) if after < c.server.revision <= through]
         expected = after + 1
         for c in kept:  # consecutive revisions (a notification may repeat the revision before it)
             if c.server.revision not in (expected - 1, expected):
                 return None
             expected = c.server.revision + 1
-        if expected != through + 1:
-            return None
-        return kept
+        return kept, expected == through + 1

@@ -19,9 +19,17 @@ def test_replays_the_changes_after_a_revision_in_order() -> None:
         h.add(_change("a", r), now=0.0)
     h.add(_change("b", 2), now=0.0)
     got = h.between("a", 1, 4)
-    assert got is not None and [c.server.revision for c in got] == [2, 3, 4]
-    assert [c.server.revision for c in h.between("a", 2, 3) or []] == [3]
-    assert h.between("a", 4, 4) == []  # nothing happened since
+    assert got is not None and [c.server.revision for c in got[0]] == [2, 3, 4] and got[1]
+    assert [c.server.revision for c in (h.between("a", 2, 3) or ([], False))[0]] == [3]
+    assert h.between("a", 4, 4) == ([], True)  # nothing happened since
+
+
+def test_changes_not_yet_relayed_leave_the_replay_incomplete() -> None:
+    h = WatchHistory()
+    h.add(_change("a", 2), now=0.0)  # the store is at 4 already; 3 and 4 are on their way
+    got = h.between("a", 1, 4)
+    assert got is not None and [c.server.revision for c in got[0]] == [2] and not got[1]
+    assert h.between("b", 1, 3) == ([], False)  # nothing relayed for b yet
 
 
 def test_a_gap_means_start_from_the_stored_state() -> None:
@@ -29,9 +37,8 @@ def test_a_gap_means_start_from_the_stored_state() -> None:
     for r in (3, 4):  # revision 2 was never relayed (the stream was down)
         h.add(_change("a", r), now=0.0)
     assert h.between("a", 1, 4) is None
-    assert h.between("a", 2, 5) is None  # the stored state is newer than anything kept
     h.clear()
-    assert h.between("a", 2, 4) is None and len(h) == 0
+    assert h.between("a", 2, 4) == ([], False) and len(h) == 0
 
 
 def test_a_notification_that_repeats_a_revision_is_kept_in_place() -> None:
@@ -40,8 +47,8 @@ def test_a_notification_that_repeats_a_revision_is_kept_in_place() -> None:
     h.add(_change("a", 5, "instance.delete.start"), now=0.0)
     h.add(_change("a", 6, "instance.delete.end"), now=0.0)
     got = h.between("a", 4, 6)
-    assert got is not None
-    assert [(c.server.revision, c.notification.event_type) for c in got] == [
+    assert got is not None and got[1]
+    assert [(c.server.revision, c.notification.event_type) for c in got[0]] == [
         (5, ""), (5, "instance.delete.start"), (6, "instance.delete.end")]
 
 
@@ -50,7 +57,8 @@ def test_old_changes_and_the_overflow_are_dropped() -> None:
     h.add(_change("a", 2), now=0.0)
     h.add(_change("a", 3), now=5.0)
     h.add(_change("b", 2), now=12.0)  # a@2 is past retention
-    assert h.between("a", 1, 3) is None and [c.server.revision for c in h.between("a", 2, 3) or []] == [3]
+    assert h.between("a", 1, 3) is None  # revision 2 is gone: start from the stored state
+    assert [c.server.revision for c in (h.between("a", 2, 3) or ([], False))[0]] == [3]
     for r in (3, 4, 5):
         h.add(_change("b", r), now=13.0)
-    assert len(h) == 3 and h.between("a", 2, 3) is None  # over max_changes: the oldest go first
+    assert len(h) == 3 and h.between("a", 2, 3) == ([], False)  # over max_changes: the oldest go first
