@@ -56,8 +56,13 @@ class ActionRecorder:
         self._complete.clear()
         self._checked.clear()
 
-    def remember_action(self, instance_id: str, action: str, action_id: int) -> None:
+    def remember_action(self, instance_id: str, action: str, action_id: int, has_events: bool | None = None) -> None:
+        """Cache an action's id; ``has_events`` (when the caller read it) saves asking the store."""
         self._action_ids[(instance_id, action)] = action_id
+        if has_events is not None and action_id not in self._checked:
+            self._checked.add(action_id)
+            if not has_events:
+                self._complete.add(action_id)
 
     def forget(self, instance_id: str) -> None:
         for action in ("create", "delete"):

@@ -209,7 +209,7 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
                 if r.deleted or r.vm_state != states.BUILDING or r.task_state != states.SCHEDULING or r.host:
                     continue
                 if r.action_id is not None:
-                    self.recorder.remember_action(r.id, "create", r.action_id)
+                    self.recorder.remember_action(r.id, "create", r.action_id, bool(r.has_events))
                 self.recorder.start(c, r.id, "create", states.EV_SCHEDULE)
                 todo.append(r.id)
             group = server_groups.placement(c, cast.spec.group_id, todo) if cast.spec.group_id and todo else ("", [])

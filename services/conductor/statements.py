@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import functools
 
-from sqlalchemy import Integer, Select, Update, and_, bindparam, case, select, update
+from sqlalchemy import Integer, Select, Update, and_, bindparam, case, exists, select, update
 
-from drover.store.tables import ACTIONS, INSTANCES, SERVER_COLUMNS
+from drover.store.tables import ACTIONS, EVENTS, INSTANCES, SERVER_COLUMNS
 from services.common import states
 
 # Instances a build_instances cast names, with their create action.
 BUILD_CANDIDATES: Select = (
     select(INSTANCES.c.id, INSTANCES.c.deleted, INSTANCES.c.vm_state, INSTANCES.c.task_state,
-           INSTANCES.c.host, ACTIONS.c.id.label("action_id"))
+           INSTANCES.c.host, ACTIONS.c.id.label("action_id"),
+           # whether the action has events yet (a fresh one has none: no replay checks needed)
+           exists().where(EVENTS.c.action_id == ACTIONS.c.id).label("has_events"))
     .outerjoin(ACTIONS, and_(ACTIONS.c.instance_id == INSTANCES.c.id, ACTIONS.c.action == "create"))
     .where(INSTANCES.c.id.in_(bindparam("b_ids", expanding=True)))
 )
