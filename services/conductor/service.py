@@ -457,11 +457,28 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
 
     def _apply_lane(self, s: Session, lane: update_lanes.Lane) -> None:
         updates = lane.take()
-        if len(updates) == 1 or len({u.host for u in updates}) > 1:
+        if len({u.host for u in updates}) > 1:  # not one build attempt's: each on its own
             for u in updates:
-                self._apply_update(s, u)
-            return
-        iid, host, now = lane.instance_id, updates[0].host, utcnow()
+                self._write_updates(s, [u])
+        else:
+            self._write_updates(s, updates)
+
+    def _apply_update(self, s: Session, u: conductor_pb2.InstanceUpdateCast
+                      ) -> tuple[tuple[scheduler_pb2.RequestSpec, str] | None, bool]:
+        """Persist one compute update; returns (reschedule request, whether to release the claim).
+
+        The common case (a build or power state moving on) is one Core statement on the
+        instance plus its events; a failed build or a finished delete takes the ORM path.
+        """
+        if u.terminated or u.build_failed:
+            return self._apply_update_orm(s, u)
+        self._write_updates(s, [u])
+        return None, False
+
+    def _write_updates(self, s: Session, updates: list[conductor_pb2.InstanceUpdateCast]) -> None:
+        """Plain state updates of one instance from one host, in order, as one UPDATE … RETURNING
+        (the revision advances once per update), their events, and every state published."""
+        iid, host, now = updates[0].instance_id, updates[0].host, utcnow()
         steps = [update_lanes.fields_of(u, now) for u in updates]
         merged: dict[str, Any] = {}
         for step in steps:
@@ -477,6 +494,7 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
         fields = tuple(f for f in statements.UPDATABLE if f in merged)
         params = {"b_id": iid, "b_host": host, "b_now": now, "b_steps": len(updates),
                   **{f"b_{name}": value for name, value in merged.items()}}
+        # Without a host the update is not tied to a build attempt; with one, it applies only there.
         inst = c.execute(statements.instance_update(fields, bool(host)), params).first()
         if inst is None:
             return
@@ -484,43 +502,11 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
         if any(u.HasField("launched_at") for u in updates):
             self.recorder.finish_action(c, iid, "create")
         self._expire(s, iid)
-        if self._watchers:
-            for view, u in zip(update_lanes.intermediate_states(inst, before, steps), updates, strict=True):
-                self.publish(view, u.notification if u.HasField("notification") else None)
-
-    def _apply_update(self, s: Session, u: conductor_pb2.InstanceUpdateCast
-                      ) -> tuple[tuple[scheduler_pb2.RequestSpec, str] | None, bool]:
-        """Persist one compute update; returns (reschedule request, whether to release the claim).
-
-        The common case (a build or power state moving on) is one Core statement on the
-        instance plus its events; a failed build or a finished delete takes the ORM path.
-        """
-        if u.terminated or u.build_failed:
-            return self._apply_update_orm(s, u)
-        c = self._conn(s)
-        params: dict[str, Any] = {"b_id": u.instance_id, "b_host": u.host, "b_now": utcnow(), "b_steps": 1}
-        if u.HasField("vm_state"):
-            params["b_vm_state"] = states.VM_STATE_FROM_PB[u.vm_state]
-        if u.HasField("task_state"):
-            params["b_task_state"] = states.TASK_STATE_FROM_PB[u.task_state]
-        if u.HasField("power_state"):
-            params["b_power_state"] = int(u.power_state)
-        if u.HasField("launched_at"):
-            params["b_launched_at"] = u.launched_at.ToDatetime()
-        if u.HasField("fault") and u.fault.message:
-            params.update(b_fault_code=u.fault.code or 500, b_fault_message=u.fault.message,
-                          b_fault_details=u.fault.details, b_fault_at=utcnow())
-        fields = tuple(f for f in statements.UPDATABLE if f"b_{f}" in params)
-        # Without a host the update is not tied to a build attempt; with one, it applies only there.
-        inst = c.execute(statements.instance_update(fields, bool(u.host)), params).first()
-        if inst is None:
-            return None, False
-        self._record_events(c, u)
-        if u.HasField("launched_at"):
-            self.recorder.finish_action(c, u.instance_id, "create")
-        self._expire(s, u.instance_id)
-        self.publish(inst, u.notification if u.HasField("notification") else None)
-        return None, False
+        if not self._watchers:
+            return
+        views = update_lanes.intermediate_states(inst, before, steps) if len(updates) > 1 else [inst]
+        for view, u in zip(views, updates, strict=True):
+            self.publish(view, u.notification if u.HasField("notification") else None)
 
     def _record_lane_events(self, c: Connection, iid: str, updates: list[conductor_pb2.InstanceUpdateCast]) -> None:
         """The events of a lane in order; one that starts and finishes within it is one row."""
