@@ -7,8 +7,10 @@ fraction as much. Handlers that change what they read keep using the ORM.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from cachetools import TTLCache
 from sqlalchemy import Connection, bindparam, select
 
 from drover.store.tables import FLAVORS, IMAGES, INSTANCES, NETWORKS, SERVER_COLUMNS
@@ -40,3 +42,36 @@ def default_network_id(c: Connection) -> str | None:
 def server(c: Connection, instance_id: str) -> Any:
     """The instance's row (attributes named as on ``m.Instance``), or None."""
     return c.execute(_SERVER, {"b_id": instance_id}).first()
+
+
+class Catalog:
+    """Flavors, images and the default network as CreateServer resolves them, kept a moment.
+
+    Every create of a burst asks for the same few rows. Only rows found are kept, so a new
+    flavor or image is usable at once; this API's own changes to the catalog drop the cache,
+    and a deletion elsewhere shows within ``ttl`` seconds (a build that races it is failed by
+    the conductor, which looks again).
+    """
+
+    def __init__(self, ttl: float = 2.0) -> None:
+        self._rows: TTLCache[tuple[str, str], Any] = TTLCache(maxsize=1024, ttl=ttl)
+
+    def _get(self, kind: str, ref: str, load: Callable[[], Any]) -> Any:
+        row = self._rows.get((kind, ref))
+        if row is None:
+            row = load()
+            if row is not None:
+                self._rows[(kind, ref)] = row
+        return row
+
+    def flavor(self, c: Connection, ref: str) -> Any:
+        return self._get("flavor", ref, lambda: flavor(c, ref))
+
+    def image(self, c: Connection, ref: str) -> Any:
+        return self._get("image", ref, lambda: image(c, ref))
+
+    def default_network_id(self, c: Connection) -> str | None:
+        return self._get("network", "", lambda: default_network_id(c))  # type: ignore[no-any-return]
+
+    def clear(self) -> None:
+        self._rows.clear()

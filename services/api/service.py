@@ -102,6 +102,7 @@ class ApiServicer(ServerGroupRpcs, api_pb2_grpc.ApiServiceServicer):
             "api->conductor", lambda: conductor.StreamCasts(), conductor_pb2.ConductorServiceStreamCastsRequest
         )
         self.fanout = Fanout(conductor)
+        self.catalog = lookups.Catalog()
         self.db = GroupCommit(self.writes, threaded=True, name="api")
         metrics.watch_sender(self.conductor)
 
@@ -154,7 +155,7 @@ class ApiServicer(ServerGroupRpcs, api_pb2_grpc.ApiServiceServicer):
         if len(req.networks) == 1 and req.networks[0].uuid == "none":
             return []
         if not req.networks or req.networks[0].uuid == "auto":
-            default = lookups.default_network_id(s.connection())
+            default = self.catalog.default_network_id(s.connection())
             return [{"uuid": default}] if default is not None else []
         out, bad = [], []
         for i, n in enumerate(req.networks):
@@ -224,13 +225,13 @@ class ApiServicer(ServerGroupRpcs, api_pb2_grpc.ApiServiceServicer):
         # Look up and check in a read transaction: SQLite's write lock is taken only for the inserts.
         with self.sessions() as s:
             c = s.connection()
-            flavor = lookups.flavor(c, request.flavor_ref.strip())
+            flavor = self.catalog.flavor(c, request.flavor_ref.strip())
             if flavor is None:
                 raise not_found("flavor", request.flavor_ref)
             if flavor.disabled:
                 raise failed_precondition(f"flavor {flavor.name} is disabled",
                                           [("FLAVOR", flavor.id, "disabled")])
-            image = lookups.image(c, request.image_ref.strip())
+            image = self.catalog.image(c, request.image_ref.strip())
             if image is None:
                 raise not_found("image", request.image_ref)
             bad = []
@@ -569,6 +570,7 @@ class ApiServicer(ServerGroupRpcs, api_pb2_grpc.ApiServiceServicer):
                 s.add(row)
         except IntegrityError:
             raise ApiError(grpc.StatusCode.ALREADY_EXISTS, f"flavor {name!r} or id {row.id!r} exists") from None
+        self.catalog.clear()
         return api_pb2.CreateFlavorResponse(flavor=convert.flavor(row))
 
     @guarded
@@ -605,6 +607,7 @@ class ApiServicer(ServerGroupRpcs, api_pb2_grpc.ApiServiceServicer):
         )
         with self.writes.begin() as s:
             s.add(row)
+        self.catalog.clear()
         return api_pb2.CreateImageResponse(image=convert.image(row))
 
     @guarded
@@ -634,6 +637,7 @@ class ApiServicer(ServerGroupRpcs, api_pb2_grpc.ApiServiceServicer):
             if img is None:
                 raise not_found("image", request.id)
             img.status = "deleted"
+        self.catalog.clear()
         return api_pb2.DeleteImageResponse()
 
     @guarded

@@ -200,3 +200,14 @@ def test_a_watch_opened_after_the_build_replays_it_from_the_revision_create_retu
         states.CREATE_START, states.CREATE_END]
     assert types_pb2.TASK_STATE_BLOCK_DEVICE_MAPPING in [e.server.task_state for e in replay]
     assert replay[-1].server == now[0].server
+
+
+def test_a_deleted_image_is_refused_at_once_even_after_a_burst_of_creates_used_it(api, image_file) -> None:
+    doomed = register_image(api, image_file, "short-lived-image")
+    first = create(api, "uses-doomed", "short-lived-image")  # by name: resolved (and kept a moment) by the API
+    assert watch(api, first.id)[-1].server.status == types_pb2.SERVER_STATUS_ACTIVE
+    api.DeleteImage(api_pb2.DeleteImageRequest(id=doomed.id), timeout=10)
+    for ref in ("short-lived-image", doomed.id):
+        with pytest.raises(grpc.RpcError) as err:
+            create(api, "too-late", ref)
+        assert err.value.code() == grpc.StatusCode.NOT_FOUND
