@@ -6,9 +6,11 @@ order in one transaction and commits once (rows they defer with ``insert_later``
 one statement per table just before the commit); the callbacks they queued with
 ``after_commit`` (publishing to watchers) run only after that commit. If one
 function fails, the batch is rolled back and each function is retried alone,
-so one bad update cannot sink the others. Optionally the transactions run in a
-worker thread (the functions must then touch only their session and their own
-state; callbacks and results are delivered back on the event loop).
+so one bad update cannot sink the others. Optionally (``threaded``) waiting is
+kept off the event loop: on SQLite the wait for the write lock runs in a worker
+thread and the batch then runs on the loop; elsewhere the whole transaction runs
+in the worker thread (the functions must then touch only their session and their
+own state; callbacks and results are delivered back on the event loop).
 """
 
 from __future__ import annotations
@@ -38,6 +40,11 @@ class GroupCommit:
         # In a worker thread, a transaction waiting for SQLite's write lock (held by another
         # process) does not stall this process's event loop; meanwhile the next batch grows.
         self._threaded = threaded
+        # SQLite has one writer: BEGIN IMMEDIATE waits for the database lock, and after it nothing
+        # else blocks, so the batch can run on the loop. Elsewhere (PostgreSQL) any statement may
+        # wait on a row lock: there the whole transaction stays in the worker thread.
+        bind = sessions.kw.get("bind")
+        self._single_writer = bind is not None and bind.dialect.name == "sqlite"
         # Called after a failed batch: callers that cache what a transaction wrote forget it.
         self._on_rollback = on_rollback
         self._max_batch = max_batch
@@ -91,31 +98,60 @@ class GroupCommit:
             await asyncio.sleep(0)  # let work queued in this loop turn join the batch
             while self._pending:
                 batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
-                if self._threaded:
-                    outcomes = await asyncio.to_thread(self._execute, batch)
+                if self._threaded and self._single_writer:
+                    outcomes = await self._execute_when_locked(batch)
+                elif self._threaded:
+                    outcomes = await asyncio.to_thread(self._execute_alone_if_failed, batch)
                 else:
-                    outcomes = self._execute(batch)
+                    outcomes = self._execute_alone_if_failed(batch)
                 self._settle(batch, outcomes)
 
-    def _execute(self, batch: list[tuple[Callable[[Session], Any], asyncio.Future[Any]]]) -> list[_Outcome]:
-        """Run the batch in one transaction; if it fails, each function alone."""
+    async def _execute_when_locked(self, batch: list[tuple[Callable[[Session], Any], asyncio.Future[Any]]]
+                                   ) -> list[_Outcome]:
+        """Wait for the store's write lock in a worker thread, then run the batch here.
+
+        Holding the lock while this thread competes for the GIL with the event loop would stretch
+        every transaction (and every other writer's wait); on the loop it runs at full speed.
+        A batch that fails is retried one by one in the worker thread, as before.
+        """
+        started = time.perf_counter()
+        s = self._sessions()
+        try:
+            await asyncio.to_thread(s.connection)  # BEGIN (IMMEDIATE on SQLite): the wait for the lock
+        except BaseException:
+            s.close()
+            raise
+        outcomes = self._execute(batch, locked=(s, started))
+        if outcomes is None:
+            outcomes = await asyncio.to_thread(self._execute_alone, batch)
+        return outcomes
+
+    def _execute(self, batch: list[tuple[Callable[[Session], Any], asyncio.Future[Any]]],
+                 locked: tuple[Session, float] | None = None) -> list[_Outcome] | None:
+        """Run the batch in one transaction; if it fails, each function alone.
+
+        ``locked``: a session whose transaction already holds the write lock, and when the wait
+        for it began. Then a failed batch of several returns None: the caller retries them.
+        """
         self.batches += 1
         self.ops += len(batch)
         results: list[Any] = []
         self._after = []
         self._deferred = {}
+        s, started = locked if locked is not None else (self._sessions(), time.perf_counter())
         try:
-            started = time.perf_counter()
-            with self._sessions.begin() as s:
-                if self._name:
-                    s.connection()  # BEGIN (IMMEDIATE on SQLite): this is where the write lock is waited for
-                    locked = time.perf_counter()
+            with s:
+                if not s.in_transaction():
+                    s.begin()
+                s.connection()  # BEGIN (IMMEDIATE on SQLite): this is where the write lock is waited for
+                got_lock = time.perf_counter()
                 for fn, _ in batch:
                     results.append(fn(s))
                 self.flush_inserts(s)
+                s.commit()
             if self._name:
-                metrics.STORE_TXN_SECONDS.labels(self._name, "wait").observe(locked - started)
-                metrics.STORE_TXN_SECONDS.labels(self._name, "held").observe(time.perf_counter() - locked)
+                metrics.STORE_TXN_SECONDS.labels(self._name, "wait").observe(got_lock - started)
+                metrics.STORE_TXN_SECONDS.labels(self._name, "held").observe(time.perf_counter() - got_lock)
                 metrics.STORE_TXN_BATCH.labels(self._name).observe(len(batch))
         except Exception as exc:
             self._after = []
@@ -124,10 +160,26 @@ class GroupCommit:
                 self._on_rollback()
             if len(batch) == 1:
                 return [_Outcome(error=exc)]
-            log.debug("group commit of %d failed; retrying one by one", len(batch), exc_info=True)
-            return [outcome for item in batch for outcome in self._execute([item])]
+            if locked is not None:
+                return None
+            return self._execute_alone(batch)
         after, self._after = self._after, []
         return [_Outcome(value=r, after=after if i == 0 else []) for i, r in enumerate(results)]
+
+    def _execute_alone_if_failed(self, batch: list[tuple[Callable[[Session], Any], asyncio.Future[Any]]]
+                                 ) -> list[_Outcome]:
+        done = self._execute(batch)
+        assert done is not None  # without ``locked`` it always has the outcomes
+        return done
+
+    def _execute_alone(self, batch: list[tuple[Callable[[Session], Any], asyncio.Future[Any]]]) -> list[_Outcome]:
+        log.debug("group commit of %d failed; retrying one by one", len(batch))
+        out = []
+        for item in batch:
+            outcome = self._execute([item])
+            assert outcome is not None  # a batch of one always has its outcome
+            out.extend(outcome)
+        return out
 
     @staticmethod
     def _settle(batch: list[tuple[Callable[[Session], Any], asyncio.Future[Any]]],
