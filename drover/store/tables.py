@@ -23,9 +23,11 @@ SERVER_COLUMNS = [c.label("metadata_") if c.name == "metadata" else c for c in I
 _INSTANCE_ATTRS = [(attr.key, attr.columns[0].name) for attr in inspect(m.Instance).column_attrs]
 
 
-def row_values(inst: m.Instance) -> dict[str, Any]:
-    """Column name -> value of a new (transient) instance, for a Core insert; every column set."""
+def row_values(inst: Any) -> dict[str, Any]:
+    """Column name -> value of a new instance (anything with ``m.Instance``'s attribute names),
+    for a Core insert; every column set."""
     return {name: getattr(inst, key) for key, name in _INSTANCE_ATTRS}
+
 
 SERVER_GROUPS = cast(Table, m.ServerGroup.__table__)
 GROUP_MEMBERS = cast(Table, m.ServerGroupMember.__table__)

@@ -15,10 +15,11 @@ import subprocess
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import grpc
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import Engine, and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -93,6 +94,7 @@ class ApiServicer(ServerGroupRpcs, api_pb2_grpc.ApiServiceServicer):
                  write_sessions: sessionmaker[Session] | None = None) -> None:
         self.cfg = cfg
         self.sessions = sessions
+        self.reads: Engine = sessions.kw["bind"]  # for the hot single-row reads
         self.writes = write_sessions or sessions
         self.conductor_channel = runtime.channel(cfg.api.conductor)
         self.scheduler_channel = runtime.channel(cfg.api.scheduler)
@@ -254,7 +256,9 @@ class ApiServicer(ServerGroupRpcs, api_pb2_grpc.ApiServiceServicer):
         now = utcnow()
         insts = []
         for n in range(count):
-            insts.append(m.Instance(
+            # A plain record with the model's attribute names: it is inserted with Core and read
+            # by convert.server; an ORM object would only add its bookkeeping.
+            insts.append(SimpleNamespace(
                 id=str(uuid.uuid4()),
                 name=checked.name if count == 1 else f"{checked.name}-{n + 1}",
                 project_id=who.project_id,
@@ -421,8 +425,9 @@ class ApiServicer(ServerGroupRpcs, api_pb2_grpc.ApiServiceServicer):
             raise invalid_argument([("id", "is required")])
         q = self.fanout.subscribe(request.id)
         try:
-            with self.sessions() as s:
-                server = convert.server(self._server_row(s, who, request.id, allow_deleted=True))
+            with self.reads.connect() as c:  # a plain connection: no ORM session for one row
+                row = self._visible(lookups.server(c, request.id), who, request.id, allow_deleted=True)
+                server = convert.server(row)
             replay = self._missed(request, server)
             catching_up = False
             if replay is not None:  # what happened since the client's revision, in order
@@ -450,8 +455,8 @@ class ApiServicer(ServerGroupRpcs, api_pb2_grpc.ApiServiceServicer):
                 except TimeoutError:
                     ev = None
                 if ev is None:  # resync from the store (missed events, conductor reconnect, quiet period)
-                    with self.sessions() as s:
-                        row = lookups.server(s.connection(), request.id)
+                    with self.reads.connect() as c:
+                        row = lookups.server(c, request.id)
                         if row is None:
                             return
                         fresh = convert.server(row)

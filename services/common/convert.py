@@ -26,7 +26,8 @@ def _set_ts(msg: Any, field: str, value: dt.datetime | None) -> None:
         getattr(msg, field).CopyFrom(stamp)
 
 
-def server(inst: m.Instance) -> t.Server:
+def server(inst: Any) -> t.Server:
+    """An ``m.Instance``, or any row or record with its attribute names, as a Server."""
     out = t.Server(
         id=inst.id,
         name=inst.name,

@@ -10,7 +10,7 @@ from drover.v1 import scheduler_pb2
 
 
 def build(
-    instances: Iterable[m.Instance],
+    instances: Iterable[Any],
     flavor: m.Flavor,
     image: m.Image,
     *,
