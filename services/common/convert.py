@@ -11,19 +11,29 @@ from drover.store import models as m
 from drover.v1 import types_pb2 as t
 from services.common import states
 
+_EPOCH = dt.datetime(1970, 1, 1)
+
+
+def _seconds_nanos(value: dt.datetime) -> tuple[int, int]:
+    """What Timestamp.FromDatetime computes (naive means UTC), without its per-call overhead:
+    every published change carries four of these."""
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.UTC).replace(tzinfo=None)
+    delta = value - _EPOCH
+    return delta.days * 86400 + delta.seconds, delta.microseconds * 1000
+
 
 def ts(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
     if value is None:
         return None
-    out = timestamp_pb2.Timestamp()
-    out.FromDatetime(value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value)
-    return out
+    seconds, nanos = _seconds_nanos(value)
+    return timestamp_pb2.Timestamp(seconds=seconds, nanos=nanos)
 
 
 def _set_ts(msg: Any, field: str, value: dt.datetime | None) -> None:
-    stamp = ts(value)
-    if stamp is not None:
-        getattr(msg, field).CopyFrom(stamp)
+    if value is not None:
+        stamp = getattr(msg, field)
+        stamp.seconds, stamp.nanos = _seconds_nanos(value)
 
 
 def server(inst: Any) -> t.Server:
