@@ -14,6 +14,8 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from drover import parent_watch
+
 SERVICES = ("scheduler", "conductor", "compute", "api")
 
 
@@ -21,16 +23,6 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _set_pdeathsig() -> None:
-    """Children die with their parent even if it is killed hard (Linux PR_SET_PDEATHSIG)."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
-    except OSError:
-        pass
 
 
 def wait_serving(address: str, proc: subprocess.Popen[bytes] | None = None, timeout: float = 60.0) -> bool:
@@ -110,10 +102,10 @@ class LocalMesh:
         log_file = (self.log_dir / f"{name}.log").open("ab")
         proc = subprocess.Popen(
             [sys.executable, "-m", "drover", name],
-            env={**os.environ, **self.env},
+            # Children die with us even if we are killed hard; armed in the child (no preexec_fn).
+            env={**os.environ, **self.env, parent_watch.ENV: str(os.getpid())},
             stdout=log_file,
             stderr=subprocess.STDOUT,
-            preexec_fn=_set_pdeathsig,
         )
         self.procs[name] = proc
         if not wait_serving(self.addresses[name], proc, timeout):
