@@ -9,7 +9,17 @@ import grpc
 import typer
 
 from drover.cli import client, groups
-from drover.cli.output import Format, FormatOpt, enum_name, fail, show_list, show_record, status, to_dict
+from drover.cli.output import (
+    Format,
+    FormatOpt,
+    enum_name,
+    fail,
+    print_json,
+    show_list,
+    show_record,
+    status,
+    to_dict,
+)
 from drover.v1 import api_pb2, types_pb2
 
 app = typer.Typer(help="Servers (Nova instances).", no_args_is_help=True)
@@ -202,31 +212,39 @@ def delete(
     servers: list[str],
     wait: Annotated[bool, typer.Option("--wait", help="Wait until deleted.")] = False,
     timeout: Annotated[float, typer.Option("--timeout")] = 300.0,
+    fmt: Format = FormatOpt,
     url: UrlOpt = None,
 ) -> None:
-    """Delete servers (also while they are building)."""
+    """Delete servers (also while they are building); shows each as the delete left it."""
     with client.api(url) as stub:
-        ids = []
+        done = []
         for ref in servers:
             s = client.find_server(stub, ref)
-            stub.DeleteServer(api_pb2.DeleteServerRequest(id=s.id), timeout=30, metadata=client.metadata())
-            ids.append(s.id)
+            done.append(stub.DeleteServer(api_pb2.DeleteServerRequest(id=s.id), timeout=30,
+                                          metadata=client.metadata()).server)
         if wait:
-            for sid in ids:
-                _wait(stub, sid, True, timeout, quiet=True)
+            done = [_wait(stub, d.id, True, timeout, quiet=True, since_revision=d.revision) for d in done]
+    show_list(["ID", "Name", "Status", "Task State"],
+              ([d.id, d.name, status(d),
+                enum_name(types_pb2.TaskState, d.task_state, "TASK_STATE_")] for d in done),
+              fmt, [to_dict(d) for d in done])
 
 
 @app.command("console-log")
 def console_log(
     server: str,
     lines: Annotated[int, typer.Option("--lines", help="Last N lines")] = 0,
+    fmt: Format = FormatOpt,
     url: UrlOpt = None,
 ) -> None:
-    """Show the guest's serial console."""
+    """Show the guest's serial console (as it is; -f json: {"id", "name", "output"})."""
     with client.api(url) as stub:
         s = client.find_server(stub, server)
         out = stub.GetConsoleOutput(api_pb2.GetConsoleOutputRequest(id=s.id, length=lines), timeout=30,
                                     metadata=client.metadata())
+    if fmt == Format.json:
+        print_json({"id": s.id, "name": s.name, "output": out.output})
+        return
     typer.echo(out.output, nl=False)
 
 

@@ -48,8 +48,11 @@ def test_server_lifecycle_through_the_cli(run, image_file) -> None:
     assert "compute_spawn" in run("server", "event", "list", "demo").stdout
 
     assert "fake console" in run("server", "console-log", "demo").stdout
+    console = json.loads(run("server", "console-log", "demo", "-f", "json").stdout)
+    assert console["id"] == server["id"] and "fake console" in console["output"]
 
-    run("server", "delete", "demo", "--wait")
+    deleted = json.loads(run("server", "delete", "demo", "--wait", "-f", "json").stdout)
+    assert [(d["id"], d["status"]) for d in deleted] == [(server["id"], "SERVER_STATUS_DELETED")]
     assert json.loads(run("server", "list", "--name", "^demo$", "-f", "json").stdout) == []
 
 
