@@ -89,6 +89,9 @@ class ComputeConfig(ServiceEndpoint):
     reserved_host_memory_mb: int = 512
     reserved_host_disk_gb: int = 0
     report_interval: float = 10.0
+    # Nova's sync_power_state_interval: seconds between comparing every guest's power state with
+    # what was last reported (catches a missed lifecycle event, or an agent restart); <= 0: off.
+    sync_power_state_interval: float = 60.0
     # The host name this agent reports (libvirt driver; Nova's CONF.host). Default: the machine's.
     host: str = ""
     # libvirt driver

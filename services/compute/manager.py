@@ -99,6 +99,7 @@ class ComputeManager:
         advertise: str,
         report_defaults: dict[str, Any],
         report_interval: float = 10.0,
+        sync_power_state_interval: float = 60.0,
     ) -> None:
         self.driver = driver
         self.conductor = conductor
@@ -106,6 +107,10 @@ class ComputeManager:
         self.advertise = advertise
         self.report_defaults = report_defaults
         self.report_interval = report_interval
+        self.sync_power_state_interval = sync_power_state_interval
+        self._last_sync = time.monotonic()
+        # The power state last reported per guest: what the periodic sync compares with.
+        self._reported_power: dict[str, PowerState] = {}
         self._builds: dict[str, asyncio.Task[None]] = {}
         self._host_of: dict[str, str] = {}
         self._terminated: set[str] = set()
@@ -197,6 +202,7 @@ class ComputeManager:
             return
         self.builds_by_result["success"] += 1
         metrics.BUILDS.labels("success").inc()
+        self._reported_power[iid] = PowerState(power)
         self._update(
             iid,
             host=host,
@@ -229,6 +235,7 @@ class ComputeManager:
             result, details = states.EV_RESULT_ERROR, f"destroy failed: {exc}"
             log.exception("destroy of %s failed", iid)
         self._host_of.pop(iid, None)
+        self._reported_power.pop(iid, None)
         finish = _event(states.EV_TERMINATE, start=False, result=result, details=details, host=host)
         finish.action = "delete"
         self._update(
@@ -245,6 +252,7 @@ class ComputeManager:
     def _on_lifecycle(self, instance_id: str, state: PowerState) -> None:
         if instance_id in self._builds or instance_id in self._terminated:
             return  # the build/delete reports its own states
+        self._reported_power[instance_id] = PowerState(state)
         host = self._host_of.get(instance_id, "")
         fields: dict[str, Any] = {"power_state": int(state)}
         if state in (PowerState.SHUTDOWN, PowerState.CRASHED):
@@ -257,6 +265,31 @@ class ComputeManager:
             notification=_notification(states.POWER_UPDATE, instance_id, host, power_state=PowerState(state).name),
             **fields,
         )
+
+    def sync_power_states(self) -> int:
+        """Nova's ``_sync_power_states``: report every guest whose power state differs from what
+        was last reported (a lifecycle event that never came, or this agent restarted)."""
+        changed = 0
+        for iid in self.driver.list_instances():
+            if iid in self._builds or iid in self._terminated:
+                continue
+            state = self.driver.get_power_state(iid)
+            if self._reported_power.get(iid) != state:
+                log.info("power state sync: instance %s is %s", iid, PowerState(state).name)
+                self._on_lifecycle(iid, state)
+                changed += 1
+        return changed
+
+    def _maybe_sync(self) -> None:
+        if self.sync_power_state_interval <= 0:
+            return
+        now = time.monotonic()
+        if now - self._last_sync >= self.sync_power_state_interval:
+            self._last_sync = now
+            try:
+                self.sync_power_states()
+            except Exception:
+                log.exception("power state sync failed")
 
     # ---- resource reports ----------------------------------------------------
 
@@ -295,6 +328,7 @@ class ComputeManager:
 
     async def report_loop(self) -> None:
         while True:
+            self._maybe_sync()
             try:
                 await self.report_once()
             except grpc.aio.AioRpcError as exc:

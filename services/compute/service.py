@@ -91,6 +91,7 @@ async def serve(cfg: DroverConfig, *, ready: Any = None) -> None:
         scheduler_pb2_grpc.SchedulerServiceStub(scheduler_channel),
         advertise=advertise,
         report_interval=c.report_interval,
+        sync_power_state_interval=c.sync_power_state_interval,
         report_defaults=dict(
             availability_zone=c.availability_zone,
             cpu_allocation_ratio=c.cpu_allocation_ratio,
