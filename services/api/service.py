@@ -19,7 +19,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import grpc
-from sqlalchemy import Engine, and_, func, or_, select
+from sqlalchemy import Connection, Engine, and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -138,9 +138,9 @@ class ApiServicer(ServerGroupRpcs, api_pb2_grpc.ApiServiceServicer):
         inst = s.get(m.Instance, ident)
         return self._visible(inst, who, ident, allow_deleted=allow_deleted)
 
-    def _server_row(self, s: Session, who: Identity, ident: str, *, allow_deleted: bool = False) -> Any:
+    def _server_row(self, c: Connection, who: Identity, ident: str, *, allow_deleted: bool = False) -> Any:
         """Like ``_instance``, for reading only: a row, not an ORM object."""
-        return self._visible(lookups.server(s.connection(), ident), who, ident, allow_deleted=allow_deleted)
+        return self._visible(lookups.server(c, ident), who, ident, allow_deleted=allow_deleted)
 
     @staticmethod
     def _visible(inst: Any, who: Identity, ident: str, *, allow_deleted: bool) -> Any:
@@ -325,8 +325,8 @@ class ApiServicer(ServerGroupRpcs, api_pb2_grpc.ApiServiceServicer):
     ) -> api_pb2.GetServerResponse:
         if not request.id:
             raise invalid_argument([("id", "is required")])
-        with self.sessions() as s:
-            return api_pb2.GetServerResponse(server=convert.server(self._server_row(s, identity(context), request.id)))
+        with self.reads.connect() as c:
+            return api_pb2.GetServerResponse(server=convert.server(self._server_row(c, identity(context), request.id)))
 
     @staticmethod
     def _page_token(inst: m.Instance) -> str:
@@ -426,8 +426,7 @@ class ApiServicer(ServerGroupRpcs, api_pb2_grpc.ApiServiceServicer):
         q = self.fanout.subscribe(request.id)
         try:
             with self.reads.connect() as c:  # a plain connection: no ORM session for one row
-                row = self._visible(lookups.server(c, request.id), who, request.id, allow_deleted=True)
-                server = convert.server(row)
+                server = convert.server(self._server_row(c, who, request.id, allow_deleted=True))
             replay = self._missed(request, server)
             catching_up = False
             if replay is not None:  # what happened since the client's revision, in order

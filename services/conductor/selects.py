@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import Any
 
 import grpc
 
@@ -37,6 +38,12 @@ _CODES = {c.value[0]: c for c in grpc.StatusCode}
 def _error_of(result: scheduler_pb2.SelectDestinationsResult) -> SelectError:
     code = _CODES.get(result.code, grpc.StatusCode.UNKNOWN)
     return SelectError(code, result.message, result.explanation if result.HasField("explanation") else None)
+
+
+def _fail(batch: list[tuple[Any, asyncio.Future[Any]]], err: SelectError) -> None:
+    for _, fut in batch:
+        if not fut.done():  # a caller that gave up (cancelled) is skipped
+            fut.set_exception(err)
 
 
 def _error_of_call(exc: grpc.aio.AioRpcError) -> SelectError:
@@ -68,9 +75,7 @@ class SelectBatcher:
             self._runner.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._runner
-        for _, fut in self._pending:
-            if not fut.done():
-                fut.set_exception(SelectError(grpc.StatusCode.UNAVAILABLE, "conductor is stopping"))
+        _fail(self._pending, SelectError(grpc.StatusCode.UNAVAILABLE, "conductor is stopping"))
         self._pending = []
 
     async def _run(self) -> None:
@@ -79,21 +84,14 @@ class SelectBatcher:
             try:
                 resp = await self._call([req for req, _ in batch])
             except SelectError as err:
-                for _, fut in batch:
-                    if not fut.done():
-                        fut.set_exception(err)
+                _fail(batch, err)
                 continue
             except BaseException as exc:  # cancelled or a bug: nobody may wait forever
-                for _, fut in batch:
-                    if not fut.done():
-                        fut.set_exception(SelectError(grpc.StatusCode.INTERNAL, f"select failed: {exc!r}"))
+                _fail(batch, SelectError(grpc.StatusCode.INTERNAL, f"select failed: {exc!r}"))
                 raise
             if len(resp.results) != len(batch):
-                mismatch = SelectError(grpc.StatusCode.INTERNAL,
-                                       f"scheduler answered {len(resp.results)} results for {len(batch)} requests")
-                for _, fut in batch:
-                    if not fut.done():
-                        fut.set_exception(mismatch)
+                _fail(batch, SelectError(grpc.StatusCode.INTERNAL,
+                                         f"scheduler answered {len(resp.results)} results for {len(batch)} requests"))
                 continue
             for (_, fut), result in zip(batch, resp.results, strict=True):
                 if fut.done():  # its caller gave up (cancelled)

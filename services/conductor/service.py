@@ -498,7 +498,7 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
         inst = c.execute(statements.instance_update(fields, bool(host)), params).first()
         if inst is None:
             return
-        self._record_lane_events(c, iid, updates)
+        self._record_events(c, iid, updates)
         if any(u.HasField("launched_at") for u in updates):
             self.recorder.finish_action(c, iid, "create")
         self._expire(s, iid)
@@ -508,8 +508,8 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
         for view, u in zip(views, updates, strict=True):
             self.publish(view, u.notification if u.HasField("notification") else None)
 
-    def _record_lane_events(self, c: Connection, iid: str, updates: list[conductor_pb2.InstanceUpdateCast]) -> None:
-        """The events of a lane in order; one that starts and finishes within it is one row."""
+    def _record_events(self, c: Connection, iid: str, updates: list[conductor_pb2.InstanceUpdateCast]) -> None:
+        """The updates' action events in order; one that starts and finishes among them is one row."""
         evs = [ev for u in updates for ev in u.events]
         finishes = {(ev.action or "create", ev.event): ev for ev in evs if ev.HasField("finish_time")}
         merged = set()
@@ -527,14 +527,6 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
             else:
                 self.recorder.start(c, iid, key[0], ev.event, ev.host, _dt(ev.start_time))
 
-    def _record_events(self, c: Connection, u: conductor_pb2.InstanceUpdateCast) -> None:
-        for ev in u.events:
-            if ev.HasField("finish_time"):
-                self.recorder.finish(c, u.instance_id, ev.action or "create", ev.event, ev.result, ev.details,
-                                     _dt(ev.finish_time), host=ev.host)
-            else:
-                self.recorder.start(c, u.instance_id, ev.action or "create", ev.event, ev.host, _dt(ev.start_time))
-
     def _apply_update_orm(self, s: Session, u: conductor_pb2.InstanceUpdateCast
                           ) -> tuple[tuple[scheduler_pb2.RequestSpec, str] | None, bool]:
         inst = s.get(m.Instance, u.instance_id)
@@ -543,7 +535,7 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
         if u.host and u.host != inst.host:
             return None, False  # late news from an earlier build attempt (or a replay of one)
         deleting = inst.task_state == states.DELETING
-        self._record_events(self._conn(s), u)
+        self._record_events(self._conn(s), u.instance_id, [u])
         if u.terminated:
             self._finish_deleted(s, inst, None)
             return None, True
