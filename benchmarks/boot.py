@@ -23,7 +23,7 @@ the serial console), the time of each spawn step, and ``destroy_s``.
 
 Both modes boot one unmeasured warm-up guest first. Needs a running libvirtd
 (``scripts/setup-libvirt.sh``) and the default image (``scripts/build-default-image.sh``,
-built here when missing). Target (DESIGN.md): create → RUNNING ≤ 2 s for one tiny guest on
+built here when missing). Target (docs/architecture.md): create → RUNNING ≤ 2 s for one tiny guest on
 this machine.
 """
 
@@ -50,10 +50,10 @@ from typing import Any
 
 import grpc
 
-from agent.driver import GuestSpec, PowerState
-from agent.libvirt import default_image
 from benchmarks.mesh import git_info, machine_info, proc_cpu_s, wait_hosts
 from benchmarks.stats import summary
+from drover.agent.driver import GuestSpec, PowerState
+from drover.agent.libvirt import default_image
 from drover.v1 import api_pb2, api_pb2_grpc, types_pb2
 
 REPO = Path(__file__).resolve().parents[1]
@@ -168,7 +168,7 @@ async def boot_one(drv: Any, image: Any, memory_mb: int, vcpus: int, marker: str
 
 
 async def run_driver(args: argparse.Namespace) -> dict:
-    from agent.libvirt.driver import LibvirtDriver
+    from drover.agent.libvirt.driver import LibvirtDriver
 
     img_dir = default_image_dir(args)
     image = default_image.image_info(img_dir)

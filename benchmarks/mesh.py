@@ -110,7 +110,7 @@ def git_info() -> dict[str, Any]:
             h = hashlib.sha256(subprocess.run(["git", "-C", str(REPO), "diff", "HEAD"], capture_output=True,
                                               timeout=30).stdout)
             untracked = subprocess.run(["git", "-C", str(REPO), "ls-files", "--others", "--exclude-standard",
-                                        "services", "drover", "agent", "scheduler_core/src"],
+                                        "drover", "scheduler_core/src"],
                                        capture_output=True, text=True, timeout=10).stdout.split()
             for f in sorted(untracked):
                 with contextlib.suppress(OSError):

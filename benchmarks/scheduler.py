@@ -11,7 +11,7 @@ select call as seen from Python (GIL release, result objects and the claim inclu
 for ``explain``, the Rust-side ``elapsed_us``, the table's memory, and the pure-Python reference
 (``drover.scheduling.reference``) on the same hosts with fewer iterations.
 
-Targets (DESIGN.md): 10,000 hosts p50 <= 50 us, p99 <= 200 us; 100,000 hosts p50 <= 1 ms;
+Targets (docs/architecture.md): 10,000 hosts p50 <= 50 us, p99 <= 200 us; 100,000 hosts p50 <= 1 ms;
 a 100,000-host table <= 64 MiB.
 """
 

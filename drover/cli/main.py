@@ -57,7 +57,7 @@ def up(
 def api(listen: Annotated[str | None, typer.Option("--listen")] = None, config: ConfigOpt = None,
         data_dir: DataOpt = None, database_url: DbOpt = None) -> None:
     """Run the ApiService."""
-    from services.api.service import main
+    from drover.services.api.service import main
 
     main(_config(config, data_dir, database_url, api={"listen": listen}))
 
@@ -66,7 +66,7 @@ def api(listen: Annotated[str | None, typer.Option("--listen")] = None, config: 
 def conductor(listen: Annotated[str | None, typer.Option("--listen")] = None, config: ConfigOpt = None,
               data_dir: DataOpt = None, database_url: DbOpt = None) -> None:
     """Run the ConductorService."""
-    from services.conductor.service import main
+    from drover.services.conductor.service import main
 
     main(_config(config, data_dir, database_url, conductor={"listen": listen}))
 
@@ -75,7 +75,7 @@ def conductor(listen: Annotated[str | None, typer.Option("--listen")] = None, co
 def scheduler(listen: Annotated[str | None, typer.Option("--listen")] = None, config: ConfigOpt = None,
               data_dir: DataOpt = None, database_url: DbOpt = None) -> None:
     """Run the SchedulerService."""
-    from services.scheduler.service import main
+    from drover.services.scheduler.service import main
 
     main(_config(config, data_dir, database_url, scheduler={"listen": listen}))
 
@@ -90,7 +90,7 @@ def compute(
     database_url: DbOpt = None,
 ) -> None:
     """Run a compute agent."""
-    from services.compute.service import main
+    from drover.services.compute.service import main
 
     main(_config(config, data_dir, database_url,
                  compute={"driver": driver, "fake_hosts": fake_hosts, "listen": listen}))

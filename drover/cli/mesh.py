@@ -33,7 +33,7 @@ def build_default_image() -> tuple[Path, Path] | None:
 
 def register_default_image(api_address: str) -> str | None:
     """Register the default kernel+initrd image once; returns its name (or None when not built)."""
-    from agent.libvirt import default_image
+    from drover.agent.libvirt import default_image
     from drover.v1 import api_pb2, api_pb2_grpc
 
     files = default_image_files() or build_default_image()

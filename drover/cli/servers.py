@@ -169,7 +169,7 @@ def list_(
     url: UrlOpt = None,
 ) -> None:
     """List servers, newest first."""
-    from services.common.states import STATUS_NAMES
+    from drover.services.common.states import STATUS_NAMES
 
     st: Any = 0
     if status_:

@@ -4,7 +4,7 @@ Plain and readable on purpose, in Nova's style (``nova/scheduler/filters/*.py``,
 ``nova/scheduler/weights/*.py``, ``nova/scheduler/filter_scheduler.py``): one small class per filter
 and per weigher, a ``HostState`` per host, ``host_passes`` / ``_weigh_object``, min-max
 normalisation, ``host_subset_size`` random choice among the best and ``_consume_selected_host`` for
-multi-instance requests. Same model and semantics as the Rust core (see DESIGN.md, scheduler_core):
+multi-instance requests. Same model and semantics as the Rust core (see docs/architecture.md):
 
 * usable resource = (total - reserved) * allocation_ratio - used, "used" being the sum of claims;
   a host passes RamFilter/CoreFilter/DiskFilter if usable >= requested;

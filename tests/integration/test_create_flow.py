@@ -7,8 +7,8 @@ import time
 import grpc
 import pytest
 
+from drover.services.common import states
 from drover.v1 import api_pb2, types_pb2
-from services.common import states
 from tests.integration.conftest import create, register_image, watch
 
 

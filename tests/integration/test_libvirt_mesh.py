@@ -51,7 +51,7 @@ def conn():
 
 @pytest.fixture(scope="module")
 def real_mesh(conn, tmp_path_factory):
-    from agent.libvirt import default_image
+    from drover.agent.libvirt import default_image
 
     kernel, initrd = default_image.kernel_path(), default_image.build_dir() / "initrd.img"
     if not (kernel.is_file() and initrd.is_file()):

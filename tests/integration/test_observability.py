@@ -14,7 +14,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from agent.driver import SPAWN_STEPS
+from drover.agent.driver import SPAWN_STEPS
 from drover.v1 import api_pb2
 from tests.integration.conftest import create, watch
 

@@ -9,8 +9,8 @@ import grpc
 import pytest
 
 from drover.localmesh import LocalMesh
+from drover.services.common import states
 from drover.v1 import api_pb2, api_pb2_grpc, types_pb2
-from services.common import states
 from tests.integration.conftest import _wait_hosts
 
 

@@ -74,7 +74,7 @@ def recorder() -> Recorder:
 async def test_driver(tmp_path, recorder):
     """A LibvirtDriver on libvirt's in-process test driver."""
     libvirt_or_skip()
-    from agent.libvirt.driver import LibvirtDriver
+    from drover.agent.libvirt.driver import LibvirtDriver
 
     drv = LibvirtDriver(
         uri="test:///default",
@@ -97,7 +97,7 @@ async def test_driver(tmp_path, recorder):
 @pytest.fixture
 def fake_kernel_image(tmp_path):
     """A kernel image whose files exist (the test driver never reads them)."""
-    from agent.driver import ImageInfo
+    from drover.agent.driver import ImageInfo
 
     k = tmp_path / "src" / "vmlinuz"
     k.parent.mkdir(parents=True, exist_ok=True)
@@ -163,7 +163,7 @@ def system_libvirt():
 
 @pytest.fixture(scope="session")
 def default_image_dir(system_libvirt) -> Path:
-    from agent.libvirt import default_image
+    from drover.agent.libvirt import default_image
 
     d = default_image.build_dir()
     if not default_image.is_built(d):
@@ -181,7 +181,7 @@ def default_image_dir(system_libvirt) -> Path:
 
 @pytest.fixture
 async def qemu_driver(system_libvirt, tmp_path, recorder):
-    from agent.libvirt.driver import LibvirtDriver
+    from drover.agent.libvirt.driver import LibvirtDriver
 
     instances = Path(os.environ.get("DROVER_TEST_INSTANCES", tmp_path / "instances"))
     drv = LibvirtDriver(

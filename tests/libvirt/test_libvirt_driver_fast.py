@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.driver import SPAWN_STEPS, DriverError, GuestSpec, ImageInfo, PowerState
+from drover.agent.driver import SPAWN_STEPS, DriverError, GuestSpec, ImageInfo, PowerState
 
 
 def new_id() -> str:
@@ -324,7 +324,7 @@ async def test_wrong_registered_format(test_driver, tmp_path):
 
 def test_event_mapping():
     libvirt = libvirt_or_skip()
-    from agent.libvirt.events import domain_state_to_power_state, event_to_power_state
+    from drover.agent.libvirt.events import domain_state_to_power_state, event_to_power_state
 
     assert event_to_power_state(libvirt.VIR_DOMAIN_EVENT_STARTED, 0) == PowerState.RUNNING
     assert event_to_power_state(libvirt.VIR_DOMAIN_EVENT_RESUMED, 0) == PowerState.RUNNING
@@ -354,7 +354,7 @@ def test_event_mapping():
 
 async def test_relative_paths_become_absolute(tmp_path, monkeypatch, fake_kernel_image):
     libvirt_or_skip()
-    from agent.libvirt.driver import LibvirtDriver
+    from drover.agent.libvirt.driver import LibvirtDriver
 
     monkeypatch.chdir(tmp_path)
     drv = LibvirtDriver(uri="test:///default", instances_path="rel/instances", boot_timeout=5)
@@ -374,7 +374,7 @@ async def test_relative_paths_become_absolute(tmp_path, monkeypatch, fake_kernel
 
 async def test_init_cleanup_init_again(tmp_path, fake_kernel_image, recorder):
     libvirt_or_skip()
-    from agent.libvirt.driver import LibvirtDriver
+    from drover.agent.libvirt.driver import LibvirtDriver
 
     drv = LibvirtDriver(uri="test:///default", instances_path=tmp_path / "i", boot_timeout=5)
     drv.set_lifecycle_callback(recorder)

@@ -6,8 +6,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from agent.driver import GuestSpec, ImageInfo
-from agent.libvirt.guest_xml import (
+from drover.agent.driver import GuestSpec, ImageInfo
+from drover.agent.libvirt.guest_xml import (
     METADATA_NS,
     DiskConfig,
     GuestConfig,

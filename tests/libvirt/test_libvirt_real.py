@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.driver import DriverError, GuestSpec, ImageInfo, PowerState
+from drover.agent.driver import DriverError, GuestSpec, ImageInfo, PowerState
 
 pytestmark = pytest.mark.libvirt
 
@@ -42,7 +42,7 @@ def new_guest(drv, image: ImageInfo, **kw) -> GuestSpec:
 
 @pytest.fixture
 def default_image(default_image_dir):
-    from agent.libvirt import default_image
+    from drover.agent.libvirt import default_image
 
     return default_image.image_info(default_image_dir)
 

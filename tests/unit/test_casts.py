@@ -9,8 +9,8 @@ from typing import Any
 import grpc
 import pytest
 
+from drover.services.common.casts import CastReceiver, CastSender
 from drover.v1 import conductor_pb2, conductor_pb2_grpc
-from services.common.casts import CastReceiver, CastSender
 
 
 class Recorder(conductor_pb2_grpc.ConductorServiceServicer):

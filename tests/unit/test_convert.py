@@ -8,7 +8,7 @@ from google.protobuf import timestamp_pb2
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.common import convert
+from drover.services.common import convert
 
 
 def _reference(value: dt.datetime) -> timestamp_pb2.Timestamp:

@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import event, func, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from drover.services.common.group_commit import GroupCommit
 from drover.store import db
 from drover.store import models as m
 from drover.store.tables import NETWORKS
-from services.common.group_commit import GroupCommit
 
 
 @pytest.fixture

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, delete, insert, select
 
+from drover.services.conductor import ipam
 from drover.store import db
 from drover.store import models as m
 from drover.store.tables import FIXED_IPS, NETWORKS
-from services.conductor import ipam
 from tests.postgres import fresh_database
 
 

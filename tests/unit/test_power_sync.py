@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.driver import GuestSpec, ImageInfo, PowerState
-from agent.fake import FakeDriver
+from drover.agent.driver import GuestSpec, ImageInfo, PowerState
+from drover.agent.fake import FakeDriver
+from drover.services.compute.manager import ComputeManager
 from drover.v1 import compute_pb2, types_pb2
-from services.compute.manager import ComputeManager
 
 
 class CapturedCasts:

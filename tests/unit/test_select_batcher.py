@@ -8,8 +8,8 @@ from typing import Any
 import grpc
 import pytest
 
+from drover.services.conductor.selects import SelectBatcher, SelectError
 from drover.v1 import scheduler_pb2, types_pb2
-from services.conductor.selects import SelectBatcher, SelectError
 
 OK = grpc.StatusCode.OK.value[0]
 NO_HOST = grpc.StatusCode.FAILED_PRECONDITION.value[0]

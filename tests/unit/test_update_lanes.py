@@ -6,9 +6,9 @@ import asyncio
 import datetime as dt
 from types import SimpleNamespace
 
+from drover.services.common import states
+from drover.services.conductor.update_lanes import Lane, fields_of, intermediate_states, rides_in_lane
 from drover.v1 import conductor_pb2, types_pb2
-from services.common import states
-from services.conductor.update_lanes import Lane, fields_of, intermediate_states, rides_in_lane
 
 NOW = dt.datetime(2026, 12, 1, 7, 0, 0)
 

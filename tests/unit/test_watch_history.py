@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from drover.services.api.watch_history import WatchHistory
 from drover.v1 import conductor_pb2, types_pb2
-from services.api.watch_history import WatchHistory
 
 
 def _change(iid: str, revision: int, note: str = "") -> conductor_pb2.InstanceChange:

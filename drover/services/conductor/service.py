@@ -23,6 +23,12 @@ from sqlalchemy import Connection, Table, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from drover.config import DroverConfig
+from drover.services.common import convert, metrics, request_spec, runtime, server_groups, states
+from drover.services.common.casts import CastReceiver, CastSender
+from drover.services.common.group_commit import GroupCommit
+from drover.services.conductor import ipam, statements, update_lanes
+from drover.services.conductor.records import ActionRecorder
+from drover.services.conductor.selects import SelectBatcher, SelectError
 from drover.store import db
 from drover.store import models as m
 from drover.store.tables import FLAVORS, IMAGES
@@ -35,12 +41,6 @@ from drover.v1 import (
     scheduler_pb2_grpc,
     types_pb2,
 )
-from services.common import convert, metrics, request_spec, runtime, server_groups, states
-from services.common.casts import CastReceiver, CastSender
-from services.common.group_commit import GroupCommit
-from services.conductor import ipam, statements, update_lanes
-from services.conductor.records import ActionRecorder
-from services.conductor.selects import SelectBatcher, SelectError
 
 log = logging.getLogger(__name__)
 utcnow = m.utcnow

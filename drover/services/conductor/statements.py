@@ -10,8 +10,8 @@ import functools
 
 from sqlalchemy import Integer, Select, Update, and_, bindparam, case, exists, select, update
 
+from drover.services.common import states
 from drover.store.tables import ACTIONS, EVENTS, INSTANCES, SERVER_COLUMNS
-from services.common import states
 
 # Instances a build_instances cast names, with their create action.
 BUILD_CANDIDATES: Select = (

@@ -16,8 +16,8 @@ from typing import Any
 
 import grpc
 
+from drover.services.common.errors import unpack_details
 from drover.v1 import scheduler_pb2, scheduler_pb2_grpc, types_pb2
-from services.common.errors import unpack_details
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ import threading
 import uuid
 from pathlib import Path
 
-from agent.driver import DriverError, ImageInfo
+from drover.agent.driver import DriverError, ImageInfo
 
 GiB = 1024**3
 _ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")

@@ -16,12 +16,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from drover import scheduler_core as sc
 from drover.config import DroverConfig
+from drover.services.common import metrics, runtime, states
+from drover.services.common.errors import ApiError, guarded, invalid_argument
+from drover.services.scheduler import convert
 from drover.store import db
 from drover.store import models as m
 from drover.v1 import scheduler_pb2, scheduler_pb2_grpc, types_pb2
-from services.common import metrics, runtime, states
-from services.common.errors import ApiError, guarded, invalid_argument
-from services.scheduler import convert
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import logging
 import threading
 from typing import Any
 
-from agent.driver import PowerState
+from drover.agent.driver import PowerState
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from agent.driver import ComputeDriver, DriverError, GuestSpec, HostResources, PowerState
+from drover.agent.driver import ComputeDriver, DriverError, GuestSpec, HostResources, PowerState
 
 
 @dataclass

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Table, insert
 from sqlalchemy.orm import Session, sessionmaker
 
-from services.common import metrics
+from drover.services.common import metrics
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -18,8 +18,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from drover.services.common import states
 from drover.v1 import conductor_pb2
-from services.common import states
 
 
 @dataclass

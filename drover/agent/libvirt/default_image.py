@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from agent.driver import ImageInfo
+from drover.agent.driver import ImageInfo
 
 IMAGE_ID = "drover-default"
 IMAGE_NAME = "drover-default (Debian cloud kernel + busybox initramfs)"

@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING, Any
 __all__ = ["LibvirtDriver"]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from agent.libvirt.driver import LibvirtDriver
+    from drover.agent.libvirt.driver import LibvirtDriver
 
 
 def __getattr__(name: str) -> Any:
     if name == "LibvirtDriver":
-        from agent.libvirt.driver import LibvirtDriver
+        from drover.agent.libvirt.driver import LibvirtDriver
 
         return LibvirtDriver
     raise AttributeError(name)

@@ -10,14 +10,14 @@ import grpc
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from drover.services.api import validation
+from drover.services.api.identity import Identity, identity
+from drover.services.common import convert
+from drover.services.common import server_groups as groups
+from drover.services.common.errors import ApiError, guarded, invalid_argument, not_found
 from drover.store import models as m
 from drover.store.tables import GROUP_MEMBERS, SERVER_GROUPS
 from drover.v1 import api_pb2, types_pb2
-from services.api import validation
-from services.api.identity import Identity, identity
-from services.common import convert
-from services.common import server_groups as groups
-from services.common.errors import ApiError, guarded, invalid_argument, not_found
 
 
 def _message(row: Any, member_ids: list[str]) -> types_pb2.ServerGroup:

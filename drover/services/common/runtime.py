@@ -54,7 +54,7 @@ class ServiceHost:
     """A gRPC server with the standard health and reflection services mounted."""
 
     def __init__(self, listen: str, service_names: Iterable[str], metrics_port: int = 0) -> None:
-        from services.common.metrics import MetricsInterceptor
+        from drover.services.common.metrics import MetricsInterceptor
 
         self.server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=[MetricsInterceptor()])
         self.metrics_port = metrics_port
@@ -84,7 +84,7 @@ class ServiceHost:
         return f"{self.listen.rsplit(':', 1)[0]}:{self.port}"
 
     async def start(self) -> int:
-        from services.common.metrics import serve_http
+        from drover.services.common.metrics import serve_http
 
         self.bind()
         await self.server.start()

@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from agent.driver import GuestSpec
+from drover.agent.driver import GuestSpec
 
 DOMAIN_PREFIX = "drover-"
 METADATA_NS = "https://drover.dev/xmlns/libvirt/instance/1.0"

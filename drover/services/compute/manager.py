@@ -18,10 +18,10 @@ from typing import Any
 import grpc
 from google.protobuf import timestamp_pb2
 
-from agent.driver import ComputeDriver, GuestSpec, ImageInfo, PowerState
+from drover.agent.driver import ComputeDriver, GuestSpec, ImageInfo, PowerState
+from drover.services.common import metrics, states
+from drover.services.common.casts import CastSender
 from drover.v1 import compute_pb2, conductor_pb2, scheduler_pb2, scheduler_pb2_grpc, types_pb2
-from services.common import metrics, states
-from services.common.casts import CastSender
 
 log = logging.getLogger(__name__)
 

@@ -9,13 +9,13 @@ from typing import Any
 
 import grpc
 
-from agent.driver import ComputeDriver, DriverError
+from drover.agent.driver import ComputeDriver, DriverError
 from drover.config import DroverConfig
+from drover.services.common import metrics, runtime
+from drover.services.common.casts import CastReceiver, CastSender
+from drover.services.common.errors import ApiError, guarded
+from drover.services.compute.manager import ComputeManager
 from drover.v1 import compute_pb2, compute_pb2_grpc, conductor_pb2, conductor_pb2_grpc, scheduler_pb2_grpc
-from services.common import metrics, runtime
-from services.common.casts import CastReceiver, CastSender
-from services.common.errors import ApiError, guarded
-from services.compute.manager import ComputeManager
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 def make_driver(cfg: DroverConfig) -> ComputeDriver:
     c = cfg.compute
     if c.driver == "fake":
-        from agent.fake import FakeDriver
+        from drover.agent.fake import FakeDriver
 
         return FakeDriver(
             hosts=c.fake_hosts,
@@ -34,7 +34,7 @@ def make_driver(cfg: DroverConfig) -> ComputeDriver:
             step_seconds=c.fake_step_seconds,
         )
     if c.driver == "libvirt":
-        from agent.libvirt.driver import LibvirtDriver
+        from drover.agent.libvirt.driver import LibvirtDriver
 
         instances = Path(c.instances_path) if c.instances_path else cfg.data_path / "instances"
         return LibvirtDriver(

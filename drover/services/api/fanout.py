@@ -9,8 +9,8 @@ from collections import defaultdict
 
 import grpc
 
+from drover.services.api.watch_history import WatchHistory
 from drover.v1 import conductor_pb2, conductor_pb2_grpc
-from services.api.watch_history import WatchHistory
 
 log = logging.getLogger(__name__)
 

@@ -43,9 +43,9 @@ from typing import Any, TypeVar
 
 import libvirt
 
-from agent.driver import ComputeDriver, DriverError, GuestSpec, HostResources, PowerState, StepCallback
-from agent.libvirt import events
-from agent.libvirt.guest_xml import (
+from drover.agent.driver import ComputeDriver, DriverError, GuestSpec, HostResources, PowerState, StepCallback
+from drover.agent.libvirt import events
+from drover.agent.libvirt.guest_xml import (
     DEFAULT_CMDLINE,
     DiskConfig,
     GuestConfig,
@@ -53,7 +53,7 @@ from agent.libvirt.guest_xml import (
     domain_name,
     instance_id_from_domain,
 )
-from agent.libvirt.image_cache import GiB, ImageCache, create_blank, create_overlay, link_or_copy
+from drover.agent.libvirt.image_cache import GiB, ImageCache, create_blank, create_overlay, link_or_copy
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

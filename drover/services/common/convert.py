@@ -7,9 +7,9 @@ from typing import Any
 
 from google.protobuf import json_format, timestamp_pb2
 
+from drover.services.common import states
 from drover.store import models as m
 from drover.v1 import types_pb2 as t
-from services.common import states
 
 _EPOCH = dt.datetime(1970, 1, 1)
 

@@ -24,6 +24,21 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from drover.config import DroverConfig
+from drover.services.api import lookups, validation
+from drover.services.api.fanout import Fanout
+from drover.services.api.identity import Identity, identity
+from drover.services.api.server_groups import ServerGroupRpcs, visible_group
+from drover.services.common import convert, metrics, request_spec, runtime, states
+from drover.services.common.casts import CastSender
+from drover.services.common.errors import (
+    ApiError,
+    failed_precondition,
+    guarded,
+    invalid_argument,
+    not_found,
+    quota_exceeded,
+)
+from drover.services.common.group_commit import GroupCommit
 from drover.store import db
 from drover.store import models as m
 from drover.store.tables import ACTIONS, GROUP_MEMBERS, INSTANCES, row_values
@@ -38,21 +53,6 @@ from drover.v1 import (
     scheduler_pb2_grpc,
     types_pb2,
 )
-from services.api import lookups, validation
-from services.api.fanout import Fanout
-from services.api.identity import Identity, identity
-from services.api.server_groups import ServerGroupRpcs, visible_group
-from services.common import convert, metrics, request_spec, runtime, states
-from services.common.casts import CastSender
-from services.common.errors import (
-    ApiError,
-    failed_precondition,
-    guarded,
-    invalid_argument,
-    not_found,
-    quota_exceeded,
-)
-from services.common.group_commit import GroupCommit
 
 log = logging.getLogger(__name__)
 utcnow = m.utcnow
