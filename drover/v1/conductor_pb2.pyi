@@ -118,12 +118,11 @@ class ActionEventUpdate(_message.Message):
 Global___ActionEventUpdate: _TypeAlias = ActionEventUpdate  # noqa: Y015
 
 @_typing.final
-class InstanceUpdateCast(_message.Message):
-    """A compute agent's update to an instance (Nova's instance.save() via conductor)."""
+class InstanceStep(_message.Message):
+    """One change of an instance on its compute, in the order it happened."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
-    INSTANCE_ID_FIELD_NUMBER: _builtins.int
     VM_STATE_FIELD_NUMBER: _builtins.int
     TASK_STATE_FIELD_NUMBER: _builtins.int
     POWER_STATE_FIELD_NUMBER: _builtins.int
@@ -133,9 +132,6 @@ class InstanceUpdateCast(_message.Message):
     LAUNCHED_AT_FIELD_NUMBER: _builtins.int
     BUILD_FAILED_FIELD_NUMBER: _builtins.int
     TERMINATED_FIELD_NUMBER: _builtins.int
-    HOST_FIELD_NUMBER: _builtins.int
-    ADDRESSES_FIELD_NUMBER: _builtins.int
-    instance_id: _builtins.str
     vm_state: _types_pb2.VmState.ValueType
     task_state: _types_pb2.TaskState.ValueType
     power_state: _types_pb2.PowerState.ValueType
@@ -143,7 +139,6 @@ class InstanceUpdateCast(_message.Message):
     """The build failed on this host; may be rescheduled to an alternate."""
     terminated: _builtins.bool
     """The instance is gone from the host (terminate finished)."""
-    host: _builtins.str
     @_builtins.property
     def fault(self) -> _types_pb2.Fault: ...
     @_builtins.property
@@ -152,12 +147,9 @@ class InstanceUpdateCast(_message.Message):
     def events(self) -> _containers.RepeatedCompositeFieldContainer[Global___ActionEventUpdate]: ...
     @_builtins.property
     def launched_at(self) -> _timestamp_pb2.Timestamp: ...
-    @_builtins.property
-    def addresses(self) -> _containers.RepeatedCompositeFieldContainer[_types_pb2.ServerAddress]: ...
     def __init__(
         self,
         *,
-        instance_id: _builtins.str = ...,
         vm_state: _types_pb2.VmState.ValueType | None = ...,
         task_state: _types_pb2.TaskState.ValueType | None = ...,
         power_state: _types_pb2.PowerState.ValueType | None = ...,
@@ -167,12 +159,10 @@ class InstanceUpdateCast(_message.Message):
         launched_at: _timestamp_pb2.Timestamp | None = ...,
         build_failed: _builtins.bool = ...,
         terminated: _builtins.bool = ...,
-        host: _builtins.str = ...,
-        addresses: _abc.Iterable[_types_pb2.ServerAddress] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_power_state", b"_power_state", "_task_state", b"_task_state", "_vm_state", b"_vm_state", "fault", b"fault", "launched_at", b"launched_at", "notification", b"notification", "power_state", b"power_state", "task_state", b"task_state", "vm_state", b"vm_state"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_power_state", b"_power_state", "_task_state", b"_task_state", "_vm_state", b"_vm_state", "addresses", b"addresses", "build_failed", b"build_failed", "events", b"events", "fault", b"fault", "host", b"host", "instance_id", b"instance_id", "launched_at", b"launched_at", "notification", b"notification", "power_state", b"power_state", "task_state", b"task_state", "terminated", b"terminated", "vm_state", b"vm_state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_power_state", b"_power_state", "_task_state", b"_task_state", "_vm_state", b"_vm_state", "build_failed", b"build_failed", "events", b"events", "fault", b"fault", "launched_at", b"launched_at", "notification", b"notification", "power_state", b"power_state", "task_state", b"task_state", "terminated", b"terminated", "vm_state", b"vm_state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__power_state: _TypeAlias = _typing.Literal["power_state"]  # noqa: Y015
     _WhichOneofArgType__power_state: _TypeAlias = _typing.Literal["_power_state", b"_power_state"]  # noqa: Y015
@@ -186,6 +176,38 @@ class InstanceUpdateCast(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__task_state) -> _WhichOneofReturnType__task_state | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__vm_state) -> _WhichOneofReturnType__vm_state | None: ...
+
+Global___InstanceStep: _TypeAlias = InstanceStep  # noqa: Y015
+
+@_typing.final
+class InstanceUpdateCast(_message.Message):
+    """A compute agent's progress report on one instance (Nova's instance.save() via conductor):
+    the steps it took since its last report, in order. Each step is persisted and published
+    with its own revision.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INSTANCE_ID_FIELD_NUMBER: _builtins.int
+    HOST_FIELD_NUMBER: _builtins.int
+    STEPS_FIELD_NUMBER: _builtins.int
+    instance_id: _builtins.str
+    host: _builtins.str
+    """The host the steps happened on; a report from a host the instance has left is late news."""
+    @_builtins.property
+    def steps(self) -> _containers.RepeatedCompositeFieldContainer[Global___InstanceStep]: ...
+    def __init__(
+        self,
+        *,
+        instance_id: _builtins.str = ...,
+        host: _builtins.str = ...,
+        steps: _abc.Iterable[Global___InstanceStep] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["host", b"host", "instance_id", b"instance_id", "steps", b"steps"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___InstanceUpdateCast: _TypeAlias = InstanceUpdateCast  # noqa: Y015
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from types import SimpleNamespace
 from typing import Any
 
 from drover.agent.driver import GuestSpec, ImageInfo, PowerState
@@ -15,7 +17,10 @@ class CapturedCasts:
         self.updates: list[Any] = []
 
     def cast(self, **payload: Any) -> int:
-        self.updates.append(payload["instance_update"])
+        """Each step of a report, with the report's instance and host."""
+        report = payload["instance_update"]
+        for step in report.steps:
+            self.updates.append(SimpleNamespace(instance_id=report.instance_id, host=report.host, step=step))
         return len(self.updates)
 
 
@@ -36,16 +41,19 @@ def _cast(iid: str) -> compute_pb2.BuildAndRunInstanceCast:
 async def test_a_state_change_whose_event_never_came_is_reported_once() -> None:
     mgr, driver, casts = _manager()
     await mgr.build_and_run_instance(_cast("i-1"))
-    assert casts.updates[-1].vm_state == types_pb2.VM_STATE_ACTIVE
+    await asyncio.sleep(0)  # the report leaves on the next turn of the loop
+    assert casts.updates[-1].step.vm_state == types_pb2.VM_STATE_ACTIVE
     assert mgr.sync_power_states() == 0  # reported RUNNING, is RUNNING
     driver.guests["i-1"].power_state = PowerState.SHUTDOWN  # stopped, and no lifecycle event
     before = len(casts.updates)
     assert mgr.sync_power_states() == 1
+    await asyncio.sleep(0)
     update = casts.updates[-1]
     assert len(casts.updates) == before + 1
     assert update.instance_id == "i-1" and update.host == "fake-host-00001"
-    assert update.power_state == types_pb2.POWER_STATE_SHUTDOWN and update.vm_state == types_pb2.VM_STATE_STOPPED
-    assert update.notification.event_type == "instance.power_update"
+    assert update.step.power_state == types_pb2.POWER_STATE_SHUTDOWN
+    assert update.step.vm_state == types_pb2.VM_STATE_STOPPED
+    assert update.step.notification.event_type == "instance.power_update"
     assert mgr.sync_power_states() == 0  # reported now: not again
 
 
@@ -56,5 +64,6 @@ async def test_after_an_agent_restart_every_guest_is_reported_once() -> None:
     await driver.spawn(guest)  # running before this agent (re)started: never reported by it
     mgr, _, casts = _manager(driver)
     assert mgr.sync_power_states() == 1
-    assert casts.updates[-1].power_state == types_pb2.POWER_STATE_RUNNING
+    await asyncio.sleep(0)
+    assert casts.updates[-1].step.power_state == types_pb2.POWER_STATE_RUNNING
     assert mgr.sync_power_states() == 0

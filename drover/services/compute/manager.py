@@ -21,6 +21,7 @@ from google.protobuf import timestamp_pb2
 from drover.agent.driver import ComputeDriver, GuestSpec, ImageInfo, PowerState
 from drover.services.common import metrics, states
 from drover.services.common.casts import CastSender
+from drover.services.compute.progress import ProgressReporter
 from drover.v1 import compute_pb2, conductor_pb2, scheduler_pb2, scheduler_pb2_grpc, types_pb2
 
 log = logging.getLogger(__name__)
@@ -119,6 +120,7 @@ class ComputeManager:
         self._report_task: asyncio.Task[None] | None = None
         self._report_now = asyncio.Event()
         self.builds_by_result: Counter[str] = Counter()
+        self.progress = ProgressReporter(conductor)
         driver.set_lifecycle_callback(self._on_lifecycle)
 
     # ---- casts -------------------------------------------------------------
@@ -130,11 +132,8 @@ class ComputeManager:
         elif kind == "terminate_instance":
             await self.terminate_instance(msg.terminate_instance)
 
-    def _update(self, instance_id: str, **fields: Any) -> None:
-        events = fields.pop("events", [])
-        upd = conductor_pb2.InstanceUpdateCast(instance_id=instance_id, **fields)
-        upd.events.extend(events)
-        self.conductor.cast(instance_update=upd)
+    def _update(self, instance_id: str, *, host: str, **fields: Any) -> None:
+        self.progress.step(instance_id, host, **fields)
 
     async def build_and_run_instance(self, cast: compute_pb2.BuildAndRunInstanceCast) -> None:
         iid = cast.instance.id
@@ -349,3 +348,4 @@ class ComputeManager:
                 await self._report_task
         for task in list(self._builds.values()):
             task.cancel()
+        self.progress.flush()  # steps taken since the last report still reach the conductor

@@ -26,7 +26,7 @@ from drover.config import DroverConfig
 from drover.services.common import convert, metrics, request_spec, runtime, server_groups, states
 from drover.services.common.casts import CastReceiver, CastSender
 from drover.services.common.group_commit import GroupCommit
-from drover.services.conductor import ipam, statements, update_lanes
+from drover.services.conductor import ipam, statements, steps
 from drover.services.conductor.records import ActionRecorder
 from drover.services.conductor.selects import SelectBatcher, SelectError
 from drover.store import db
@@ -55,8 +55,8 @@ def _cast_keys(msg: conductor_pb2.ConductorServiceStreamCastsRequest) -> Iterabl
     if kind == "delete_instance":
         return [msg.delete_instance.instance_id]
     if kind == "instance_update":
-        # Not keyed: the updates of an instance keep their order through its update lane and
-        # the group commit's FIFO, and those that arrive together are written together.
+        # Not keyed: a compute's reports on an instance keep their order through the group
+        # commit's FIFO (each report is queued before the receiver awaits anything).
         return []
     return []
 
@@ -84,7 +84,6 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
         )
         self._compute_senders: dict[str, tuple[grpc.aio.Channel, CastSender[Any]]] = {}
         self._agent_of: dict[str, str] = {}
-        self._lanes: dict[str, update_lanes.Lane] = {}
         self._watchers: set[asyncio.Queue[conductor_pb2.InstanceChange | None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self._gauges: asyncio.Task[None] | None = None
@@ -425,92 +424,68 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
     # ---- updates from computes -------------------------------------------------------
 
     async def instance_update(self, u: conductor_pb2.InstanceUpdateCast) -> None:
-        if update_lanes.rides_in_lane(u):
-            await self._update_in_lane(u)
-            return
-        self._lanes.pop(u.instance_id, None)  # later updates queue behind this one, not beside
-        reschedule, release = await self.db.run(lambda s: self._apply_update(s, u))
+        reschedule, release = await self.db.run(lambda s: self._apply_report(s, u))
         if release:
             await self._release([u.instance_id])
         if reschedule is not None:
             await self._schedule_and_build(*reschedule)
 
-    async def _update_in_lane(self, u: conductor_pb2.InstanceUpdateCast) -> None:
-        """Apply ``u`` together with the instance's other updates that arrive before the write."""
-        lane = self._lanes.get(u.instance_id)
-        if lane is not None and lane.join(u):
-            await lane.done
-            return
-        lane = update_lanes.Lane(u.instance_id, [u], done=asyncio.get_running_loop().create_future())
-        self._lanes[u.instance_id] = lane
-        try:
-            await self.db.run(lambda s: self._apply_lane(s, lane))
-        except Exception as exc:
-            if len(lane.updates) > 1:  # the riders fail with it (each is logged by the receiver)
-                lane.done.set_exception(exc)
-            raise
-        else:
-            lane.done.set_result(None)
-        finally:
-            if self._lanes.get(u.instance_id) is lane:
-                del self._lanes[u.instance_id]
-
-    def _apply_lane(self, s: Session, lane: update_lanes.Lane) -> None:
-        updates = lane.take()
-        if len({u.host for u in updates}) > 1:  # not one build attempt's: each on its own
-            for u in updates:
-                self._write_updates(s, [u])
-        else:
-            self._write_updates(s, updates)
-
-    def _apply_update(self, s: Session, u: conductor_pb2.InstanceUpdateCast
+    def _apply_report(self, s: Session, u: conductor_pb2.InstanceUpdateCast
                       ) -> tuple[tuple[scheduler_pb2.RequestSpec, str] | None, bool]:
-        """Persist one compute update; returns (reschedule request, whether to release the claim).
+        """Persist a compute's report, step by step in order; returns (reschedule request, whether
+        to release the claim). Each run of plain steps is one Core statement plus its events; a
+        failed build or a finished delete takes the ORM path on its own."""
+        reschedule, release = None, False
+        run: list[conductor_pb2.InstanceStep] = []
+        for step in u.steps:
+            if steps.is_plain(step):
+                run.append(step)
+                continue
+            if run:
+                self._write_steps(s, u.instance_id, u.host, run)
+                run = []
+            again, freed = self._apply_decisive_step(s, u.instance_id, u.host, step)
+            reschedule, release = again or reschedule, freed or release
+        if run:
+            self._write_steps(s, u.instance_id, u.host, run)
+        return reschedule, release
 
-        The common case (a build or power state moving on) is one Core statement on the
-        instance plus its events; a failed build or a finished delete takes the ORM path.
-        """
-        if u.terminated or u.build_failed:
-            return self._apply_update_orm(s, u)
-        self._write_updates(s, [u])
-        return None, False
-
-    def _write_updates(self, s: Session, updates: list[conductor_pb2.InstanceUpdateCast]) -> None:
-        """Plain state updates of one instance from one host, in order, as one UPDATE … RETURNING
-        (the revision advances once per update), their events, and every state published."""
-        iid, host, now = updates[0].instance_id, updates[0].host, utcnow()
-        steps = [update_lanes.fields_of(u, now) for u in updates]
+    def _write_steps(self, s: Session, iid: str, host: str, run: list[conductor_pb2.InstanceStep]) -> None:
+        """Plain steps of one instance on one host, in order, as one UPDATE … RETURNING (the
+        revision advances once per step), their events, and the state after each step published."""
+        now = utcnow()
+        changes = [steps.fields_of(step, now) for step in run]
         merged: dict[str, Any] = {}
-        for step in steps:
-            merged.update(step)
+        for change in changes:
+            merged.update(change)
         c = self._conn(s)
         before: dict[str, Any] = {}
-        later = sorted(set().union(*steps[1:]) - steps[0].keys())
+        later = sorted(set().union(*changes[1:]) - changes[0].keys())
         if self._watchers and later:  # the intermediate states need what the steps overwrite
             row = c.execute(statements.instance_columns(tuple(later)), {"b_id": iid}).first()
             if row is None:
                 return
             before = dict(row._mapping)
         fields = tuple(f for f in statements.UPDATABLE if f in merged)
-        params = {"b_id": iid, "b_host": host, "b_now": now, "b_steps": len(updates),
+        params = {"b_id": iid, "b_host": host, "b_now": now, "b_steps": len(run),
                   **{f"b_{name}": value for name, value in merged.items()}}
-        # Without a host the update is not tied to a build attempt; with one, it applies only there.
+        # Without a host the report is not tied to a build attempt; with one, it applies only there.
         inst = c.execute(statements.instance_update(fields, bool(host)), params).first()
         if inst is None:
             return
-        self._record_events(c, iid, updates)
-        if any(u.HasField("launched_at") for u in updates):
+        self._record_events(c, iid, run)
+        if any(step.HasField("launched_at") for step in run):
             self.recorder.finish_action(c, iid, "create")
         self._expire(s, iid)
         if not self._watchers:
             return
-        views = update_lanes.intermediate_states(inst, before, steps) if len(updates) > 1 else [inst]
-        for view, u in zip(views, updates, strict=True):
-            self.publish(view, u.notification if u.HasField("notification") else None)
+        views = steps.intermediate_states(inst, before, changes) if len(run) > 1 else [inst]
+        for view, step in zip(views, run, strict=True):
+            self.publish(view, step.notification if step.HasField("notification") else None)
 
-    def _record_events(self, c: Connection, iid: str, updates: list[conductor_pb2.InstanceUpdateCast]) -> None:
-        """The updates' action events in order; one that starts and finishes among them is one row."""
-        evs = [ev for u in updates for ev in u.events]
+    def _record_events(self, c: Connection, iid: str, run: list[conductor_pb2.InstanceStep]) -> None:
+        """The steps' action events in order; one that starts and finishes among them is one row."""
+        evs = [ev for step in run for ev in step.events]
         finishes = {(ev.action or "create", ev.event): ev for ev in evs if ev.HasField("finish_time")}
         merged = set()
         for ev in evs:
@@ -527,15 +502,16 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
             else:
                 self.recorder.start(c, iid, key[0], ev.event, ev.host, _dt(ev.start_time))
 
-    def _apply_update_orm(self, s: Session, u: conductor_pb2.InstanceUpdateCast
-                          ) -> tuple[tuple[scheduler_pb2.RequestSpec, str] | None, bool]:
-        inst = s.get(m.Instance, u.instance_id)
+    def _apply_decisive_step(self, s: Session, iid: str, host: str, u: conductor_pb2.InstanceStep
+                             ) -> tuple[tuple[scheduler_pb2.RequestSpec, str] | None, bool]:
+        """A failed build (reschedule or ERROR) or a finished delete."""
+        inst = s.get(m.Instance, iid)
         if inst is None or inst.deleted:
             return None, False
-        if u.host and u.host != inst.host:
+        if host and host != inst.host:
             return None, False  # late news from an earlier build attempt (or a replay of one)
         deleting = inst.task_state == states.DELETING
-        self._record_events(self._conn(s), u.instance_id, [u])
+        self._record_events(self._conn(s), iid, [u])
         if u.terminated:
             self._finish_deleted(s, inst, None)
             return None, True

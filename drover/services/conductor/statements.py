@@ -48,8 +48,8 @@ def instance_update(fields: tuple[str, ...], match_host: bool) -> Update:
     ``match_host``: only while the instance is still on ``b_host`` (else it is late news
     from an earlier build attempt and must not apply).
     """
-    # b_steps: how many compute updates this statement applies (a lane writes several at once),
-    # so the revision still advances once per update.
+    # b_steps: how many steps of a compute report this statement applies (a run of several),
+    # so the revision still advances once per step.
     values: dict[str, object] = {"revision": INSTANCES.c.revision + bindparam("b_steps", type_=Integer),
                                  "updated_at": bindparam("b_now")}
     for name in fields:

@@ -1,4 +1,4 @@
-"""Update lanes: who may ride along, and the intermediate states a merged write publishes."""
+"""Progress reports: steps taken together leave together; the states a run of steps publishes."""
 
 from __future__ import annotations
 
@@ -7,33 +7,46 @@ import datetime as dt
 from types import SimpleNamespace
 
 from drover.services.common import states
-from drover.services.conductor.update_lanes import Lane, fields_of, intermediate_states, rides_in_lane
+from drover.services.compute.progress import ProgressReporter
+from drover.services.conductor.steps import fields_of, intermediate_states, is_plain
 from drover.v1 import conductor_pb2, types_pb2
 
 NOW = dt.datetime(2026, 12, 1, 7, 0, 0)
 
 
-def _u(**kw: object) -> conductor_pb2.InstanceUpdateCast:
-    return conductor_pb2.InstanceUpdateCast(instance_id="i-1", host="h1", **kw)  # type: ignore[arg-type]
+def _u(**kw: object) -> conductor_pb2.InstanceStep:
+    return conductor_pb2.InstanceStep(**kw)  # type: ignore[arg-type]
 
 
-async def test_riders_join_until_the_write_takes_the_lane() -> None:
-    done = asyncio.get_running_loop().create_future()
-    lane = Lane("i-1", [_u(task_state=types_pb2.TASK_STATE_NETWORKING)], done=done)
-    assert lane.join(_u(task_state=types_pb2.TASK_STATE_SPAWNING))
-    taken = lane.take()
-    assert [u.task_state for u in taken] == [types_pb2.TASK_STATE_NETWORKING, types_pb2.TASK_STATE_SPAWNING]
-    assert not lane.join(_u(vm_state=types_pb2.VM_STATE_ACTIVE))  # too late: it needs a lane of its own
-    assert len(lane.updates) == 2
+def test_failed_builds_and_finished_deletes_are_not_plain() -> None:
+    assert is_plain(_u(task_state=types_pb2.TASK_STATE_SPAWNING))
+    assert not is_plain(_u(build_failed=True))
+    assert not is_plain(_u(terminated=True))
 
 
-def test_failed_builds_and_finished_deletes_do_not_ride() -> None:
-    assert rides_in_lane(_u(task_state=types_pb2.TASK_STATE_SPAWNING))
-    assert not rides_in_lane(_u(build_failed=True))
-    assert not rides_in_lane(_u(terminated=True))
+async def test_steps_taken_together_leave_in_one_report_in_order() -> None:
+    sent: list[conductor_pb2.InstanceUpdateCast] = []
+
+    class Conductor:
+        def cast(self, **payload: object) -> int:
+            sent.append(payload["instance_update"])  # type: ignore[arg-type]
+            return len(sent)
+
+    progress = ProgressReporter(Conductor())
+    progress.step("i-1", "h1", task_state=types_pb2.TASK_STATE_NETWORKING)
+    progress.step("i-2", "h1", task_state=types_pb2.TASK_STATE_NETWORKING)
+    progress.step("i-1", "h1", task_state=types_pb2.TASK_STATE_SPAWNING)
+    assert sent == []  # nothing leaves before the agent waits on something
+    await asyncio.sleep(0)
+    assert [(r.instance_id, [st.task_state for st in r.steps]) for r in sent] == [
+        ("i-1", [types_pb2.TASK_STATE_NETWORKING, types_pb2.TASK_STATE_SPAWNING]),
+        ("i-2", [types_pb2.TASK_STATE_NETWORKING])]
+    progress.step("i-1", "h1", vm_state=types_pb2.VM_STATE_ACTIVE)
+    await asyncio.sleep(0)
+    assert len(sent) == 3 and [st.vm_state for st in sent[2].steps] == [types_pb2.VM_STATE_ACTIVE]
 
 
-def test_fields_of_an_update() -> None:
+def test_fields_of_a_step() -> None:
     u = _u(vm_state=types_pb2.VM_STATE_ACTIVE, task_state=types_pb2.TASK_STATE_UNSPECIFIED, power_state=1,
            fault=types_pb2.Fault(message="slow disk"))
     u.launched_at.FromDatetime(NOW)
@@ -42,7 +55,7 @@ def test_fields_of_an_update() -> None:
     assert got["launched_at"] == NOW and got["fault_code"] == 500 and got["fault_message"] == "slow disk"
 
 
-def test_each_step_of_a_merged_write_is_its_own_revision() -> None:
+def test_each_step_of_a_run_is_its_own_revision() -> None:
     final = SimpleNamespace(id="i-1", revision=7, vm_state=states.ACTIVE, task_state=None, power_state=1,
                             launched_at=NOW, name="web")
     steps = [{"task_state": states.NETWORKING}, {"task_state": states.BLOCK_DEVICE_MAPPING},

@@ -1,56 +1,28 @@
-"""Compute updates of one instance that arrive together are written together.
+"""The steps of a compute's progress report, as columns and as the states in between.
 
-A compute reports every step of a build (NETWORKING, BLOCK_DEVICE_MAPPING,
-SPAWNING, ACTIVE) as its own cast, and under load they reach the conductor in
-one stream message. Written one by one, each costs an UPDATE … RETURNING and a
-group-commit turn. A *lane* collects the updates of one instance that arrive
-before its write starts; the write applies them in order as one UPDATE that
-advances the revision once per update, records every event, and publishes
-every intermediate state, so watchers still see each step with its own
-revision. Only plain state updates ride in lanes; a failed build or a finished
-delete closes the instance's lane so nothing overtakes it.
+A report (``InstanceUpdateCast``) carries the steps a compute took on one
+instance since its last report, in order (a whole fake build is one report:
+NETWORKING, BLOCK_DEVICE_MAPPING, SPAWNING, ACTIVE). The conductor writes a run
+of plain steps as one UPDATE that advances the revision once per step, and
+publishes the state after each step with its own revision, so watchers still
+see every step.
 """
 
 from __future__ import annotations
 
-import asyncio
-import threading
-from dataclasses import dataclass, field
 from typing import Any
 
 from drover.services.common import states
 from drover.v1 import conductor_pb2
 
 
-@dataclass
-class Lane:
-    instance_id: str
-    updates: list[conductor_pb2.InstanceUpdateCast]
-    done: asyncio.Future[None]  # resolved when the write committed: the riders may ack then
-    started: bool = False
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def join(self, u: conductor_pb2.InstanceUpdateCast) -> bool:
-        """Ride along unless the write has begun (it runs in the group-commit thread)."""
-        with self.lock:
-            if self.started:
-                return False
-            self.updates.append(u)
-            return True
-
-    def take(self) -> list[conductor_pb2.InstanceUpdateCast]:
-        """What the write applies: everything joined so far; later updates need a new lane."""
-        with self.lock:
-            self.started = True
-            return list(self.updates)
+def is_plain(step: conductor_pb2.InstanceStep) -> bool:
+    """A state change that needs no decision (not a failed build, not a finished delete)."""
+    return not (step.terminated or step.build_failed)
 
 
-def rides_in_lane(u: conductor_pb2.InstanceUpdateCast) -> bool:
-    return not (u.terminated or u.build_failed)
-
-
-def fields_of(u: conductor_pb2.InstanceUpdateCast, now: Any) -> dict[str, Any]:
-    """Column -> value that one update sets (the UPDATABLE columns only)."""
+def fields_of(u: conductor_pb2.InstanceStep, now: Any) -> dict[str, Any]:
+    """Column -> value that one step sets (the UPDATABLE columns only)."""
     out: dict[str, Any] = {}
     if u.HasField("vm_state"):
         out["vm_state"] = states.VM_STATE_FROM_PB[u.vm_state]
