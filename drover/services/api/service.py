@@ -23,10 +23,11 @@ from sqlalchemy import Connection, Engine, and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from drover.auth.tokens import verifier_for
 from drover.config import DroverConfig
 from drover.services.api import lookups, validation
 from drover.services.api.fanout import Fanout
-from drover.services.api.identity import Identity, identity
+from drover.services.api.identity import AuthInterceptor, Identity, identity
 from drover.services.api.server_groups import ServerGroupRpcs, visible_group
 from drover.services.common import convert, metrics, request_spec, runtime, states
 from drover.services.common.casts import CastSender
@@ -670,8 +671,9 @@ async def serve(cfg: DroverConfig, *, ready: Any = None) -> None:
     engine = db.make_engine(cfg.db_url)
     write_engine = db.make_engine(cfg.db_url, for_writes=True)
     servicer = ApiServicer(cfg, db.session_factory(engine), db.session_factory(write_engine))
+    auth = AuthInterceptor(verifier_for(cfg.auth, cfg.data_path))
     host = runtime.ServiceHost(cfg.api.listen, [api_pb2.DESCRIPTOR.services_by_name["ApiService"].full_name],
-                               metrics_port=cfg.api.metrics_port)
+                               metrics_port=cfg.api.metrics_port, interceptors=[auth])
     host.add(api_pb2_grpc.add_ApiServiceServicer_to_server, servicer)
     try:
         await runtime.serve_until_signal(host, "api", started=servicer.start, stopping=servicer.stop, ready=ready)
