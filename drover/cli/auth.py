@@ -7,10 +7,12 @@ from typing import Annotated
 
 import typer
 
-from drover.cli.output import Format, FormatOpt, fail, print_json
+from drover.cli.output import Format, FormatOpt, fail, print_json, show_list
 
 token_app = typer.Typer(help="Bearer tokens of drover's built-in issuer (needs the data dir's signing key).",
                         no_args_is_help=True)
+
+policy_app = typer.Typer(help="The API's authorization policy.", no_args_is_help=True)
 
 ConfigOpt = Annotated[str | None, typer.Option("--config", help="TOML configuration file (env DROVER_CONFIG).")]
 DataOpt = Annotated[str | None, typer.Option("--data-dir", help="Where the signing key lives.")]
@@ -47,3 +49,20 @@ def token_create(
         print_json({"token": token, "project": project, "user": user, "roles": names, "ttl": ttl})
     else:
         typer.echo(token)
+
+
+@policy_app.command("list")
+def policy_list(fmt: Format = FormatOpt, config: ConfigOpt = None) -> None:
+    """The effective rule of every API action: the defaults, overridden by auth.policy_file."""
+    from drover.auth import policy
+    from drover.config import load_config
+
+    cfg = load_config(config)
+    try:
+        effective = policy.load(cfg.auth.policy_file)
+    except (OSError, ValueError) as exc:
+        fail(f"cannot load the policy file: {exc}")
+    rows = effective.table()
+    show_list(["Action", "Rule", "Default", "Description"],
+              ([r["action"], r["rule"] + (" (overridden)" if r["overridden"] else ""), r["default"],
+                r["description"]] for r in rows), fmt, rows)

@@ -37,9 +37,14 @@ def group_create(
 
 
 @app.command("list")
-def group_list(fmt: Format = FormatOpt, url: UrlOpt = None) -> None:
+def group_list(
+    all_projects: Annotated[bool, typer.Option("--all-projects", help="Every project's groups (admin)")] = False,
+    fmt: Format = FormatOpt,
+    url: UrlOpt = None,
+) -> None:
     with client.api(url) as stub:
-        groups = stub.ListServerGroups(api_pb2.ListServerGroupsRequest(), timeout=10).server_groups
+        groups = stub.ListServerGroups(api_pb2.ListServerGroupsRequest(all_projects=all_projects),
+                                       timeout=10).server_groups
     show_list(["ID", "Name", "Policy", "Members"], ([g.id, g.name, g.policy, len(g.members)] for g in groups),
               fmt, [to_dict(g) for g in groups])
 

@@ -21,6 +21,7 @@ app.add_typer(catalog.image_app, name="image")
 app.add_typer(catalog.network_app, name="network")
 app.add_typer(catalog.host_app, name="host")
 app.add_typer(auth.token_app, name="token")
+app.add_typer(auth.policy_app, name="policy")
 db_app = typer.Typer(help="The store.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 

@@ -164,6 +164,7 @@ def list_(
     limit: Annotated[int, typer.Option("--limit", help="Page size")] = 0,
     marker: Annotated[str, typer.Option("--marker", help="Page token from a previous list")] = "",
     all_pages: Annotated[bool, typer.Option("--all", help="Follow every page")] = False,
+    all_projects: Annotated[bool, typer.Option("--all-projects", help="Every project's servers (admin)")] = False,
     fmt: Format = FormatOpt,
     url: UrlOpt = None,
 ) -> None:
@@ -180,7 +181,8 @@ def list_(
     with client.api(url) as stub:
         while True:
             resp = stub.ListServers(api_pb2.ListServersRequest(status=st, name=name, host=host, page_size=limit,
-                                                               page_token=token), timeout=30)
+                                                               page_token=token, all_projects=all_projects),
+                                    timeout=30)
             servers.extend(resp.servers)
             token = resp.next_page_token
             if not all_pages or not token:

@@ -103,8 +103,8 @@ def create(api: api_pb2_grpc.ApiServiceStub, name: str, image_id: str, flavor: s
 def count_servers(api: api_pb2_grpc.ApiServiceStub) -> int:
     n, token = 0, ""
     while True:
-        resp = api.ListServers(api_pb2.ListServersRequest(page_size=1000, page_token=token, include_deleted=True),
-                               timeout=30)
+        resp = api.ListServers(api_pb2.ListServersRequest(page_size=1000, page_token=token, include_deleted=True,
+                                                          all_projects=True), timeout=30)
         n += len(resp.servers)
         token = resp.next_page_token
         if not token:

@@ -2,7 +2,8 @@
 
 ``AuthInterceptor`` verifies the ``authorization: Bearer <JWT>`` metadata before any ApiService
 method runs (health and reflection stay open) and refuses the call with UNAUTHENTICATED when it is
-missing or bad: there is no default identity. The servicer reads the verified caller with
+missing or bad: there is no default identity. It then applies the RPC's policy rule
+(PERMISSION_DENIED). The servicer reads the verified caller with
 ``identity(context)``.
 """
 
@@ -17,6 +18,7 @@ from typing import Any
 
 import grpc
 
+from drover.auth.policy import Policy
 from drover.auth.tokens import Principal, TokenError, Verifier
 from drover.services.common.errors import ApiError, abort
 
@@ -53,9 +55,23 @@ def _request_id(md: dict[str, str]) -> str:
     return rid if 0 < len(rid) <= MAX_REQUEST_ID and rid.isprintable() else f"req-{uuid.uuid4()}"
 
 
+def denied(action: str, policy: Policy) -> ApiError:
+    return ApiError(grpc.StatusCode.PERMISSION_DENIED,
+                    f"policy does not allow {action} to this caller (rule: {policy.rules[action]})")
+
+
+def enforce(policy: Policy, who: Identity, action: str) -> None:
+    """PERMISSION_DENIED unless the policy lets ``who`` do ``action`` (a finer action than the RPC)."""
+    if not policy.allows(action, who.roles):
+        raise denied(action, policy)
+
+
 class AuthInterceptor(grpc.aio.ServerInterceptor):
-    def __init__(self, verifier: Verifier) -> None:
+    """Authenticates every ApiService call, then applies the policy rule of its RPC."""
+
+    def __init__(self, verifier: Verifier, policy: Policy) -> None:
         self.verifier = verifier
+        self.policy = policy
 
     async def principal(self, details: Any) -> Principal:
         headers = [v for k, v in (details.invocation_metadata or ()) if k == "authorization"]
@@ -80,6 +96,11 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             p = await self.principal(details)
         except TokenError as exc:
             return _refusing(handler, ApiError(grpc.StatusCode.UNAUTHENTICATED, str(exc)))
+        action = details.method[len(API_METHOD_PREFIX):]
+        if action not in self.policy.rules:  # an RPC the policy table forgot: closed, not open
+            return _refusing(handler, ApiError(grpc.StatusCode.PERMISSION_DENIED, f"no policy for {action}"))
+        if not self.policy.allows(action, p.roles):
+            return _refusing(handler, denied(action, self.policy))
         who = Identity(project_id=p.project_id, user_id=p.user_id, roles=p.roles, request_id=_request_id(md))
         return _as(handler, who)
 
