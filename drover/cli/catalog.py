@@ -53,7 +53,7 @@ def flavor_create(
     with client.api(url) as stub:
         f = stub.CreateFlavor(api_pb2.CreateFlavorRequest(flavor=types_pb2.Flavor(
             id=flavor_id, name=name, vcpus=vcpus, memory_mb=ram, root_gb=disk, extra_specs=specs)),
-            timeout=10, metadata=client.metadata()).flavor
+            timeout=10).flavor
     d = to_dict(f)
     show_record(list(d.items()), fmt, d)
 
@@ -118,7 +118,7 @@ def network_list(fmt: Format = FormatOpt, url: UrlOpt = None) -> None:
 @host_app.command("list")
 def host_list(fmt: Format = FormatOpt, url: UrlOpt = None) -> None:
     with client.api(url) as stub:
-        resp = stub.ListHosts(api_pb2.ListHostsRequest(), timeout=10, metadata=client.metadata())
+        resp = stub.ListHosts(api_pb2.ListHostsRequest(), timeout=10)
     show_list(
         ["Host", "Zone", "State", "Status", "vCPUs (used/total)", "RAM MB (used/total)", "Disk GB (used/total)",
          "Instances"],

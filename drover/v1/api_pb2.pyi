@@ -233,6 +233,7 @@ class ListServersRequest(_message.Message):
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     HOST_FIELD_NUMBER: _builtins.int
     INCLUDE_DELETED_FIELD_NUMBER: _builtins.int
+    ALL_PROJECTS_FIELD_NUMBER: _builtins.int
     status: _types_pb2.ServerStatus.ValueType
     """Filter by status (BUILD, ACTIVE, ERROR, SHUTOFF, DELETED)."""
     name: _builtins.str
@@ -244,6 +245,8 @@ class ListServersRequest(_message.Message):
     host: _builtins.str
     include_deleted: _builtins.bool
     """Include deleted servers (admin)."""
+    all_projects: _builtins.bool
+    """Every project's servers, not only the caller's (policy ListServers:all_projects, admin by default)."""
     def __init__(
         self,
         *,
@@ -253,10 +256,11 @@ class ListServersRequest(_message.Message):
         page_token: _builtins.str = ...,
         host: _builtins.str = ...,
         include_deleted: _builtins.bool = ...,
+        all_projects: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["host", b"host", "include_deleted", b"include_deleted", "name", b"name", "page_size", b"page_size", "page_token", b"page_token", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["all_projects", b"all_projects", "host", b"host", "include_deleted", b"include_deleted", "name", b"name", "page_size", b"page_size", "page_token", b"page_token", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -924,12 +928,17 @@ Global___GetServerGroupResponse: _TypeAlias = GetServerGroupResponse  # noqa: Y0
 class ListServerGroupsRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
+    ALL_PROJECTS_FIELD_NUMBER: _builtins.int
+    all_projects: _builtins.bool
+    """Every project's groups, not only the caller's (policy ListServerGroups:all_projects, admin by default)."""
     def __init__(
         self,
+        *,
+        all_projects: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["all_projects", b"all_projects"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -6,7 +6,6 @@ Skips without it, unless DROVER_REQUIRE_POSTGRES=1 (CI), where that is a failure
 
 from __future__ import annotations
 
-import grpc
 import pytest
 import sqlalchemy as sa
 
@@ -28,14 +27,14 @@ def pg_mesh(pg_url, tmp_path_factory):
                                 COMPUTE__FAKE_MEMORY_MB="8192", COMPUTE__FAKE_VCPUS="4",
                                 COMPUTE__FAKE_DISK_GB="100", COMPUTE__REPORT_INTERVAL="1")
     m.start()
-    _wait_hosts(m.addresses["api"], 4)
+    _wait_hosts(m, 4)
     yield m
     m.stop()
 
 
 @pytest.fixture(scope="module")
 def api(pg_mesh):
-    with grpc.insecure_channel(pg_mesh.addresses["api"]) as chan:
+    with pg_mesh.api_channel() as chan:
         yield api_pb2_grpc.ApiServiceStub(chan)
 
 

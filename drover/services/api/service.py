@@ -19,14 +19,17 @@ from types import SimpleNamespace
 from typing import Any
 
 import grpc
-from sqlalchemy import Connection, Engine, and_, func, or_, select
+from sqlalchemy import Connection, Engine, and_, func, or_, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from drover.auth import policy
+from drover.auth.policy import Policy
+from drover.auth.tokens import verifier_for
 from drover.config import DroverConfig
 from drover.services.api import lookups, validation
 from drover.services.api.fanout import Fanout
-from drover.services.api.identity import Identity, identity
+from drover.services.api.identity import AuthInterceptor, Identity, enforce, identity
 from drover.services.api.server_groups import ServerGroupRpcs, visible_group
 from drover.services.common import convert, metrics, request_spec, runtime, states
 from drover.services.common.casts import CastSender
@@ -90,9 +93,10 @@ def _sha256(path: Path) -> str:
 
 
 class ApiServicer(ServerGroupRpcs, api_pb2_grpc.ApiServiceServicer):
-    def __init__(self, cfg: DroverConfig, sessions: sessionmaker[Session],
+    def __init__(self, cfg: DroverConfig, policy: Policy, sessions: sessionmaker[Session],
                  write_sessions: sessionmaker[Session] | None = None) -> None:
         self.cfg = cfg
+        self.policy = policy
         self.sessions = sessions
         self.reads: Engine = sessions.kw["bind"]  # for the hot single-row reads
         self.writes = write_sessions or sessions
@@ -186,6 +190,11 @@ class ApiServicer(ServerGroupRpcs, api_pb2_grpc.ApiServiceServicer):
         if q.instances < 0 and q.cores < 0 and q.ram_mb < 0:
             return
         self.db.flush_inserts(s)  # the usage must count the creates earlier in this transaction
+        # Count and insert atomically, also across API processes: SQLite's write transactions are
+        # BEGIN IMMEDIATE (one writer); PostgreSQL takes a per-project lock until commit.
+        if s.get_bind().dialect.name == "postgresql":
+            s.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:project, 0))"),
+                      {"project": who.project_id})
         used_n, used_cores, used_ram = s.execute(
             select(func.count(), func.coalesce(func.sum(m.Instance.vcpus), 0),
                    func.coalesce(func.sum(m.Instance.memory_mb), 0))
@@ -204,11 +213,12 @@ class ApiServicer(ServerGroupRpcs, api_pb2_grpc.ApiServiceServicer):
                 "Quota exceeded for " + ", ".join(r for r, _ in over) + f" in project {who.project_id}", over
             )
 
-    def _hint_hosts(self, s: Session, field: str, ids: Any) -> list[str]:
+    def _hint_hosts(self, s: Session, who: Identity, field: str, ids: Any) -> list[str]:
         hosts, bad = [], []
         for i, iid in enumerate(ids):
             inst = s.get(m.Instance, iid)
-            if inst is None or inst.deleted:
+            # Another project's server is as absent as a missing one (no existence oracle).
+            if inst is None or inst.deleted or (not who.is_admin and inst.project_id != who.project_id):
                 bad.append((f"scheduler_hints.{field}[{i}]", f"server {iid!r} does not exist"))
             elif inst.host:
                 hosts.append(inst.host)
@@ -246,8 +256,8 @@ class ApiServicer(ServerGroupRpcs, api_pb2_grpc.ApiServiceServicer):
             if bad:
                 raise invalid_argument(bad)
             networks = self._networks(s, request)
-            same = self._hint_hosts(s, "same_host", request.scheduler_hints.same_host)
-            different = self._hint_hosts(s, "different_host", request.scheduler_hints.different_host)
+            same = self._hint_hosts(s, who, "same_host", request.scheduler_hints.same_host)
+            different = self._hint_hosts(s, who, "different_host", request.scheduler_hints.different_host)
             group_id = request.scheduler_hints.group.strip()
             if group_id:
                 group_id = visible_group(s, who, group_id, "scheduler_hints.group").id
@@ -361,8 +371,12 @@ class ApiServicer(ServerGroupRpcs, api_pb2_grpc.ApiServiceServicer):
             bad.append(("status", "unknown status"))
         if bad:
             raise invalid_argument(bad)
+        if request.all_projects:
+            enforce(self.policy, who, "ListServers:all_projects")
+        if request.include_deleted:
+            enforce(self.policy, who, "ListServers:include_deleted")
         q = select(m.Instance)
-        if not who.is_admin:
+        if not request.all_projects:
             q = q.where(m.Instance.project_id == who.project_id)
         if request.status:
             vm_state = states.VM_STATES_OF_STATUS[request.status]
@@ -552,9 +566,6 @@ class ApiServicer(ServerGroupRpcs, api_pb2_grpc.ApiServiceServicer):
     async def CreateFlavor(
         self, request: api_pb2.CreateFlavorRequest, context: grpc.aio.ServicerContext
     ) -> api_pb2.CreateFlavorResponse:
-        who = identity(context)
-        if not who.is_admin:
-            raise ApiError(grpc.StatusCode.PERMISSION_DENIED, "creating flavors is an admin action")
         f = request.flavor
         name, bad = validation.check_name(f.name, "flavor.name")
         if f.vcpus < 1:
@@ -656,8 +667,6 @@ class ApiServicer(ServerGroupRpcs, api_pb2_grpc.ApiServiceServicer):
     async def ListHosts(
         self, request: api_pb2.ListHostsRequest, context: grpc.aio.ServicerContext
     ) -> api_pb2.ListHostsResponse:
-        if not identity(context).is_admin:
-            raise ApiError(grpc.StatusCode.PERMISSION_DENIED, "listing hosts is an admin action")
         try:
             resp = await self.scheduler.ListHosts(scheduler_pb2.SchedulerServiceListHostsRequest(limit=1000),
                                                   timeout=10)
@@ -669,9 +678,11 @@ class ApiServicer(ServerGroupRpcs, api_pb2_grpc.ApiServiceServicer):
 async def serve(cfg: DroverConfig, *, ready: Any = None) -> None:
     engine = db.make_engine(cfg.db_url)
     write_engine = db.make_engine(cfg.db_url, for_writes=True)
-    servicer = ApiServicer(cfg, db.session_factory(engine), db.session_factory(write_engine))
+    rules = policy.load(cfg.auth.policy_file)
+    servicer = ApiServicer(cfg, rules, db.session_factory(engine), db.session_factory(write_engine))
+    auth = AuthInterceptor(verifier_for(cfg.auth, cfg.data_path), rules)
     host = runtime.ServiceHost(cfg.api.listen, [api_pb2.DESCRIPTOR.services_by_name["ApiService"].full_name],
-                               metrics_port=cfg.api.metrics_port)
+                               metrics_port=cfg.api.metrics_port, interceptors=[auth])
     host.add(api_pb2_grpc.add_ApiServiceServicer_to_server, servicer)
     try:
         await runtime.serve_until_signal(host, "api", started=servicer.start, stopping=servicer.stop, ready=ready)

@@ -69,7 +69,7 @@ def quota_exceeded(message: str, violations: list[tuple[str, str]]) -> ApiError:
     return ApiError(grpc.StatusCode.RESOURCE_EXHAUSTED, message, [qf])
 
 
-async def _abort(context: grpc.aio.ServicerContext, err: ApiError) -> None:
+async def abort(context: grpc.aio.ServicerContext, err: ApiError) -> None:
     await context.abort(
         err.code, err.message, trailing_metadata=(("grpc-status-details-bin", err.status_details()),)
     )
@@ -83,11 +83,11 @@ def _is_abort(exc: BaseException) -> bool:
 async def _fail(context: grpc.aio.ServicerContext, exc: Exception, fn: Callable[..., Any]) -> None:
     """Turn an exception escaping a servicer method into a status; re-raise aborts."""
     if isinstance(exc, ApiError):
-        await _abort(context, exc)
+        await abort(context, exc)
     if _is_abort(exc):
         raise exc
     log.exception("%s failed", fn.__qualname__, exc_info=exc)
-    await _abort(context, ApiError(grpc.StatusCode.INTERNAL, f"internal error in {fn.__name__}"))
+    await abort(context, ApiError(grpc.StatusCode.INTERNAL, f"internal error in {fn.__name__}"))
 
 
 def guarded(fn: F) -> F:

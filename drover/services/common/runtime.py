@@ -53,10 +53,11 @@ def channel(target: str) -> grpc.aio.Channel:
 class ServiceHost:
     """A gRPC server with the standard health and reflection services mounted."""
 
-    def __init__(self, listen: str, service_names: Iterable[str], metrics_port: int = 0) -> None:
+    def __init__(self, listen: str, service_names: Iterable[str], metrics_port: int = 0,
+                 interceptors: Iterable[grpc.aio.ServerInterceptor] = ()) -> None:
         from drover.services.common.metrics import MetricsInterceptor
 
-        self.server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=[MetricsInterceptor()])
+        self.server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=[MetricsInterceptor(), *interceptors])
         self.metrics_port = metrics_port
         self.listen = listen
         self.service_names = list(service_names)
