@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/usr/local/go/bin:$PATH"
-PROTOC_GEN_GO=v1.36.11
+PROTOC_GEN_GO=v1.36.12
 PROTOC_GEN_GO_GRPC=v1.6.1
 gobin=$(go env GOPATH)/bin
 
