@@ -24,3 +24,5 @@ if [[ "${1:-}" == "--check" ]]; then
   if (( stale )); then echo "run scripts/gen-protos.sh and commit the result" >&2; exit 1; fi
   echo "generated protobuf code is fresh"
 fi
+# The Go and TypeScript clients' code (buf), checked the same way.
+bash scripts/gen-clients.sh "$@"
