@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from drover.cli import catalog, servers
+from drover.cli import catalog, pki, servers
 from drover.config import DroverConfig, load_config
 
 app = typer.Typer(
@@ -20,6 +20,7 @@ app.add_typer(catalog.flavor_app, name="flavor")
 app.add_typer(catalog.image_app, name="image")
 app.add_typer(catalog.network_app, name="network")
 app.add_typer(catalog.host_app, name="host")
+app.add_typer(pki.app, name="pki")
 db_app = typer.Typer(help="The store.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 
