@@ -570,7 +570,7 @@ def run_mesh(args: argparse.Namespace) -> dict:
         t = time.monotonic()
         mesh.start(timeout=120)
         setup["mesh_start_s"] = round(time.monotonic() - t, 2)
-        setup["hosts_wait_s"] = round(wait_hosts(mesh.addresses["scheduler"], 1, time.monotonic() + 60, mesh), 2)
+        setup["hosts_wait_s"] = round(wait_hosts(1, time.monotonic() + 60, mesh), 2)
         with mesh.api_channel() as chan:
             api = api_pb2_grpc.ApiServiceStub(chan)
             image = api.CreateImage(api_pb2.CreateImageRequest(

@@ -251,19 +251,20 @@ def client_token(flag: str | None, target: str) -> str | None:
     return resolve_token(flag, target, load_config().data_path)
 
 
-def wait_hosts(scheduler: str, want: int, deadline: float, mesh: Any) -> float:
-    """Poll SchedulerService.ListHosts(limit=1).total until the scheduler knows ``want`` hosts."""
+def wait_hosts(want: int, deadline: float, mesh: Any) -> float:
+    """Poll SchedulerService.ListHosts(limit=1).total until the scheduler knows ``want`` hosts
+    (over mTLS, as an operator)."""
     t0 = time.monotonic()
     last_log = 0.0
     total = 0
-    with grpc.insecure_channel(scheduler) as chan:
+    with mesh.internal_channel("scheduler") as chan:
         stub = scheduler_pb2_grpc.SchedulerServiceStub(chan)
         while True:
             with contextlib.suppress(grpc.RpcError):
                 total = stub.ListHosts(scheduler_pb2.SchedulerServiceListHostsRequest(limit=1), timeout=10).total
             if total >= want:
                 return time.monotonic() - t0
-            if mesh is not None and mesh.exited():
+            if mesh.exited():
                 raise Abort(f"mesh service exited while waiting for hosts: {mesh.exited()}")
             now = time.monotonic()
             if now > deadline:
@@ -752,7 +753,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 metrics_urls = {svc: f"http://127.0.0.1:{p}/metrics" for svc, p in ports.items()}
             log(f"mesh up in {setup['mesh_start_s']} s: {mesh.addresses} (data {workdir / 'data'})")
-            setup["hosts_wait_s"] = round(wait_hosts(mesh.addresses["scheduler"], args.hosts, deadline, mesh), 2)
+            setup["hosts_wait_s"] = round(wait_hosts(args.hosts, deadline, mesh), 2)
             log(f"scheduler knows {args.hosts} hosts after {setup['hosts_wait_s']} s")
         image = ensure_image(target, args.image, workdir, args.token)
         log(f"image {image}, flavor {args.flavor}; {args.servers} servers, concurrency {args.concurrency}, "

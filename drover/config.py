@@ -22,8 +22,9 @@ from pydantic_settings import (
 
 class ServiceEndpoint(BaseModel):
     listen: str = "127.0.0.1:0"
-    # Prometheus metrics HTTP port (0: disabled).
+    # Prometheus metrics HTTP port (0: disabled), and the address it binds (loopback unless opened up).
     metrics_port: int = 0
+    metrics_listen: str = "127.0.0.1"
 
 
 class ApiConfig(ServiceEndpoint):
@@ -34,6 +35,10 @@ class ApiConfig(ServiceEndpoint):
     scheduler: str = "127.0.0.1:8782"
     default_page_size: int = 100
     max_page_size: int = 1000
+    # Serve the public API over TLS with this certificate and key (PEM files); both empty: plaintext
+    # (fine on loopback, warned about beyond it).
+    tls_cert: str = ""
+    tls_key: str = ""
 
 
 class ConductorConfig(ServiceEndpoint):
@@ -103,6 +108,22 @@ class ComputeConfig(ServiceEndpoint):
     boot_timeout: float = 120.0
 
 
+class TlsConfig(BaseModel):
+    """mTLS between the internal services (conductor, scheduler, compute and the API as their client).
+
+    Every internal port requires a client certificate signed by ``ca``; each service presents its
+    own. Empty paths mean ``<data_dir>/pki/ca.crt`` and ``<data_dir>/pki/<role>.crt|.key``, which
+    ``drover pki init`` (and ``drover up`` on first start) creates.
+    """
+
+    ca: str = ""
+    cert: str = ""
+    key: str = ""
+    # Plaintext internal ports with no peer checks: anyone who reaches a port can forge anything.
+    # Only for explicit development use.
+    insecure: bool = False
+
+
 class QuotaConfig(BaseModel):
     """Per-project limits (-1: unlimited), as Nova's quota defaults."""
 
@@ -152,6 +173,7 @@ class DroverConfig(BaseSettings):
     compute: ComputeConfig = Field(default_factory=ComputeConfig)
     quota: QuotaConfig = Field(default_factory=QuotaConfig)
     auth: AuthConfig = Field(default_factory=AuthConfig)
+    tls: TlsConfig = Field(default_factory=TlsConfig)
 
     @classmethod
     def settings_customise_sources(
@@ -171,6 +193,10 @@ class DroverConfig(BaseSettings):
     @property
     def data_path(self) -> Path:
         return Path(self.data_dir).expanduser().resolve()
+
+    @property
+    def pki_path(self) -> Path:
+        return self.data_path / "pki"
 
     @property
     def db_url(self) -> str:

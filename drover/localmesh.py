@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from drover import parent_watch
+from drover import parent_watch, pki
 from drover.auth import keys, tokens
 from drover.auth.client import admin_token_path, authorized_channel
-from drover.config import DroverConfig
+from drover.config import DroverConfig, load_config
 
 SERVICES = ("scheduler", "conductor", "compute", "api")
 
@@ -28,10 +30,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_serving(address: str, proc: subprocess.Popen[bytes] | None = None, timeout: float = 60.0) -> bool:
-    """Poll grpc.health.v1 until the server says SERVING."""
+def wait_serving(address: str, proc: subprocess.Popen[bytes] | None = None, timeout: float = 60.0,
+                 chan: grpc.Channel | None = None) -> bool:
+    """Poll grpc.health.v1 until the server says SERVING (over ``chan`` when given, else plaintext)."""
     deadline = time.monotonic() + timeout
-    with grpc.insecure_channel(address) as chan:
+    with chan or grpc.insecure_channel(address) as chan:
         stub = health_pb2_grpc.HealthStub(chan)
         while time.monotonic() < deadline:
             if proc is not None and proc.poll() is not None:
@@ -85,20 +88,27 @@ class LocalMesh:
     def log_dir(self) -> Path:
         return self.data_dir / "logs"
 
-    def config(self) -> DroverConfig:
-        """The configuration the services see (this mesh's DROVER_* variables applied)."""
-        from drover.config import load_config
-
+    @contextlib.contextmanager
+    def _environment(self) -> Iterator[None]:
         saved = {k: os.environ.get(k) for k in self.env}
         os.environ.update(self.env)
         try:
-            return load_config()
+            yield
         finally:
             for k, v in saved.items():
                 if v is None:
                     os.environ.pop(k, None)
                 else:
                     os.environ[k] = v
+
+    def config(self) -> DroverConfig:
+        """The configuration the services see (this mesh's DROVER_* settings over the environment)."""
+        with self._environment():
+            return load_config()
+
+    @property
+    def pki_dir(self) -> Path:
+        return self.config().pki_path
 
     def prepare_store(self) -> None:
         from drover.store.seed import prepare
@@ -128,8 +138,21 @@ class LocalMesh:
         """A synchronous channel to the API that sends ``token`` (default: the admin token)."""
         return authorized_channel(self.addresses["api"], token if token is not None else self.token)
 
+    def prepare_pki(self) -> list[pki.Issued]:
+        """The CA and certificates on first start (kept afterwards); nothing with tls.insecure."""
+        cfg = self.config()
+        return [] if cfg.tls.insecure else pki.init_for(cfg)
+
+    def internal_channel(self, name: str, role: str = "operator") -> grpc.Channel:
+        """A blocking channel to internal service ``name`` presenting ``role``'s certificate
+        (tools and tests; the operator role may probe health and read hosts)."""
+        from drover.services.common import tls
+
+        return tls.transport(self.config(), role).sync_channel(self.addresses[name], name)
+
     def start_service(self, name: str, timeout: float = 60.0) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.prepare_pki()
         log_file = (self.log_dir / f"{name}.log").open("ab")
         proc = subprocess.Popen(
             [sys.executable, "-m", "drover", name],
@@ -139,7 +162,8 @@ class LocalMesh:
             stderr=subprocess.STDOUT,
         )
         self.procs[name] = proc
-        if not wait_serving(self.addresses[name], proc, timeout):
+        probe = None if name == "api" else self.internal_channel(name)
+        if not wait_serving(self.addresses[name], proc, timeout, probe):
             tail = self.log_tail(name)
             self.stop()
             raise RuntimeError(f"{name} did not become SERVING on {self.addresses[name]}:\n{tail}")

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from drover.cli import auth, catalog, client, servers
+from drover.cli import auth, catalog, client, pki, servers
 from drover.config import DroverConfig, load_config
 
 app = typer.Typer(
@@ -22,6 +22,7 @@ app.add_typer(catalog.network_app, name="network")
 app.add_typer(catalog.host_app, name="host")
 app.add_typer(auth.token_app, name="token")
 app.add_typer(auth.policy_app, name="policy")
+app.add_typer(pki.app, name="pki")
 db_app = typer.Typer(help="The store.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 

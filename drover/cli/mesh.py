@@ -89,6 +89,8 @@ def run_mesh(cfg: DroverConfig, env_overrides: dict[str, str]) -> int:
             print(f"  {name:<10} grpc {address}   metrics {mesh.metrics.get(name, '-')}")
         print(f"  logs       {mesh.log_dir}")
         print(f"  admin token {admin_token_path(data)} (the CLI on this machine uses it)")
+        if not cfg.tls.insecure:
+            print(f"  pki        {cfg.pki_path}   (internal ports require these client certificates)")
         if image:
             print(f"try: drover server create demo --flavor m1.tiny --image {image} --wait")
         else:

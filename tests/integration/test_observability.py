@@ -50,7 +50,8 @@ def metric(samples: dict[str, float], name: str, **labels: str) -> float:
 
 @pytest.mark.parametrize("service", list(SERVICE_NAMES))
 def test_health_serving(mesh, service) -> None:
-    with grpc.insecure_channel(mesh.addresses[service]) as chan:
+    internal = service != "api"
+    with mesh.internal_channel(service) if internal else grpc.insecure_channel(mesh.addresses[service]) as chan:
         stub = health_pb2_grpc.HealthStub(chan)
         for name in ("", SERVICE_NAMES[service]):
             resp = stub.Check(health_pb2.HealthCheckRequest(service=name), timeout=5)
@@ -119,7 +120,13 @@ def test_grpcurl_drives_the_api_through_reflection_alone(mesh, image) -> None:
     bad = subprocess.run([tool, "-plaintext", *auth, "-d", json.dumps({"name": ""}), addr,
                           "drover.v1.ApiService/CreateServer"], capture_output=True, text=True, timeout=30)
     assert bad.returncode != 0 and "InvalidArgument" in bad.stdout + bad.stderr
+    pki_dir = mesh.pki_dir
     for service in ("conductor", "scheduler", "compute"):
-        out = subprocess.run([tool, "-plaintext", mesh.addresses[service], "list"], capture_output=True, text=True,
-                             timeout=30)
+        # Internal ports speak mTLS only: an operator's certificate lists them.
+        plain = subprocess.run([tool, "-plaintext", mesh.addresses[service], "list"], capture_output=True,
+                               text=True, timeout=30)
+        assert plain.returncode != 0
+        out = subprocess.run([tool, "-cacert", str(pki_dir / "ca.crt"), "-cert", str(pki_dir / "operator.crt"),
+                              "-key", str(pki_dir / "operator.key"), "-servername", f"{service}.drover",
+                              mesh.addresses[service], "list"], capture_output=True, text=True, timeout=30)
         assert SERVICE_NAMES[service] in out.stdout

@@ -10,7 +10,8 @@ from drover.v1 import scheduler_pb2, scheduler_pb2_grpc
 
 @pytest.fixture(scope="module")
 def scheduler(mesh):
-    with grpc.insecure_channel(mesh.addresses["scheduler"]) as chan:
+    # Selecting and releasing claims is the conductor's business: the test presents its certificate.
+    with mesh.internal_channel("scheduler", "conductor") as chan:
         yield scheduler_pb2_grpc.SchedulerServiceStub(chan)
 
 

@@ -31,7 +31,7 @@ from drover.services.api import lookups, validation
 from drover.services.api.fanout import Fanout
 from drover.services.api.identity import AuthInterceptor, Identity, enforce, identity
 from drover.services.api.server_groups import ServerGroupRpcs, visible_group
-from drover.services.common import convert, metrics, request_spec, runtime, states
+from drover.services.common import convert, metrics, peer_auth, request_spec, runtime, states, tls
 from drover.services.common.casts import CastSender
 from drover.services.common.errors import (
     ApiError,
@@ -100,8 +100,9 @@ class ApiServicer(ServerGroupRpcs, api_pb2_grpc.ApiServiceServicer):
         self.sessions = sessions
         self.reads: Engine = sessions.kw["bind"]  # for the hot single-row reads
         self.writes = write_sessions or sessions
-        self.conductor_channel = runtime.channel(cfg.api.conductor)
-        self.scheduler_channel = runtime.channel(cfg.api.scheduler)
+        self.transport = tls.transport(cfg, peer_auth.API)
+        self.conductor_channel = runtime.channel(cfg.api.conductor, peer_auth.CONDUCTOR, self.transport)
+        self.scheduler_channel = runtime.channel(cfg.api.scheduler, peer_auth.SCHEDULER, self.transport)
         conductor = conductor_pb2_grpc.ConductorServiceStub(self.conductor_channel)
         self.scheduler = scheduler_pb2_grpc.SchedulerServiceStub(self.scheduler_channel)
         self.conductor = CastSender(
@@ -533,7 +534,7 @@ class ApiServicer(ServerGroupRpcs, api_pb2_grpc.ApiServiceServicer):
         address = next((h.agent_address for h in hosts.hosts if h.host == host), "")
         if not address:
             raise ApiError(grpc.StatusCode.UNAVAILABLE, f"compute host {host} is not reporting")
-        async with runtime.channel(address) as chan:
+        async with runtime.channel(address, peer_auth.COMPUTE, self.transport) as chan:
             try:
                 out = await compute_pb2_grpc.ComputeServiceStub(chan).GetConsoleOutput(
                     compute_pb2.ComputeServiceGetConsoleOutputRequest(instance_id=request.id, host=host,
@@ -681,8 +682,10 @@ async def serve(cfg: DroverConfig, *, ready: Any = None) -> None:
     rules = policy.load(cfg.auth.policy_file)
     servicer = ApiServicer(cfg, rules, db.session_factory(engine), db.session_factory(write_engine))
     auth = AuthInterceptor(verifier_for(cfg.auth, cfg.data_path), rules)
+    # The public port: TLS when configured, no client certificates (callers are users, not services).
     host = runtime.ServiceHost(cfg.api.listen, [api_pb2.DESCRIPTOR.services_by_name["ApiService"].full_name],
-                               metrics_port=cfg.api.metrics_port, interceptors=[auth])
+                               metrics_port=cfg.api.metrics_port, credentials=tls.public_api_credentials(cfg),
+                               metrics_listen=cfg.api.metrics_listen, interceptors=[auth])
     host.add(api_pb2_grpc.add_ApiServiceServicer_to_server, servicer)
     try:
         await runtime.serve_until_signal(host, "api", started=servicer.start, stopping=servicer.stop, ready=ready)

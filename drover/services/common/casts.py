@@ -35,6 +35,10 @@ from drover.v1 import casts_pb2
 log = logging.getLogger(__name__)
 
 
+class CastRefused(Exception):
+    """A cast its sender may never send: the receiver closes the stream with PERMISSION_DENIED."""
+
+
 class CastMessage(Protocol):
     header: casts_pb2.CastHeader
     batch: Any  # repeated messages of the same type: several casts in one stream message
@@ -275,11 +279,18 @@ class CastReceiver(Generic[Resp]):
     def inflight(self) -> int:
         return sum(len(s.inflight) for s in self._senders.values())
 
-    async def serve(self, requests: Any, context: grpc.aio.ServicerContext) -> Any:
-        """The stream-stream handler body: ``yield from`` it in the servicer."""
+    async def serve(self, requests: Any, context: grpc.aio.ServicerContext, *,
+                    admit: Callable[[Any], bool] | None = None, peer: str = "") -> Any:
+        """The stream-stream handler body: ``yield from`` it in the servicer.
+
+        ``admit(cast)`` vets each cast: False skips it (acknowledged as applied, so the stream
+        moves on); ``CastRefused`` closes the stream with PERMISSION_DENIED. ``peer`` names the
+        authenticated sender: sender ids are kept per peer, so one peer cannot move another's
+        acknowledgements (a hello claiming a high seq would make its real casts look like replays).
+        """
         acks: asyncio.Queue[int] = asyncio.Queue()
         last_ack = -1
-        reader = asyncio.get_running_loop().create_task(self._read(requests, acks))
+        reader = asyncio.get_running_loop().create_task(self._read(requests, acks, admit, peer))
         try:
             while True:
                 getter = asyncio.ensure_future(acks.get())
@@ -292,7 +303,11 @@ class CastReceiver(Generic[Resp]):
                         seq = max(seq, acks.get_nowait())
                 elif reader in done:
                     getter.cancel()
-                    reader.result()
+                    try:
+                        reader.result()
+                    except CastRefused as exc:
+                        log.warning("%s: %s", self.name, exc)
+                        await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
                     return
                 else:
                     getter.cancel()
@@ -306,16 +321,18 @@ class CastReceiver(Generic[Resp]):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await reader
 
-    async def _read(self, requests: Any, acks: asyncio.Queue[int]) -> None:
+    async def _read(self, requests: Any, acks: asyncio.Queue[int], admit: Callable[[Any], bool] | None,
+                    peer: str) -> None:
         state: _SenderState | None = None
         async for envelope in requests:
             for msg in envelope.batch or (envelope,):
                 header = msg.header
                 if state is None:
-                    state = self._senders.get(header.sender_id)
+                    sender = f"{peer}/{header.sender_id}" if peer else header.sender_id
+                    state = self._senders.get(sender)
                     if state is None:
                         self._gc()
-                        state = self._senders[header.sender_id] = _SenderState()
+                        state = self._senders[sender] = _SenderState()
                     # Hello: everything up to header.seq was acknowledged before, so applied.
                     if msg.WhichOneof("cast") is None and header.seq > state.applied_through:
                         state.applied_through = header.seq
@@ -329,6 +346,10 @@ class CastReceiver(Generic[Resp]):
                 seq = header.seq
                 if seq <= state.applied_through or seq in state.done or seq in state.inflight:
                     self.duplicates += 1
+                    continue
+                if admit is not None and not admit(msg):
+                    state.done.add(seq)  # refused: never applied, but the stream moves past it
+                    self._advance(state)
                     continue
                 state.inflight.add(seq)
                 await self._sem.acquire()

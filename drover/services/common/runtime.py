@@ -13,6 +13,9 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from drover.config import ServiceEndpoint
+from drover.services.common.tls import Transport
+
 log = logging.getLogger(__name__)
 
 CHANNEL_OPTIONS = [
@@ -46,19 +49,34 @@ def install_event_loop_policy() -> None:
         pass
 
 
-def channel(target: str) -> grpc.aio.Channel:
-    return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+def channel(target: str, peer_role: str, transport: Transport) -> grpc.aio.Channel:
+    """A channel to the internal service of ``peer_role`` at ``target`` (mTLS unless tls.insecure)."""
+    return transport.channel(target, peer_role, CHANNEL_OPTIONS)
 
 
 class ServiceHost:
-    """A gRPC server with the standard health and reflection services mounted."""
+    """A gRPC server with the standard health and reflection services mounted.
 
-    def __init__(self, listen: str, service_names: Iterable[str], metrics_port: int = 0,
+    ``credentials``: TLS for the port (plaintext without); ``check_peers``: apply the internal
+    rule table (``peer_auth.RULES``) to every call, for servers that require client certificates;
+    ``interceptors``: more server interceptors (the API's authentication), run after those.
+    """
+
+    def __init__(self, listen: str, service_names: Iterable[str], metrics_port: int = 0, *,
+                 credentials: grpc.ServerCredentials | None = None, check_peers: bool = False,
+                 metrics_listen: str = "127.0.0.1",
                  interceptors: Iterable[grpc.aio.ServerInterceptor] = ()) -> None:
         from drover.services.common.metrics import MetricsInterceptor
+        from drover.services.common.peer_auth import PeerAuthInterceptor
 
-        self.server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=[MetricsInterceptor(), *interceptors])
+        chain: list[grpc.aio.ServerInterceptor] = [MetricsInterceptor()]
+        if check_peers:
+            chain.append(PeerAuthInterceptor())
+        chain.extend(interceptors)
+        self.server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=chain)
+        self.credentials = credentials
         self.metrics_port = metrics_port
+        self.metrics_listen = metrics_listen
         self.listen = listen
         self.service_names = list(service_names)
         self.health = health.aio.HealthServicer() if hasattr(health, "aio") else health.HealthServicer()
@@ -75,7 +93,10 @@ class ServiceHost:
     def bind(self) -> int:
         """Bind the listening port (before servicers are added, so its number can be advertised)."""
         if not self.port:
-            self.port = self.server.add_insecure_port(self.listen)
+            if self.credentials is not None:
+                self.port = self.server.add_secure_port(self.listen, self.credentials)
+            else:
+                self.port = self.server.add_insecure_port(self.listen)
             if self.port == 0:
                 raise OSError(f"cannot listen on {self.listen}")
         return self.port
@@ -90,8 +111,8 @@ class ServiceHost:
         self.bind()
         await self.server.start()
         if self.metrics_port:
-            self.metrics_port = serve_http(self.metrics_port, self.listen.rsplit(":", 1)[0] or "127.0.0.1")
-            log.info("metrics on http://%s:%d/metrics", self.listen.rsplit(":", 1)[0], self.metrics_port)
+            self.metrics_port = serve_http(self.metrics_port, self.metrics_listen)
+            log.info("metrics on http://%s:%d/metrics", self.metrics_listen, self.metrics_port)
         await self.set_serving(True)
         return self.port
 
@@ -149,3 +170,10 @@ def run(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
     install_event_loop_policy()
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main())
+
+
+def internal_host(endpoint: ServiceEndpoint, service_names: Iterable[str], transport: Transport) -> ServiceHost:
+    """The server of an internal service: mTLS, every call checked against the rule table."""
+    return ServiceHost(endpoint.listen, service_names, endpoint.metrics_port,
+                       credentials=transport.server_credentials(), check_peers=transport.secure,
+                       metrics_listen=endpoint.metrics_listen)

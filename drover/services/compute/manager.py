@@ -252,7 +252,7 @@ class ComputeManager:
         if instance_id in self._builds or instance_id in self._terminated:
             return  # the build/delete reports its own states
         self._reported_power[instance_id] = PowerState(state)
-        host = self._host_of.get(instance_id, "")
+        host = self._host_of.get(instance_id) or self._only_host()
         fields: dict[str, Any] = {"power_state": int(state)}
         if state in (PowerState.SHUTDOWN, PowerState.CRASHED):
             fields["vm_state"] = types_pb2.VM_STATE_STOPPED
@@ -264,6 +264,12 @@ class ComputeManager:
             notification=_notification(states.POWER_UPDATE, instance_id, host, power_state=PowerState(state).name),
             **fields,
         )
+
+    def _only_host(self) -> str:
+        """The agent's host when it has one (a guest inherited across a restart is on it);
+        an update must name its host, as the conductor applies only those from the sender's hosts."""
+        hosts = self.driver.host_resources()
+        return hosts[0].host if len(hosts) == 1 else ""
 
     def sync_power_states(self) -> int:
         """Nova's ``_sync_power_states``: report every guest whose power state differs from what

@@ -11,13 +11,14 @@ import grpc
 
 from drover.agent.driver import ComputeDriver, DriverError
 from drover.config import DroverConfig
-from drover.services.common import metrics, runtime
+from drover.services.common import metrics, peer_auth, runtime, tls
 from drover.services.common.casts import CastReceiver, CastSender
 from drover.services.common.errors import ApiError, guarded
 from drover.services.compute.manager import ComputeManager
 from drover.v1 import compute_pb2, compute_pb2_grpc, conductor_pb2, conductor_pb2_grpc, scheduler_pb2_grpc
 
 log = logging.getLogger(__name__)
+SERVICE_NAME = compute_pb2.DESCRIPTOR.services_by_name["ComputeService"].full_name
 
 
 def make_driver(cfg: DroverConfig) -> ComputeDriver:
@@ -57,7 +58,10 @@ class ComputeServicer(compute_pb2_grpc.ComputeServiceServicer):
         )
 
     async def StreamCasts(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> Any:
-        async for resp in self.receiver.serve(request_iterator, context):
+        peer = peer_auth.peer_of(context)
+        admit = peer_auth.cast_gate(SERVICE_NAME, peer)
+        async for resp in self.receiver.serve(request_iterator, context, admit=admit,
+                                              peer=peer.key if peer else ""):
             yield resp
 
     @guarded
@@ -75,10 +79,10 @@ async def serve(cfg: DroverConfig, *, ready: Any = None) -> None:
     c = cfg.compute
     driver = make_driver(cfg)
     await driver.init_host()
-    host = runtime.ServiceHost(c.listen, [compute_pb2.DESCRIPTOR.services_by_name["ComputeService"].full_name],
-                               metrics_port=c.metrics_port)
-    conductor_channel = runtime.channel(c.conductor)
-    scheduler_channel = runtime.channel(c.scheduler)
+    transport = tls.transport(cfg, peer_auth.COMPUTE)
+    host = runtime.internal_host(c, [SERVICE_NAME], transport)
+    conductor_channel = runtime.channel(c.conductor, peer_auth.CONDUCTOR, transport)
+    scheduler_channel = runtime.channel(c.scheduler, peer_auth.SCHEDULER, transport)
     conductor_stub = conductor_pb2_grpc.ConductorServiceStub(conductor_channel)
     sender: CastSender[Any] = CastSender(
         "compute->conductor", lambda: conductor_stub.StreamCasts(), conductor_pb2.ConductorServiceStreamCastsRequest

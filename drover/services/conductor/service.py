@@ -23,7 +23,7 @@ from sqlalchemy import Connection, Table, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from drover.config import DroverConfig
-from drover.services.common import convert, metrics, request_spec, runtime, server_groups, states
+from drover.services.common import convert, metrics, peer_auth, request_spec, runtime, server_groups, states, tls
 from drover.services.common.casts import CastReceiver, CastSender
 from drover.services.common.group_commit import GroupCommit
 from drover.services.conductor import ipam, statements, steps
@@ -44,6 +44,7 @@ from drover.v1 import (
 
 log = logging.getLogger(__name__)
 utcnow = m.utcnow
+SERVICE_NAME = conductor_pb2.DESCRIPTOR.services_by_name["ConductorService"].full_name
 
 
 def _cast_keys(msg: conductor_pb2.ConductorServiceStreamCastsRequest) -> Iterable[str]:
@@ -76,7 +77,8 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
                  write_sessions: sessionmaker[Session] | None = None) -> None:
         self.cfg = cfg.conductor
         self.sessions = sessions
-        self.scheduler_channel = runtime.channel(cfg.conductor.scheduler)
+        self.transport = tls.transport(cfg, peer_auth.CONDUCTOR)
+        self.scheduler_channel = runtime.channel(cfg.conductor.scheduler, peer_auth.SCHEDULER, self.transport)
         self.scheduler = scheduler_pb2_grpc.SchedulerServiceStub(self.scheduler_channel)
         self.selects = SelectBatcher(self.scheduler, cfg.conductor.select_timeout)
         self.receiver: CastReceiver[Any] = CastReceiver(
@@ -98,7 +100,7 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
     def compute(self, address: str) -> CastSender[Any]:
         entry = self._compute_senders.get(address)
         if entry is None:
-            chan = runtime.channel(address)
+            chan = runtime.channel(address, peer_auth.COMPUTE, self.transport)
             stub = compute_pb2_grpc.ComputeServiceStub(chan)
             sender: CastSender[Any] = CastSender(
                 f"conductor->{address}", lambda: stub.StreamCasts(), compute_pb2.ComputeServiceStreamCastsRequest
@@ -162,7 +164,12 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
     # ---- casts ----------------------------------------------------------------------
 
     async def StreamCasts(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> Any:
-        async for resp in self.receiver.serve(request_iterator, context):
+        peer = peer_auth.peer_of(context)
+        # A compute updates only instances on its own hosts: the update must name one of them,
+        # and the write applies only while the instance is on that host.
+        admit = peer_auth.cast_gate(SERVICE_NAME, peer, {"instance_update": lambda m: m.instance_update.host})
+        async for resp in self.receiver.serve(request_iterator, context, admit=admit,
+                                              peer=peer.key if peer else ""):
             yield resp
 
     async def WatchInstances(
@@ -695,10 +702,7 @@ async def serve(cfg: DroverConfig, *, ready: Any = None) -> None:
     engine = db.make_engine(cfg.db_url)
     write_engine = db.make_engine(cfg.db_url, for_writes=True)
     conductor = Conductor(cfg, db.session_factory(engine), db.session_factory(write_engine))
-    host = runtime.ServiceHost(
-        cfg.conductor.listen, [conductor_pb2.DESCRIPTOR.services_by_name["ConductorService"].full_name],
-        metrics_port=cfg.conductor.metrics_port,
-    )
+    host = runtime.internal_host(cfg.conductor, [SERVICE_NAME], conductor.transport)
     host.add(conductor_pb2_grpc.add_ConductorServiceServicer_to_server, conductor)
     try:
         await runtime.serve_until_signal(host, "conductor", started=conductor.start, stopping=conductor.stop,

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from drover import scheduler_core as sc
 from drover.config import DroverConfig
-from drover.services.common import metrics, runtime, states
+from drover.services.common import metrics, peer_auth, runtime, states, tls
 from drover.services.common.errors import ApiError, guarded, invalid_argument
 from drover.services.scheduler import convert
 from drover.store import db
@@ -153,6 +153,14 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
     async def ReportHosts(
         self, request: scheduler_pb2.ReportHostsRequest, context: grpc.aio.ServicerContext
     ) -> scheduler_pb2.ReportHostsResponse:
+        peer = peer_auth.peer_of(context)
+        if peer is not None:  # mTLS: a compute reports its own hosts, or nothing is taken
+            foreign = sorted({r.host for r in request.reports if not peer.owns(r.host)})
+            if foreign:
+                log.warning("refused a host report from %s naming hosts it does not own: %s", peer.key,
+                            ", ".join(foreign[:5]))
+                raise ApiError(grpc.StatusCode.PERMISSION_DENIED,
+                               f"{peer.key} may not report host(s) {', '.join(foreign[:5])}: not in its certificate")
         now = time.monotonic()
         accepted = 0
         for r in request.reports:
@@ -200,10 +208,9 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
 async def serve(cfg: DroverConfig, *, ready: Any = None) -> None:
     engine = db.make_engine(cfg.db_url)
     servicer = SchedulerServicer(cfg, db.session_factory(engine))
-    host = runtime.ServiceHost(
-        cfg.scheduler.listen, [scheduler_pb2.DESCRIPTOR.services_by_name["SchedulerService"].full_name],
-        metrics_port=cfg.scheduler.metrics_port,
-    )
+    host = runtime.internal_host(cfg.scheduler,
+                                 [scheduler_pb2.DESCRIPTOR.services_by_name["SchedulerService"].full_name],
+                                 tls.transport(cfg, peer_auth.SCHEDULER))
     host.add(scheduler_pb2_grpc.add_SchedulerServiceServicer_to_server, servicer)
     tasks: list[asyncio.Task[None]] = []
 
