@@ -1052,16 +1052,27 @@ def main(argv: list[str] | None = None) -> int:
         else:
             from drover.localmesh import LocalMesh, free_port
 
-            ports = {svc: free_port() for svc in SERVICES}
             planned, in_flight = planned_load(args)
-            settings = mesh_settings(args, ports, planned, in_flight)
-            log("mesh settings: " + " ".join(f"{k}={v}" for k, v in settings.items()))
             per_host_cap = min(FAKE_VCPUS * 16, int((FAKE_MEMORY_MB - 512) * 1.5 // 512), FAKE_DISK_GB)
             if planned > per_host_cap * args.hosts:
                 log(f"warning: {planned} servers exceed the fake hosts' capacity ({per_host_cap}/host)")
-            mesh = LocalMesh.on_free_ports(workdir / "data", **settings)
             t = time.monotonic()
-            mesh.start(timeout=max(10.0, min(180.0, deadline - time.monotonic())))
+            for attempt in range(1, 4):
+                ports = {svc: free_port() for svc in SERVICES}
+                settings = mesh_settings(args, ports, planned, in_flight)
+                if attempt == 1:
+                    log("mesh settings: " + " ".join(f"{k}={v}" for k, v in settings.items()))
+                mesh = LocalMesh.on_free_ports(workdir / f"data-{attempt}", **settings)
+                try:
+                    mesh.start(timeout=max(10.0, min(180.0, deadline - time.monotonic())))
+                    break
+                except RuntimeError as exc:
+                    # On a shared machine another process can take a "free" port before a service binds it.
+                    mesh = None
+                    if attempt == 3 or time.monotonic() > deadline:
+                        raise Abort(f"mesh did not start: {exc}") from exc
+                    log(f"mesh did not start (attempt {attempt}), retrying on new ports: {str(exc)[:200]}")
+            assert mesh is not None
             setup["mesh_start_s"] = round(time.monotonic() - t, 2)
             target = mesh.addresses["api"]
             offered = getattr(mesh, "metrics_addresses", None)  # if LocalMesh learns to tell us
@@ -1069,7 +1080,7 @@ def main(argv: list[str] | None = None) -> int:
                 metrics_urls = {k: v if v.startswith("http") else f"http://{v}/metrics" for k, v in offered.items()}
             else:
                 metrics_urls = {svc: f"http://127.0.0.1:{p}/metrics" for svc, p in ports.items()}
-            log(f"mesh up in {setup['mesh_start_s']} s: {mesh.addresses} (data {workdir / 'data'})")
+            log(f"mesh up in {setup['mesh_start_s']} s: {mesh.addresses} (data {mesh.data_dir})")
             setup["hosts_wait_s"] = round(wait_hosts(mesh.addresses["scheduler"], args.hosts, deadline, mesh), 2)
             log(f"scheduler knows {args.hosts} hosts after {setup['hosts_wait_s']} s")
         md = client.call_metadata(args.token or os.environ.get("DROVER_TOKEN") or getattr(mesh, "token", None))
