@@ -114,6 +114,11 @@ class MachineSpeed:
         self._log("at end: " + describe(self.end))
         return self.end
 
+    def line(self) -> str:
+        """One printable line with both readings."""
+        return "machine speed: " + "; ".join(
+            f"{when} {describe(r)}" for when, r in (("start", self.start), ("end", self.end)) if r)
+
     def record(self) -> dict[str, Any]:
         return {
             "version": VERSION,

@@ -48,7 +48,7 @@ import grpc
 
 from benchmarks import _mesh_client as client
 from benchmarks import arrivals
-from benchmarks.machine_speed import MachineSpeed, describe
+from benchmarks.machine_speed import MachineSpeed
 from benchmarks.stats import pct, summary
 from drover.v1 import api_pb2, api_pb2_grpc, scheduler_pb2, scheduler_pb2_grpc
 
@@ -1188,7 +1188,7 @@ def main(argv: list[str] | None = None) -> int:
         print_sweep(result)
     else:
         print_report(result)
-    print("machine speed: start " + describe(speed.start or {}) + "; end " + describe(speed.end or {}))
+    print(speed.line())
     print(f"JSON: {json_path}" + (f"   plots: {', '.join(result.get('plots', []))}" if result.get("plots") else ""))
     if result["aborted"]:
         return 2

@@ -47,3 +47,17 @@ def test_without_the_rust_core_the_reading_says_so(monkeypatch: pytest.MonkeyPat
     r = ms.measure()
     assert r["rust_select_us"] is None
     assert "rust core missing" in ms.describe(r)
+
+
+def test_scheduler_benchmark_stores_machine_speed(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from benchmarks import scheduler
+
+    out = tmp_path / "sched.json"
+    assert scheduler.main(["--hosts", "200", "--iterations", "200", "--oracle-iterations", "1",
+                           "--json", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    _check_reading(doc["machine_speed"]["start"])
+    _check_reading(doc["machine_speed"]["end"])
+    assert "machine speed: start python loop" in capsys.readouterr().out
