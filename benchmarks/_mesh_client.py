@@ -193,9 +193,7 @@ class Worker:
         cfg = self.cfg
         open_loop = cfg.get("schedule") is not None
         in_flight = cfg["max_in_flight"] if open_loop else cfg["concurrency"]
-        # Several HTTP/2 connections per worker so one connection's stream limit is never the bottleneck.
-        nchan = max(1, min(16, -(-in_flight // 48)))
-        channels = [api_channel(cfg["target"]) for _ in range(nchan)]
+        channels = [api_channel(cfg["target"]) for _ in range(cfg["channels"])]
         stubs = [api_pb2_grpc.ApiServiceStub(c) for c in channels]
         if open_loop:  # connect first: connection set-up must not delay the first due requests
             await asyncio.gather(*(asyncio.wait_for(c.channel_ready(), 30) for c in channels))

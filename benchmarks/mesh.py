@@ -288,6 +288,18 @@ async def ensure_image(api: str, name: str | None, workdir: Path, md: tuple[Any,
 # ---- load ------------------------------------------------------------------------------
 
 
+def client_channels(args: argparse.Namespace, concurrency: int, offsets: list[float] | None, workers: int) -> int:
+    """HTTP/2 connections per client process.
+
+    Closed loop: one per 48 servers in flight (several, so one connection is never the limit). Open loop:
+    one per 100 creates/s of the client's share; every extra connection costs the client CPU per message.
+    """
+    if offsets is None:
+        return max(1, min(16, -(-concurrency // 48)))
+    rate = len(offsets) / max(1e-9, args.duration) / workers
+    return max(1, min(16, math.ceil(rate / 100)))
+
+
 def run_load(args: argparse.Namespace, target: str, image: str, deadline: float,
              cpu_probe: Any = None, offsets: list[float] | None = None, metadata: tuple[Any, ...] = ()
              ) -> dict[str, Any]:
@@ -322,6 +334,7 @@ def run_load(args: argparse.Namespace, target: str, image: str, deadline: float,
             "metadata": metadata, "name_prefix": f"bench-{run_id}-w{w}",
             "schedule": shares[w] if offsets is not None else None,
             "max_in_flight": max(1, -(-args.max_in_flight // workers)),
+            "channels": args.channels or client_channels(args, conc, offsets, workers),
         }
         p = ctx.Process(target=client.worker_main, args=(w, cfg, counters, stop, out, ready, t0), daemon=True,
                         name=f"mesh-client-{w}")
@@ -950,6 +963,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--no-plots", action="store_true")
     ap.add_argument("--duration-limit", type=float, default=600.0, help="abort everything after S seconds")
     ap.add_argument("--workers", type=int, default=2, help="client processes")
+    ap.add_argument("--channels", type=int, default=0,
+                    help="HTTP/2 connections per client process (default: closed loop 1 per 48 in flight, "
+                         "open loop 1 per 100 creates/s)")
     ap.add_argument("--sample", type=int, default=500, help="servers whose action events are read (select)")
     ap.add_argument("--rpc-timeout", type=float, default=60.0, help="CreateServer deadline, seconds")
     ap.add_argument("--settle-timeout", type=float, default=120.0,
