@@ -1,5 +1,8 @@
 """Client side of the mesh load harness: one process = one asyncio loop driving CreateServer + WatchServer.
 
+Closed loop: ``concurrency`` lanes, each sending its next create when its last server settled. Open loop:
+each create is sent when it is due (a shared start plus its offset in the schedule) and timed from then.
+
 Kept apart from ``benchmarks.mesh`` so that the worker processes (multiprocessing "spawn") import only
 grpc and the generated stubs, not matplotlib/rich.
 

@@ -1,22 +1,30 @@
 """Mesh load harness: CreateServer → ACTIVE through the whole drover mesh (fake driver).
 
-    python -m benchmarks.mesh --servers N --concurrency C --hosts H
-        [--target ADDRESS [--image NAME] [--metrics SVC=URL ...]]
-        [--json PATH] [--plots DIR] [--duration-limit S] [--workers W] [--sample K] [--set KEY=VALUE ...]
+    closed loop:  python -m benchmarks.mesh --servers N --concurrency C --hosts H ...
+    open loop:    python -m benchmarks.mesh --rate R --duration S [--arrivals poisson|uniform] --hosts H ...
+    sweep:        python -m benchmarks.mesh --rate sweep | --sweep 100,200,300 --duration S --hosts H ...
+        common:   [--target ADDRESS [--image NAME] [--metrics SVC=URL ...]] [--token T] [--json PATH]
+                  [--plots DIR] [--duration-limit S] [--workers W] [--sample K] [--set KEY=VALUE ...]
 
 Without ``--target`` it starts the four services on free loopback ports (``LocalMesh``) in a
 temporary data directory, with one fake compute agent presenting H hosts, waits until the
 scheduler knows all H hosts, registers a small raw image, runs the load, and stops the mesh.
 With ``--target`` it drives an API that is already running (loopback only).
 
-Load: W client processes (multiprocessing, "spawn"), each one asyncio loop with grpc.aio keeping
-its share of C servers in flight. Each server is one ``CreateServer`` followed by one
-``WatchServer`` stream (no polling) that ends when the server is ACTIVE or ERROR. At most N
-creates are issued; everything is aborted after ``--duration-limit`` seconds (whole run).
+Load: W client processes (multiprocessing, "spawn"), each one asyncio loop with grpc.aio. Each
+server is one ``CreateServer`` followed by one ``WatchServer`` stream (no polling) that ends when
+the server is ACTIVE or ERROR. Closed loop: each client keeps its share of C servers in flight,
+N creates in all. Open loop: every create is due at a time fixed in advance (R/s for S seconds,
+Poisson or evenly spaced), sent when due whatever the earlier ones are doing, and timed from when
+it was due (no coordinated omission, as wrk2 and ghz measure). A sweep runs the open loop at
+rising rates on one mesh until a rate is not kept up with, and plots latency against throughput.
+Everything is aborted after ``--duration-limit`` seconds (whole run).
 
-Reported (stdout, JSON, PNG): accepted/s and ACTIVE/s (sustained = between the 10 % and 90 %
-completions, and overall), stage latencies p50/p95/p99, errors by gRPC status code, final
-states, CPU seconds per service, the services' Prometheus metrics when they serve them.
+Reported (stdout, JSON, PNG): ACTIVE/s and accepted/s (sustained = between the 10 % and 90 %
+completions, and overall), stage latencies p50/p95/p99/p99.9, open loop: offered and sent rate,
+late and dropped creates; errors by gRPC status code, final states, CPU seconds per service and
+of the load generator per create, the services' Prometheus metrics when they serve them, and
+the machine's own speed at the start and end (``benchmarks.machine_speed``).
 See benchmarks/MESH.md for what each figure means.
 """
 
@@ -659,32 +667,39 @@ def plot_cdf(stages: dict[str, list[float]], plots_dir: Path, stem: str, title: 
 
 
 def plot_knee(result: dict[str, Any], plots_dir: Path, stem: str) -> str:
-    """Latency (p50, p99; log) against achieved ACTIVE/s, one point per offered rate: where it bends is the knee."""
+    """Latency (p50, p99; log) per rate: against the offered rate, and against achieved ACTIVE/s (the knee).
+
+    Past saturation the achieved rate stops growing (or falls) while latency climbs, so the right panel
+    bends up and back at the knee; the left one shows the same points in the order they were offered.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     steps = [s for s in result["steps"] if s.get("creates_per_s")]
-    fig, ax = plt.subplots(figsize=(9, 5))
-    xs = [s["creates_per_s"] for s in steps]
     series = (("create_p50_ms", "CreateServer p50", "C0--"), ("create_p99_ms", "CreateServer p99", "C0-"),
               ("total_p50_ms", "create→ACTIVE p50", "C1--"), ("total_p99_ms", "create→ACTIVE p99", "C1-"))
-    for key, label, style in series:
-        ys = [s[key] for s in steps]
-        ax.plot(xs, ys, style, marker="o", ms=4, label=label)
-        for s, x, y in zip(steps, xs, ys, strict=True):
-            if s.get("saturated"):
-                ax.plot([x], [y], "rx", ms=9)
-    for s, x in zip(steps, xs, strict=True):
-        ax.annotate(f"{s['rate']:g}/s", (x, s["total_p99_ms"]), textcoords="offset points", xytext=(3, 6), fontsize=7)
-    ax.set_yscale("log")
-    ax.set_xlabel("achieved ACTIVE/s (sustained); labels: offered rate; red x: saturated")
-    ax.set_ylabel("latency from when due, ms (log)")
-    ax.set_title(f"drover mesh open-loop sweep ({result['arrivals']}, {result['duration_s']:g} s per rate), "
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5), sharey=True)
+    for ax, xkey, xlabel in ((axes[0], "offered_per_s", "offered creates/s"),
+                             (axes[1], "creates_per_s", "achieved ACTIVE/s (sustained)")):
+        xs = [s[xkey] for s in steps]
+        for key, label, style in series:
+            ys = [s[key] for s in steps]
+            ax.plot(xs, ys, style, marker="o", ms=4, label=label)
+            sat = [(x, y) for s, x, y in zip(steps, xs, ys, strict=True) if s.get("saturated")]
+            if sat:
+                ax.plot(*zip(*sat, strict=True), "rx", ms=9)
+        for s, x in zip(steps, xs, strict=True):
+            ax.annotate(f"{s['rate']:g}/s", (x, s["total_p99_ms"]), textcoords="offset points", xytext=(3, 6),
+                        fontsize=7)
+        ax.set_yscale("log")
+        ax.set_xlabel(xlabel + "; red x: saturated")
+        ax.grid(alpha=0.3, which="both")
+    axes[0].set_ylabel("latency from when due, ms (log)")
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"drover mesh open-loop sweep ({result['arrivals']}, {result['duration_s']:g} s per rate), "
                  f"{result['hosts']} hosts ({result['machine']['nproc']} cores)", fontsize=9)
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
     fig.tight_layout()
     path = plots_dir / f"{stem}-knee.png"
     fig.savefig(path, dpi=110)
