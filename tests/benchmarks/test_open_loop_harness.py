@@ -61,11 +61,17 @@ def test_open_loop_rate_20_for_3_s(tmp_path: Path) -> None:
 def test_sweep_walks_the_rates_and_plots_the_knee(tmp_path: Path) -> None:
     res = _run(tmp_path, "--sweep", "10,20", "--duration", "2", "--arrivals", "uniform")
     assert res["mode"] == "sweep" and res["rates"] == [10.0, 20.0]
-    assert [s["rate"] for s in res["steps"]] == [10.0, 20.0]
-    assert [s["scheduled"] for s in res["steps"]] == [20, 40]  # uniform: exactly rate × duration
-    for step in res["steps"]:
+    steps = res["steps"]
+    # The walk goes up the rates in order and stops after the first saturated step (on a loaded shared
+    # machine even 10/s for 2 s can miss the 90 % rule), so: a prefix, all but the last kept up with.
+    assert [s["rate"] for s in steps] == [10.0, 20.0][: len(steps)]
+    assert all(s["saturated"] == "" for s in steps[:-1]), [s["saturated"] for s in steps]
+    assert len(steps) == 2 or steps[-1]["saturated"], "stopped without saturating"
+    assert [s["scheduled"] for s in steps] == [20, 40][: len(steps)]  # uniform: exactly rate × duration
+    for step in steps:
         _check_open_step(step, step["rate"], 2.0)
-        assert step["saturated"] == "" or "90 %" in step["saturated"]
+    assert res["knee"]["max_unsaturated_rate"] == next((s["rate"] for s in reversed(steps) if not s["saturated"]),
+                                                       None)
     assert set(res["knee"]) >= {"max_unsaturated_rate", "first_saturated_rate", "rule"}
     _check_speed(res)
     (png,) = res["plots"]
