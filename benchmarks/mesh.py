@@ -838,6 +838,19 @@ def generator_cost(load: dict[str, Any], n_sent: int) -> dict[str, Any]:
     }
 
 
+def generator_warning(step: dict[str, Any]) -> str:
+    """A warning when the load generator itself may have limited the run ("" otherwise)."""
+    busiest = step["generator"].get("busiest_util_pct") or 0.0
+    late = step.get("late") or 0
+    if busiest > 70:
+        return (f"warning: the busiest client process used {busiest:.0f} % of a core: the load generator may be "
+                "the limit; use more --workers")
+    if step.get("scheduled") and late > 0.01 * step["scheduled"]:
+        return (f"warning: {late} of {step['scheduled']} creates were sent more than {step['late_ms']:g} ms late "
+                f"(busiest client {busiest:.0f} % of a core): the machine is short of CPU for the generator")
+    return ""
+
+
 def step_report(args: argparse.Namespace, step: dict[str, Any], rate: float | None) -> dict[str, Any] | None:
     """The figures of one load step (None when no create was sent)."""
     load = step["load"]
@@ -1137,6 +1150,9 @@ def main(argv: list[str] | None = None) -> int:
                 log("no server was created" + (f" at {rate:g}/s" if rate is not None else ""))
                 break
             steps.append(rep)
+            warning = generator_warning(rep)
+            if warning:
+                log(warning)
             if args.sweeping:
                 rep["saturated"] = saturation(rep)
                 log(f"{rate:g}/s: ACTIVE/s {rep['creates_per_s']}, CreateServer p99 {rep['create_p99_ms']} ms, "

@@ -13,7 +13,7 @@ import pytest
 
 from benchmarks import _mesh_client as client
 from benchmarks import arrivals
-from benchmarks.mesh import analyse, parse_args, saturation
+from benchmarks.mesh import analyse, generator_warning, parse_args, saturation
 
 
 def test_uniform_schedule_is_evenly_spaced_at_the_rate() -> None:
@@ -159,3 +159,11 @@ def test_saturation_rule() -> None:
     assert "never sent" in saturation({**ok, "dropped": 5, "active": 1995})
     assert "late" in saturation({**ok, "late": 200})
     assert "not ACTIVE" in saturation({**ok, "active": 1990})
+
+
+def test_generator_warning_names_a_busy_client_or_late_sends() -> None:
+    step = {"generator": {"busiest_util_pct": 20.0}, "late": 0, "scheduled": 1000, "late_ms": 10.0}
+    assert generator_warning(step) == ""
+    assert "--workers" in generator_warning({**step, "generator": {"busiest_util_pct": 85.0}})
+    assert "late" in generator_warning({**step, "late": 50})
+    assert generator_warning({"generator": {"busiest_util_pct": 20.0}}) == ""  # closed loop: no schedule
