@@ -1,5 +1,8 @@
 """Client side of the mesh load harness: one process = one asyncio loop driving CreateServer + WatchServer.
 
+Closed loop: ``concurrency`` lanes, each sending its next create when its last server settled. Open loop:
+each create is sent when it is due (a shared start plus its offset in the schedule) and timed from then.
+
 Kept apart from ``benchmarks.mesh`` so that the worker processes (multiprocessing "spawn") import only
 grpc and the generated stubs, not matplotlib/rich.
 
@@ -30,6 +33,7 @@ FIELDS = (
     "index",  # 0..N-1
     "id",  # server id ("" if CreateServer failed)
     "t_start",  # CreateServer sent
+    "t_due",  # when it was due: the open-loop schedule's time (closed loop: = t_start)
     "t_accept",  # CreateServer answered OK
     "t_accept_wall",  # same, time.time()
     "create_code",  # gRPC status name of a failed CreateServer ("" if OK)
@@ -93,7 +97,7 @@ class Worker:
     def bump(self, which: int) -> None:
         self.counters[self.base + which] += 1
 
-    async def one(self, stub: api_pb2_grpc.ApiServiceStub, index: int) -> None:
+    async def one(self, stub: api_pb2_grpc.ApiServiceStub, index: int, t_due: float | None = None) -> None:
         cfg = self.cfg
         req = api_pb2.CreateServerRequest(
             name=f"{cfg['name_prefix']}-{index:06d}", flavor_ref=cfg["flavor"], image_ref=cfg["image"]
@@ -106,6 +110,8 @@ class Worker:
         t_accept = t_accept_wall = 0.0
         self.bump(C_STARTED)
         t_start = time.monotonic()
+        if t_due is None:
+            t_due = t_start
         try:
             resp = await stub.CreateServer(req, timeout=cfg["rpc_timeout"], metadata=cfg["metadata"])
         except (grpc.aio.AioRpcError, asyncio.CancelledError) as exc:
@@ -113,8 +119,8 @@ class Worker:
             code = "CANCELLED_BY_HARNESS" if cancelled else exc.code().name  # type: ignore[union-attr]
             if not cancelled:
                 self.bump(C_FAILED)
-            self.records.append((index, "", t_start, 0.0, 0.0, code, 0.0, 0.0, 0.0, time.monotonic(), "", 0, 0, "", "",
-                                 math.nan, math.nan, math.nan, 0))
+            self.records.append((index, "", t_start, t_due, 0.0, 0.0, code, 0.0, 0.0, 0.0, time.monotonic(), "", 0,
+                                 0, "", "", math.nan, math.nan, math.nan, 0))
             if cancelled:
                 raise
             return
@@ -178,68 +184,143 @@ class Worker:
         elif not cancelled:
             self.bump(C_FAILED)
         self.records.append(
-            (index, sid, t_start, t_accept, t_accept_wall, code, t[R_HOST], t[R_NET], t[R_SPAWN],
+            (index, sid, t_start, t_due, t_accept, t_accept_wall, code, t[R_HOST], t[R_NET], t[R_SPAWN],
              t[R_END] or time.monotonic(), final, exact, revisions, watch_code, fault, lag_host, lag_end, c2c_end,
              notes)
         )
         if cancelled:
             raise asyncio.CancelledError
 
-    async def run(self) -> dict[str, Any]:
+    async def run(self, ready: Any = None, t0: Any = None) -> dict[str, Any]:
+        """Closed loop (``concurrency`` lanes) or, with ``cfg["schedule"]``, open loop from a shared start."""
         cfg = self.cfg
-        indices = list(range(cfg["first"], cfg["n_total"], cfg["stride"]))
-        opts = [("grpc.use_local_subchannel_pool", 1), ("grpc.max_receive_message_length", 64 << 20)]
-        # Several HTTP/2 connections per worker so one connection's stream limit is never the bottleneck.
-        nchan = max(1, -(-cfg["concurrency"] // 48))
-        channels = [grpc.aio.insecure_channel(cfg["target"], options=opts) for _ in range(nchan)]
+        open_loop = cfg.get("schedule") is not None
+        in_flight = cfg["max_in_flight"] if open_loop else cfg["concurrency"]
+        channels = [api_channel(cfg["target"]) for _ in range(cfg["channels"])]
         stubs = [api_pb2_grpc.ApiServiceStub(c) for c in channels]
-        queue: asyncio.Queue[int] = asyncio.Queue()
-        for i in indices:
-            queue.put_nowait(i)
-
-        async def lane(k: int) -> None:
-            stub = stubs[k % len(stubs)]
-            while not queue.empty():
-                index = queue.get_nowait()
-                await self.one(stub, index)
+        if open_loop:  # connect first: connection set-up must not delay the first due requests
+            await asyncio.gather(*(asyncio.wait_for(c.channel_ready(), 30) for c in channels))
+            ready.value += 1
+            while t0.value == 0.0 and not self.stop.is_set():
+                await asyncio.sleep(0.005)
+        ru0 = resource.getrusage(resource.RUSAGE_SELF)
+        w0 = time.monotonic()
+        if open_loop:
+            work, unsent = self.dispatch(stubs, t0.value, in_flight)
+        else:
+            work, unsent = self.lanes(stubs)
 
         async def watch_stop() -> None:
             while not self.stop.is_set():
                 await asyncio.sleep(0.2)
 
-        lanes = [asyncio.ensure_future(lane(k)) for k in range(cfg["concurrency"])]
         stopper: asyncio.Future[Any] = asyncio.ensure_future(watch_stop())
-        all_lanes: asyncio.Future[Any] = asyncio.gather(*lanes, return_exceptions=True)
-        done, _ = await asyncio.wait({all_lanes, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        aborted = stopper in done and not all_lanes.done()
+        done, _ = await asyncio.wait({work, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        aborted = stopper in done and not work.done()
         stopper.cancel()
         if aborted:
-            for f in lanes:
-                f.cancel()
+            work.cancel()
             with contextlib.suppress(BaseException):
-                await all_lanes
+                await work
         else:
-            for res in all_lanes.result():
-                if isinstance(res, BaseException):
-                    raise res
+            work.result()
+        ru = resource.getrusage(resource.RUSAGE_SELF)
+        load_wall = time.monotonic() - w0
         for c in channels:
             await c.close()
-        ru = resource.getrusage(resource.RUSAGE_SELF)
         return {
             "wid": self.wid,
             "pid": os.getpid(),
             "records": self.records,
             "aborted": aborted,
-            "unstarted": queue.qsize(),
+            "unstarted": unsent(),
             "cpu_s": ru.ru_utime + ru.ru_stime,
+            # the generator's own cost from its first request to its last server settled (start-up excluded)
+            "load_cpu_s": (ru.ru_utime + ru.ru_stime) - (ru0.ru_utime + ru0.ru_stime),
+            "load_wall_s": load_wall,
         }
 
+    def lanes(self, stubs: list[api_pb2_grpc.ApiServiceStub]) -> tuple[asyncio.Future[Any], Any]:
+        """Closed loop: ``concurrency`` lanes, each sending its next create when its last server settled."""
+        cfg = self.cfg
+        queue: asyncio.Queue[int] = asyncio.Queue()
+        for i in range(cfg["first"], cfg["n_total"], cfg["stride"]):
+            queue.put_nowait(i)
 
-def worker_main(wid: int, cfg: dict[str, Any], counters: Any, stop: Any, out: Any) -> None:
-    """Entry point of one client process; puts one result dict on ``out``."""
+        async def lane(k: int) -> None:
+            stub = stubs[k % len(stubs)]
+            while not queue.empty():
+                await self.one(stub, queue.get_nowait())
+
+        async def all_lanes() -> None:
+            results = await asyncio.gather(*(lane(k) for k in range(cfg["concurrency"])), return_exceptions=True)
+            for res in results:
+                if isinstance(res, BaseException):
+                    raise res
+
+        return asyncio.ensure_future(all_lanes()), queue.qsize
+
+    def dispatch(self, stubs: list[api_pb2_grpc.ApiServiceStub], t0: float,
+                 max_in_flight: int) -> tuple[asyncio.Future[Any], Any]:
+        """Open loop: send each create when it is due (``t0`` + offset), never waiting for earlier answers.
+
+        ``max_in_flight`` only bounds memory when the mesh falls far behind: a create that finds it
+        full waits, and the wait counts in its latency (it is timed from when it was due).
+        """
+        schedule: list[tuple[int, float]] = self.cfg["schedule"]
+        slots = asyncio.Semaphore(max_in_flight)
+        tasks: set[asyncio.Task[None]] = set()
+        sent = 0
+
+        def finished(task: asyncio.Task[None]) -> None:
+            tasks.discard(task)
+            slots.release()
+
+        async def send_all() -> None:
+            nonlocal sent
+            try:
+                for index, offset in schedule:
+                    due = t0 + offset
+                    delay = due - time.monotonic()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                    await slots.acquire()
+                    task = asyncio.create_task(self.one(stubs[index % len(stubs)], index, due))
+                    tasks.add(task)
+                    task.add_done_callback(finished)
+                    sent += 1
+                while tasks:
+                    await asyncio.gather(*list(tasks))
+            except asyncio.CancelledError:
+                for task in list(tasks):
+                    task.cancel()
+                await asyncio.gather(*list(tasks), return_exceptions=True)
+                raise
+
+        return asyncio.ensure_future(send_all()), lambda: len(schedule) - sent
+
+
+def api_channel(target: str) -> grpc.aio.Channel:
+    """The one place the harness opens an ApiService channel (add credentials here when the API needs them)."""
+    opts = [("grpc.use_local_subchannel_pool", 1), ("grpc.max_receive_message_length", 64 << 20)]
+    return grpc.aio.insecure_channel(target, options=opts)
+
+
+def call_metadata(token: str | None) -> tuple[tuple[str, str], ...]:
+    """Metadata of every ApiService call: the bearer token when there is one."""
+    return (("authorization", f"Bearer {token}"),) if token else ()
+
+
+def worker_main(wid: int, cfg: dict[str, Any], counters: Any, stop: Any, out: Any, ready: Any = None,
+                t0: Any = None) -> None:
+    """Entry point of one client process; puts one result dict on ``out``.
+
+    Open loop: the worker connects, bumps ``ready``, and waits for the parent to set ``t0`` (the shared
+    CLOCK_MONOTONIC start every due time is relative to).
+    """
     try:
-        result = asyncio.run(Worker(wid, cfg, counters, stop).run())
+        result = asyncio.run(Worker(wid, cfg, counters, stop).run(ready, t0))
     except BaseException as exc:  # report, don't hang the parent
         result = {"wid": wid, "pid": os.getpid(), "records": [], "aborted": True, "unstarted": 0,
-                  "cpu_s": 0.0, "error": f"{type(exc).__name__}: {exc}"}
+                  "cpu_s": 0.0, "load_cpu_s": 0.0, "load_wall_s": 0.0, "error": f"{type(exc).__name__}: {exc}"}
     out.put(result)

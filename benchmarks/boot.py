@@ -50,6 +50,7 @@ from typing import Any
 
 import grpc
 
+from benchmarks.machine_speed import MachineSpeed
 from benchmarks.mesh import git_info, machine_info, proc_cpu_s, wait_hosts
 from benchmarks.stats import summary
 from drover.agent.driver import GuestSpec, PowerState
@@ -676,7 +677,11 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--servers and --rounds must be >= 1")
     args.command = "python -m benchmarks.boot " + shlex.join(sys.argv[1:] if argv is None else argv)
 
+    speed = MachineSpeed()
+    speed.measure_start()
     result = asyncio.run(run_driver(args)) if args.driver_only else run_mesh(args)
+    speed.measure_end()
+    result["machine_speed"] = speed.record()
     r, g = result["create_to_running_s"], result["create_to_ready_s"]
     d = result.get("delete_s") or result["destroy_s"]
     print(f"{result['mode']} mode: {result['guests']} guests ({args.servers} at once x {args.rounds}), "
@@ -698,6 +703,7 @@ def main(argv: list[str] | None = None) -> int:
     if result.get("services_crashed"):
         print(f"services exited abnormally: {result['services_crashed']}")
         bad = True
+    print(speed.line())
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(result, indent=2))

@@ -1,22 +1,30 @@
 """Mesh load harness: CreateServer → ACTIVE through the whole drover mesh (fake driver).
 
-    python -m benchmarks.mesh --servers N --concurrency C --hosts H
-        [--target ADDRESS [--image NAME] [--metrics SVC=URL ...]]
-        [--json PATH] [--plots DIR] [--duration-limit S] [--workers W] [--sample K] [--set KEY=VALUE ...]
+    closed loop:  python -m benchmarks.mesh --servers N --concurrency C --hosts H ...
+    open loop:    python -m benchmarks.mesh --rate R --duration S [--arrivals poisson|uniform] --hosts H ...
+    sweep:        python -m benchmarks.mesh --rate sweep | --sweep 100,200,300 --duration S --hosts H ...
+        common:   [--target ADDRESS [--image NAME] [--metrics SVC=URL ...]] [--token T] [--json PATH]
+                  [--plots DIR] [--duration-limit S] [--workers W] [--sample K] [--set KEY=VALUE ...]
 
 Without ``--target`` it starts the four services on free loopback ports (``LocalMesh``) in a
 temporary data directory, with one fake compute agent presenting H hosts, waits until the
 scheduler knows all H hosts, registers a small raw image, runs the load, and stops the mesh.
 With ``--target`` it drives an API that is already running (loopback only).
 
-Load: W client processes (multiprocessing, "spawn"), each one asyncio loop with grpc.aio keeping
-its share of C servers in flight. Each server is one ``CreateServer`` followed by one
-``WatchServer`` stream (no polling) that ends when the server is ACTIVE or ERROR. At most N
-creates are issued; everything is aborted after ``--duration-limit`` seconds (whole run).
+Load: W client processes (multiprocessing, "spawn"), each one asyncio loop with grpc.aio. Each
+server is one ``CreateServer`` followed by one ``WatchServer`` stream (no polling) that ends when
+the server is ACTIVE or ERROR. Closed loop: each client keeps its share of C servers in flight,
+N creates in all. Open loop: every create is due at a time fixed in advance (R/s for S seconds,
+Poisson or evenly spaced), sent when due whatever the earlier ones are doing, and timed from when
+it was due (no coordinated omission, as wrk2 and ghz measure). A sweep runs the open loop at
+rising rates on one mesh until a rate is not kept up with, and plots latency against throughput.
+Everything is aborted after ``--duration-limit`` seconds (whole run).
 
-Reported (stdout, JSON, PNG): accepted/s and ACTIVE/s (sustained = between the 10 % and 90 %
-completions, and overall), stage latencies p50/p95/p99, errors by gRPC status code, final
-states, CPU seconds per service, the services' Prometheus metrics when they serve them.
+Reported (stdout, JSON, PNG): ACTIVE/s and accepted/s (sustained = between the 10 % and 90 %
+completions, and overall), stage latencies p50/p95/p99/p99.9, open loop: offered and sent rate,
+late and dropped creates; errors by gRPC status code, final states, CPU seconds per service and
+of the load generator per create, the services' Prometheus metrics when they serve them, and
+the machine's own speed at the start and end (``benchmarks.machine_speed``).
 See benchmarks/MESH.md for what each figure means.
 """
 
@@ -47,8 +55,10 @@ from typing import Any
 import grpc
 
 from benchmarks import _mesh_client as client
+from benchmarks import arrivals
+from benchmarks.machine_speed import MachineSpeed
 from benchmarks.stats import pct, summary
-from drover.auth.client import authorized_channel, bearer, resolve_token
+from drover.auth.client import resolve_token
 from drover.v1 import api_pb2, api_pb2_grpc, scheduler_pb2, scheduler_pb2_grpc
 
 REPO = Path(__file__).resolve().parents[1]
@@ -223,8 +233,10 @@ def summarise_metrics(text: str) -> dict[str, Any]:
 # ---- mesh ------------------------------------------------------------------------------
 
 
-def mesh_settings(args: argparse.Namespace, metrics_ports: dict[str, int]) -> dict[str, str]:
-    per_host = math.ceil(args.servers / max(1, args.hosts))
+def mesh_settings(args: argparse.Namespace, metrics_ports: dict[str, int], servers: int,
+                  in_flight: int) -> dict[str, str]:
+    """Settings for a mesh that ``servers`` creates with up to ``in_flight`` building at once never fill."""
+    per_host = math.ceil(servers / max(1, args.hosts))
     settings = {
         "COMPUTE__FAKE_HOSTS": str(args.hosts),
         "COMPUTE__FAKE_VCPUS": str(FAKE_VCPUS),
@@ -233,7 +245,7 @@ def mesh_settings(args: argparse.Namespace, metrics_ports: dict[str, int]) -> di
         # NumInstancesFilter (default 50) and IoOpsFilter (default 8 builds in flight per host) must never be
         # the limit of a throughput benchmark: 4x the even share per host, plus everything in flight.
         "SCHEDULER__MAX_INSTANCES_PER_HOST": str(max(50, 4 * per_host + 10)),
-        "SCHEDULER__MAX_IO_OPS_PER_HOST": str(max(8, 4 * per_host + args.concurrency)),
+        "SCHEDULER__MAX_IO_OPS_PER_HOST": str(max(8, 4 * per_host + in_flight)),
         "LOG_LEVEL": "WARNING",
     }
     for svc, port in metrics_ports.items():
@@ -275,37 +287,60 @@ def wait_hosts(want: int, deadline: float, mesh: Any) -> float:
             time.sleep(0.2)
 
 
-def ensure_image(api: str, name: str | None, workdir: Path, token: str | None) -> str:
+async def ensure_image(api: str, name: str | None, workdir: Path, md: tuple[Any, ...] = ()) -> str:
     """The image to boot: ``name`` if given (must exist), else one named mesh-bench (registered if missing)."""
-    with authorized_channel(api, token) as chan:
+    async with client.api_channel(api) as chan:
         stub = api_pb2_grpc.ApiServiceStub(chan)
         if name:
-            return stub.GetImage(api_pb2.GetImageRequest(id=name), timeout=10).image.id
-        for img in stub.ListImages(api_pb2.ListImagesRequest(), timeout=10).images:
+            return (await stub.GetImage(api_pb2.GetImageRequest(id=name), timeout=10, metadata=md)).image.id
+        for img in (await stub.ListImages(api_pb2.ListImagesRequest(), timeout=10, metadata=md)).images:
             if img.name == IMAGE_NAME and Path(img.path).is_file():
                 return img.id
         path = workdir / "mesh-bench.raw"
         path.write_bytes(b"\0" * (1 << 20))
-        img = stub.CreateImage(api_pb2.CreateImageRequest(name=IMAGE_NAME, path=str(path), disk_format="raw"),
-                               timeout=30).image
-        return img.id
+        req = api_pb2.CreateImageRequest(name=IMAGE_NAME, path=str(path), disk_format="raw")
+        return (await stub.CreateImage(req, timeout=30, metadata=md)).image.id
 
 
 # ---- load ------------------------------------------------------------------------------
 
 
+def client_channels(args: argparse.Namespace, concurrency: int, offsets: list[float] | None, workers: int) -> int:
+    """HTTP/2 connections per client process.
+
+    Closed loop: one per 48 servers in flight (several, so one connection is never the limit). Open loop:
+    one per 100 creates/s of the client's share; every extra connection costs the client CPU per message.
+    """
+    if offsets is None:
+        return max(1, min(16, -(-concurrency // 48)))
+    rate = len(offsets) / max(1e-9, args.duration) / workers
+    return max(1, min(16, math.ceil(rate / 100)))
+
+
 def run_load(args: argparse.Namespace, target: str, image: str, deadline: float,
-             cpu_probe: Any = None) -> dict[str, Any]:
-    """Start the client processes, show progress, collect their records."""
+             cpu_probe: Any = None, offsets: list[float] | None = None, metadata: tuple[Any, ...] = ()
+             ) -> dict[str, Any]:
+    """Start the client processes, show progress, collect their records.
+
+    Closed loop (``offsets`` None): ``args.servers`` creates, ``args.concurrency`` in flight. Open loop:
+    one create per due offset (seconds after a common start, set once every client is connected).
+    """
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    workers = max(1, min(args.workers, args.concurrency, args.servers))
+    n_total = len(offsets) if offsets is not None else args.servers
+    if offsets is not None:
+        workers = max(1, min(args.workers, n_total))
+        shares = arrivals.split(offsets, workers)
+    else:
+        workers = max(1, min(args.workers, args.concurrency, args.servers))
     ctx = mp.get_context("spawn")
     counters = ctx.Array("q", workers * client.NCOUNTERS, lock=False)
     stop = ctx.Event()
     out = ctx.Queue()
-    run_id = f"{int(time.time()) % 100000:05d}"
+    ready = ctx.Value("i", 0, lock=False)
+    t0 = ctx.Value("d", 0.0, lock=False)
+    run_id = f"{int(time.time() * 1000) % 10**8:08d}"
     procs = []
     for w in range(workers):
         conc = args.concurrency // workers + (1 if w < args.concurrency % workers else 0)
@@ -313,12 +348,22 @@ def run_load(args: argparse.Namespace, target: str, image: str, deadline: float,
             "target": target, "image": image, "flavor": args.flavor, "n_total": args.servers, "first": w,
             "stride": workers, "concurrency": conc, "rpc_timeout": args.rpc_timeout, "watch_retries": 3,
             "settle_timeout": args.settle_timeout,
-            "metadata": (bearer(args.token),) if args.token else (), "name_prefix": f"bench-{run_id}-w{w}",
+            "metadata": metadata, "name_prefix": f"bench-{run_id}-w{w}",
+            "schedule": shares[w] if offsets is not None else None,
+            "max_in_flight": max(1, -(-args.max_in_flight // workers)),
+            "channels": args.channels or client_channels(args, conc, offsets, workers),
         }
-        p = ctx.Process(target=client.worker_main, args=(w, cfg, counters, stop, out), daemon=True,
+        p = ctx.Process(target=client.worker_main, args=(w, cfg, counters, stop, out, ready, t0), daemon=True,
                         name=f"mesh-client-{w}")
         p.start()
         procs.append(p)
+    if offsets is not None:
+        # Every client connected before the clock starts, so start-up is not counted as lateness.
+        while ready.value < workers and time.monotonic() < deadline:
+            if not any(p.is_alive() for p in procs):
+                break
+            time.sleep(0.01)
+        t0.value = time.monotonic() + 0.05
 
     def totals() -> list[int]:
         return [sum(counters[w * client.NCOUNTERS + k] for w in range(workers)) for k in range(client.NCOUNTERS)]
@@ -333,8 +378,8 @@ def run_load(args: argparse.Namespace, target: str, image: str, deadline: float,
         console=console, disable=args.quiet, transient=False, refresh_per_second=4,
     )
     with progress:
-        t_acc = progress.add_task("accepted", total=args.servers, rate="", extra="")
-        t_act = progress.add_task("ACTIVE", total=args.servers, rate="", extra="")
+        t_acc = progress.add_task("accepted", total=n_total, rate="", extra="")
+        t_act = progress.add_task("ACTIVE", total=n_total, rate="", extra="")
         hist: list[tuple[float, int, int]] = []
         stop_sent_at = None
         settled_seen = -1
@@ -360,7 +405,7 @@ def run_load(args: argparse.Namespace, target: str, image: str, deadline: float,
             if stop_sent_at is None and now > deadline:
                 aborted = True
                 reason = (f"duration limit of {args.duration_limit:.0f} s reached: "
-                          f"{active}/{args.servers} ACTIVE, {accepted} accepted, {failed} failed, "
+                          f"{active}/{n_total} ACTIVE, {accepted} accepted, {failed} failed, "
                           f"{started - active - failed - unfinished} in flight")
                 stop.set()
                 stop_sent_at = now
@@ -384,6 +429,7 @@ def run_load(args: argparse.Namespace, target: str, image: str, deadline: float,
             log(f"client {r['wid']} failed: {r['error']}")
     return {
         "workers": workers, "results": results, "aborted": aborted, "abort_reason": reason,
+        "t0": t0.value if offsets is not None else None,
         "missing_workers": missing, "wall_s": time.monotonic() - t_begin,
         "busy_wall_s": busy["t"] - t_begin, "busy_cpu": busy["cpu"],
     }
@@ -398,11 +444,10 @@ def _ts(t: Any) -> float | None:
     return t.seconds + t.nanos / 1e9
 
 
-async def _sample_actions(target: str, recs: list[dict[str, Any]], token: str | None,
-                          parallel: int = 8) -> list[dict[str, Any]]:
-    md = (bearer(token),) if token else ()
+async def _sample_actions(target: str, recs: list[dict[str, Any]], parallel: int = 8,
+                          md: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
-    async with grpc.aio.insecure_channel(target) as chan:
+    async with client.api_channel(target) as chan:
         stub = api_pb2_grpc.ApiServiceStub(chan)
         sem = asyncio.Semaphore(parallel)
 
@@ -426,13 +471,12 @@ async def _sample_actions(target: str, recs: list[dict[str, Any]], token: str | 
     return out
 
 
-async def _get_servers(target: str, ids: list[str], token: str | None) -> list[dict[str, Any]]:
+async def _get_servers(target: str, ids: list[str], md: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
     """Store view of servers whose watch did not settle (to tell a lost event from a stuck build)."""
     from google.protobuf.json_format import MessageToDict
 
-    md = (bearer(token),) if token else ()
     out: list[dict[str, Any]] = []
-    async with grpc.aio.insecure_channel(target) as chan:
+    async with client.api_channel(target) as chan:
         stub = api_pb2_grpc.ApiServiceStub(chan)
         for sid in ids:
             try:
@@ -475,7 +519,7 @@ def analyse(records: list[dict[str, Any]]) -> dict[str, Any]:
     started = [r for r in records if r["t_start"]]
     if not started:
         return {}
-    t0 = min(r["t_start"] for r in started)
+    t0 = min(r["t_due"] for r in started)
     accepted = [r for r in started if r["id"]]
     active = [r for r in accepted if r["final"] == "ACTIVE"]
     ms = 1000.0
@@ -484,14 +528,18 @@ def analyse(records: list[dict[str, Any]]) -> dict[str, Any]:
 
     # A stage whose boundary revision the stream skipped (coalesced) would read 0: such servers are left out
     # of that stage (n says how many remain); conductor_pickup uses the first revision with a host or later.
+    # Latency counts from when a create was due (open loop: its scheduled time; closed loop: when sent), so a
+    # client that sent late does not hide the wait (coordinated omission); send_lag is that wait alone.
     stages = {
-        "api_accept": [(r["t_accept"] - r["t_start"]) * ms for r in accepted],
+        "api_accept": [(r["t_accept"] - r["t_due"]) * ms for r in accepted],
+        "create_rpc": [(r["t_accept"] - r["t_start"]) * ms for r in accepted],
+        "send_lag": [(r["t_start"] - r["t_due"]) * ms for r in started],
         "conductor_pickup": [(r["t_host"] - r["t_accept"]) * ms for r in active],
         "compute_pickup": [(r["t_net"] - r["t_host"]) * ms for r in active if seen(r, client.R_HOST, client.R_NET)],
         "compute_prepare": [(r["t_spawn"] - r["t_net"]) * ms for r in active
                             if seen(r, client.R_NET, client.R_SPAWN)],
         "spawn": [(r["t_end"] - r["t_spawn"]) * ms for r in active if seen(r, client.R_SPAWN)],
-        "total": [(r["t_end"] - r["t_start"]) * ms for r in active],
+        "total": [(r["t_end"] - r["t_due"]) * ms for r in active],
         # diagnostics from the servers' own timestamps (same machine, wall clock)
         "watch_lag_host": [r["lag_host"] * ms for r in active if not math.isnan(r["lag_host"])],
         "watch_lag_active": [r["lag_end"] * ms for r in active if not math.isnan(r["lag_end"])],
@@ -522,6 +570,7 @@ def analyse(records: list[dict[str, Any]]) -> dict[str, Any]:
         "n_started": len(started),
         "n_accepted": len(accepted),
         "n_active": len(active),
+        "sent_per_s": sustained_rate([r["t_start"] for r in started]),
         "accepted_per_s": sustained_rate(acc_times),
         "accepted_per_s_overall": len(acc_times) / max(1e-9, max(acc_times) - t0) if acc_times else math.nan,
         "creates_per_s": sustained_rate(act_times),
@@ -554,8 +603,9 @@ def plot(result: dict[str, Any], stages: dict[str, list[float]], plots_dir: Path
 
 
 def _title(result: dict[str, Any]) -> str:
-    return (f"drover mesh: {result['servers']} servers, {result['hosts']} hosts, "
-             f"concurrency {result['concurrency']} ({result['machine']['nproc']} cores)")
+    load = (f"open loop {result['rate']:g}/s {result['arrivals']} for {result['duration_s']:g} s"
+            if result.get("mode") == "open" else f"{result['servers']} servers, concurrency {result['concurrency']}")
+    return f"drover mesh: {load}, {result['hosts']} hosts ({result['machine']['nproc']} cores)"
 
 
 def _moving_avg(xs: list[int], w: int = 5) -> list[float]:
@@ -625,28 +675,88 @@ def plot_cdf(stages: dict[str, list[float]], plots_dir: Path, stem: str, title: 
     return str(path)
 
 
+def plot_knee(result: dict[str, Any], plots_dir: Path, stem: str) -> str:
+    """Latency (p50, p99; log) per rate: against the offered rate, and against achieved ACTIVE/s (the knee).
+
+    Past saturation the achieved rate stops growing (or falls) while latency climbs, so the right panel
+    bends up and back at the knee; the left one shows the same points in the order they were offered.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [s for s in result["steps"] if s.get("creates_per_s")]
+    series = (("create_p50_ms", "CreateServer p50", "C0--"), ("create_p99_ms", "CreateServer p99", "C0-"),
+              ("total_p50_ms", "create→ACTIVE p50", "C1--"), ("total_p99_ms", "create→ACTIVE p99", "C1-"))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5), sharey=True)
+    for ax, xkey, xlabel in ((axes[0], "offered_per_s", "offered creates/s"),
+                             (axes[1], "creates_per_s", "achieved ACTIVE/s (sustained)")):
+        xs = [s[xkey] for s in steps]
+        for key, label, style in series:
+            ys = [s[key] for s in steps]
+            ax.plot(xs, ys, style, marker="o", ms=4, label=label)
+            sat = [(x, y) for s, x, y in zip(steps, xs, ys, strict=True) if s.get("saturated")]
+            if sat:
+                ax.plot(*zip(*sat, strict=True), "rx", ms=9)
+        for s, x in zip(steps, xs, strict=True):
+            ax.annotate(f"{s['rate']:g}/s", (x, s["total_p99_ms"]), textcoords="offset points", xytext=(3, 6),
+                        fontsize=7)
+        ax.set_yscale("log")
+        ax.set_xlabel(xlabel + "; red x: saturated")
+        ax.grid(alpha=0.3, which="both")
+    axes[0].set_ylabel("latency from when due, ms (log)")
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"drover mesh open-loop sweep ({result['arrivals']}, {result['duration_s']:g} s per rate), "
+                 f"{result['hosts']} hosts ({result['machine']['nproc']} cores)", fontsize=9)
+    fig.tight_layout()
+    path = plots_dir / f"{stem}-knee.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return str(path)
+
+
 # ---- report ----------------------------------------------------------------------------
 
 
-def print_report(result: dict[str, Any]) -> None:
-    def f(x: Any, nd: int = 1) -> str:
-        return "-" if x is None else f"{x:.{nd}f}"
+def _f(x: Any, nd: int = 1) -> str:
+    return "-" if x is None else f"{x:.{nd}f}"
 
+
+def print_report(result: dict[str, Any]) -> None:
+    f = _f
+    if result.get("mode") == "open":
+        head = [
+            f"open loop {result['rate']:g}/s {result['arrivals']} for {result['duration_s']:g} s: "
+            f"{result['scheduled']} due (offered {f(result['offered_per_s'])}/s), sent {f(result['sent_per_s'])}/s, "
+            f"late > {result['late_ms']:g} ms {result['late']}, dropped {result['dropped']}; hosts {result['hosts']}  "
+            f"clients {result['client_processes']}  elapsed {f(result['elapsed_s'])} s",
+            "latency from when due (ms) p50 / p99 / p99.9: "
+            f"CreateServer {f(result['create_p50_ms'])} / {f(result['create_p99_ms'])} / {f(result['create_p999_ms'])}"
+            f";  create→ACTIVE {f(result['total_p50_ms'])} / {f(result['total_p99_ms'])} / "
+            f"{f(result['total_p999_ms'])}",
+        ]
+    else:
+        head = [f"servers {result['servers']}  hosts {result['hosts']}  concurrency {result['concurrency']}  "
+                f"clients {result['client_processes']}  elapsed {f(result['elapsed_s'])} s"]
+    gen = result.get("generator") or {}
     lines = [
-        f"servers {result['servers']}  hosts {result['hosts']}  concurrency {result['concurrency']}  "
-        f"clients {result['client_processes']}  elapsed {f(result['elapsed_s'])} s",
+        *head,
         f"ACTIVE/s   sustained {f(result['creates_per_s'])}   overall {f(result['creates_per_s_overall'])}",
         f"accepted/s sustained {f(result['accepted_per_s'])}   overall {f(result['accepted_per_s_overall'])}",
+        f"load generator: {f(gen.get('cpu_ms_per_create'), 2)} ms CPU per create, busiest client "
+        f"{f(gen.get('busiest_util_pct'), 0)} % of a core",
         f"stream: {result['revisions_per_server']} messages/server; exact transitions seen "
         f"{result['stage_coverage']}; notifications seen {result['notifications_seen']}",
         f"final states {result['final_states']}   errors {result['errors'] or '{}'}"
         + (f"   watch errors {result['watch_errors']}" if result["watch_errors"] else ""),
         "",
-        f"{'stage (ms)':<26}{'n':>7}{'p50':>10}{'p95':>10}{'p99':>10}{'max':>10}",
+        f"{'stage (ms)':<26}{'n':>7}{'p50':>10}{'p95':>10}{'p99':>10}{'p99.9':>10}{'max':>10}",
     ]
     for name, s in result["stage_ms"].items():
         if s.get("n"):
-            lines.append(f"{name:<26}{s['n']:>7}{s['p50']:>10.2f}{s['p95']:>10.2f}{s['p99']:>10.2f}{s['max']:>10.2f}")
+            lines.append(f"{name:<26}{s['n']:>7}{s['p50']:>10.2f}{s['p95']:>10.2f}{s['p99']:>10.2f}"
+                         f"{s['p999']:>10.2f}{s['max']:>10.2f}")
         else:
             lines.append(f"{name:<26}{0:>7}")
     extra = [f"{k} {result[k]}" for k in result if k.startswith(("scheduler_core_select_", "select_destinations_rpc_"))]
@@ -654,13 +764,210 @@ def print_report(result: dict[str, Any]) -> None:
         lines.append("scheduler metrics (histogram-interpolated, ms): " + ", ".join(extra))
     if result.get("cpu"):
         lines.append("")
-        c = result["cpu"]
-        lines.append(f"CPU over the {c.get('busy_wall_s', 0):.1f} s busy window (s, % of one core): " + ", ".join(
-            f"{k} {v['cpu_s']:.1f}" + (f" ({v['util_pct']:.0f}%)" if "util_pct" in v else "")
-            for k, v in c.items() if isinstance(v, dict)))
+        lines.append(_cpu_line(result["cpu"]))
     if result.get("aborted"):
         lines.append(f"ABORTED: {result['abort_reason']}")
     print("\n".join(lines), flush=True)
+
+
+def _cpu_line(c: dict[str, Any]) -> str:
+    return f"CPU over the {c.get('busy_wall_s', 0):.1f} s busy window (s, % of one core): " + ", ".join(
+        f"{k} {v['cpu_s']:.1f}" + (f" ({v['util_pct']:.0f}%)" if "util_pct" in v else "")
+        for k, v in c.items() if isinstance(v, dict))
+
+
+def print_sweep(result: dict[str, Any]) -> None:
+    f = _f
+    hdr = (f"{'offered/s':>10}{'sent/s':>9}{'ACTIVE/s':>10}{'late':>7}{'drop':>6}"
+           f"{'create p50/p99/p99.9 ms':>26}{'→ACTIVE p50/p99/p99.9 ms':>28}{'gen ms/create':>15}  saturated")
+    lines = [hdr, "-" * len(hdr)]
+    for s in result["steps"]:
+        lines.append(
+            f"{s['offered_per_s']:>10.1f}{f(s['sent_per_s']):>9}{f(s['creates_per_s']):>10}{s['late']:>7}"
+            f"{s['dropped']:>6}"
+            f"{f(s['create_p50_ms']) + ' / ' + f(s['create_p99_ms']) + ' / ' + f(s['create_p999_ms']):>26}"
+            f"{f(s['total_p50_ms']) + ' / ' + f(s['total_p99_ms']) + ' / ' + f(s['total_p999_ms']):>28}"
+            f"{f(s['generator'].get('cpu_ms_per_create'), 2):>15}  {s.get('saturated') or '-'}")
+    k = result["knee"]
+    lines.append(f"highest rate kept up with: {k['max_unsaturated_rate']} /s offered, "
+                 f"{k['max_unsaturated_active_per_s']} ACTIVE/s; first saturated: {k['first_saturated_rate']}")
+    if result.get("aborted"):
+        lines.append(f"ABORTED: {result['abort_reason']}")
+    print("\n".join(lines), flush=True)
+
+
+# ---- one load step and its figures -------------------------------------------------------
+
+
+def run_step(args: argparse.Namespace, target: str, image: str, deadline: float, procs: dict[str, Any],
+             offsets: list[float] | None, md: tuple[Any, ...]) -> dict[str, Any]:
+    """One load (closed, or open at one rate) against a running mesh: records, CPU, action sample, stuck servers."""
+    def cpu_probe() -> dict[str, float | None]:
+        return {svc: proc_cpu_s(p.pid) for svc, p in procs.items()}
+
+    cpu0 = cpu_probe()
+    load = run_load(args, target, image, deadline, cpu_probe if procs else None, offsets, md)
+    # CPU from the first CreateServer to the last server that settled (a stuck server's idle wait excluded).
+    busy_wall = max(1e-6, load["busy_wall_s"])
+    cpu: dict[str, Any] = {}
+    for svc, p in procs.items():
+        c1 = load["busy_cpu"].get(svc)
+        if c1 is not None and cpu0.get(svc) is not None:
+            used = c1 - float(cpu0[svc] or 0.0)
+            cpu[svc] = {"cpu_s": round(used, 2), "util_pct": round(100 * used / busy_wall, 1),
+                        "rss_mb": proc_rss_mb(p.pid)}
+    cpu["clients"] = {"cpu_s": round(sum(r.get("load_cpu_s", 0.0) for r in load["results"]), 2),
+                      "note": "client processes from their first create to their last server settled"}
+    cpu["busy_wall_s"] = round(busy_wall, 2)
+    recs = [dict(zip(client.FIELDS, t, strict=True)) for r in load["results"] for t in r["records"]]
+    act = [r for r in recs if r["final"] == "ACTIVE"]
+    unfinished = [r for r in recs if r["id"] and r["final"] not in ("ACTIVE", "ERROR")]
+    stuck: list[dict[str, Any]] = []
+    if unfinished:
+        stuck = asyncio.run(_get_servers(target, [r["id"] for r in unfinished[:20]], md))
+        log(f"{len(unfinished)} servers did not settle; the store says: " + json.dumps(stuck[:5]))
+    sample = random.Random(42).sample(act, min(args.sample, len(act)))
+    sample_rows: list[dict[str, Any]] = []
+    if sample and time.monotonic() < deadline + 30:
+        sample_rows = asyncio.run(_sample_actions(target, sample, md=md))
+    return {"load": load, "records": recs, "cpu": cpu, "sample_rows": sample_rows, "stuck": stuck,
+            "scheduled": len(offsets) if offsets is not None else None}
+
+
+def generator_cost(load: dict[str, Any], n_sent: int) -> dict[str, Any]:
+    """The load generator's own CPU: per create sent, and how busy its busiest process was."""
+    results = load.get("results", [])
+    cpu_s = sum(r.get("load_cpu_s", 0.0) for r in results)
+    utils = [100 * r["load_cpu_s"] / r["load_wall_s"] for r in results if r.get("load_wall_s")]
+    return {
+        "processes": len(results),
+        "cpu_s": round(cpu_s, 3),
+        "cpu_ms_per_create": round(1000 * cpu_s / n_sent, 3) if n_sent else None,
+        "busiest_util_pct": round(max(utils), 1) if utils else None,
+    }
+
+
+def generator_warning(step: dict[str, Any]) -> str:
+    """A warning when the load generator itself may have limited the run ("" otherwise)."""
+    busiest = step["generator"].get("busiest_util_pct") or 0.0
+    late = step.get("late") or 0
+    if busiest > 70:
+        return (f"warning: the busiest client process used {busiest:.0f} % of a core: the load generator may be "
+                "the limit; use more --workers")
+    if step.get("scheduled") and late > 0.01 * step["scheduled"]:
+        return (f"warning: {late} of {step['scheduled']} creates were sent more than {step['late_ms']:g} ms late "
+                f"(busiest client {busiest:.0f} % of a core): the machine is short of CPU for the generator")
+    return ""
+
+
+def step_report(args: argparse.Namespace, step: dict[str, Any], rate: float | None) -> dict[str, Any] | None:
+    """The figures of one load step (None when no create was sent)."""
+    load = step["load"]
+    a = analyse(step["records"])
+    if not a:
+        return None
+    stages_ms = dict(a["stages"])
+    astages = action_stages(step["sample_rows"])
+    ordered = {
+        "api_accept": stages_ms["api_accept"],
+        **({"send_lag": stages_ms["send_lag"], "create_rpc": stages_ms["create_rpc"]} if rate is not None else {}),
+        "conductor_queue": astages["conductor_queue"],
+        "conductor_pickup": stages_ms["conductor_pickup"],
+        "select": astages["select"],
+        "compute_pickup": stages_ms["compute_pickup"],
+        "compute_prepare": stages_ms["compute_prepare"],
+        "spawn": stages_ms["spawn"],
+        "total": stages_ms["total"],
+        "compute_build_event": astages["compute_build_event"],
+        "compute_spawn_event": astages["compute_spawn_event"],
+        "compute_to_conductor": stages_ms["compute_to_conductor"],
+        "watch_lag_host": stages_ms["watch_lag_host"],
+        "watch_lag_active": stages_ms["watch_lag_active"],
+    }
+    ss = {k: summary(v, 3) for k, v in ordered.items()}
+    dropped = sum(r.get("unstarted", 0) for r in load["results"])
+    res: dict[str, Any] = {"mode": "closed" if rate is None else "open"}
+    if rate is None:
+        res.update(servers=args.servers, concurrency=args.concurrency)
+    else:
+        late = sum(1 for v in stages_ms["send_lag"] if v > args.late_ms)
+        res.update(
+            rate=rate, arrivals=args.arrivals, duration_s=args.duration, seed=args.seed,
+            scheduled=step["scheduled"], offered_per_s=round(step["scheduled"] / args.duration, 2),
+            sent_per_s=_round(a["sent_per_s"]), late=late, late_ms=args.late_ms, dropped=dropped,
+            max_in_flight=args.max_in_flight, servers=step["scheduled"], concurrency=None,
+        )
+    res.update({
+        "hosts": args.hosts,
+        "client_processes": load.get("workers"),
+        "target": args.target or "local mesh",
+        "flavor": args.flavor,
+        "creates_per_s": _round(a["creates_per_s"]),
+        "creates_per_s_overall": _round(a["creates_per_s_overall"]),
+        "accepted_per_s": _round(a["accepted_per_s"]),
+        "accepted_per_s_overall": _round(a["accepted_per_s_overall"]),
+        "create_p50_ms": ss["api_accept"].get("p50"),
+        "create_p99_ms": ss["api_accept"].get("p99"),
+        "create_p999_ms": ss["api_accept"].get("p999"),
+        "select_p50_ms": ss["select"].get("p50"),
+        "select_p99_ms": ss["select"].get("p99"),
+        "total_p50_ms": ss["total"].get("p50"),
+        "total_p99_ms": ss["total"].get("p99"),
+        "total_p999_ms": ss["total"].get("p999"),
+        "stage_ms": ss,
+        "stage_coverage": a["coverage"],
+        "select_sample": len(step["sample_rows"]),
+        "errors": a["errors"],
+        "watch_errors": a["watch_errors"],
+        "final_states": a["final_states"],
+        "active": a["n_active"],
+        "accepted": a["n_accepted"],
+        "issued": a["n_started"],
+        "faults": a["faults"],
+        "unfinished": step["stuck"],
+        "revisions_per_server": a["revisions_per_server"],
+        "notifications_seen": a["notifications_seen"],
+        "elapsed_s": round(a["elapsed_s"], 2),
+        "aborted": load["aborted"],
+        "abort_reason": load["abort_reason"],
+        "cpu": step["cpu"],
+        "generator": generator_cost(load, a["n_started"]),
+        "timeline": a["timeline"],
+    })
+    res["_stages"] = {k: ordered[k] for k in ("api_accept", "send_lag", "conductor_pickup", "select", "compute_pickup",
+                                             "spawn", "total") if k in ordered}
+    return res
+
+
+def saturation(step: dict[str, Any]) -> str:
+    """Why an open-loop step did not keep up with its offered rate ("" when it did)."""
+    why = []
+    offered = step["offered_per_s"]
+    if not step["creates_per_s"] or step["creates_per_s"] < 0.9 * offered:
+        why.append(f"ACTIVE/s {step['creates_per_s']} < 90 % of offered {offered}")
+    if step["dropped"]:
+        why.append(f"{step['dropped']} creates never sent")
+    if step["late"] > 0.05 * step["scheduled"]:
+        why.append(f"{step['late']} of {step['scheduled']} sent late (load generator starved of CPU)")
+    not_active = step["scheduled"] - step["active"]
+    if not_active > step["dropped"]:
+        why.append(f"{not_active - step['dropped']} servers not ACTIVE")
+    if step["aborted"]:
+        why.append("aborted")
+    return "; ".join(why)
+
+
+def knee(steps: list[dict[str, Any]]) -> dict[str, Any]:
+    ok = [s for s in steps if not s.get("saturated")]
+    bad = [s for s in steps if s.get("saturated")]
+    return {
+        "max_unsaturated_rate": ok[-1]["rate"] if ok else None,
+        "max_unsaturated_active_per_s": ok[-1]["creates_per_s"] if ok else None,
+        "first_saturated_rate": bad[0]["rate"] if bad else None,
+        "first_saturated_active_per_s": bad[0]["creates_per_s"] if bad else None,
+        "rule": "saturated: ACTIVE/s < 90 % of offered, or creates never sent, or > 5 % sent late, "
+                "or servers not ACTIVE",
+    }
 
 
 # ---- main ------------------------------------------------------------------------------
@@ -668,19 +975,34 @@ def print_report(result: dict[str, Any]) -> None:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.mesh", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--servers", type=int, default=2000, help="servers to create (N)")
-    ap.add_argument("--concurrency", type=int, default=64, help="servers in flight (create + watch) at once (C)")
+    ap.add_argument("--servers", type=int, default=2000, help="closed loop: servers to create (N)")
+    ap.add_argument("--concurrency", type=int, default=64,
+                    help="closed loop: servers in flight (create + watch) at once (C)")
+    ap.add_argument("--rate", help="open loop: creates/s due at a fixed rate; 'sweep' walks rates "
+                                   f"{','.join(str(r) for r in arrivals.SWEEP_RATES)} up to saturation")
+    ap.add_argument("--sweep", help="open loop: these rates in turn (comma-separated, increasing) up to saturation")
+    ap.add_argument("--duration", type=float, default=20.0, help="open loop: seconds of arrivals per rate")
+    ap.add_argument("--arrivals", choices=arrivals.KINDS, default="poisson", help="open loop: arrival process")
+    ap.add_argument("--seed", type=int, default=1, help="open loop: seed of the Poisson schedule (step i: seed+i)")
+    ap.add_argument("--max-in-flight", type=int, default=4096,
+                    help="open loop: servers in flight at most, all clients together (bounds memory only: a create "
+                         "that finds it full waits, and the wait counts in its latency)")
+    ap.add_argument("--late-ms", type=float, default=10.0,
+                    help="open loop: a create sent more than this after it was due counts as late")
     ap.add_argument("--hosts", type=int, default=1000, help="fake hosts presented by the compute agent (H)")
     ap.add_argument("--target", help="API address of a running mesh (loopback); default: start one")
-    ap.add_argument("--token", help="with --target: bearer token (default: env DROVER_TOKEN, else the admin "
-                                    "token in DROVER_DATA_DIR); a local mesh's admin token otherwise")
+    ap.add_argument("--token", help="bearer token for the API (default: $DROVER_TOKEN, or the local mesh's own)")
     ap.add_argument("--image", help="image name or id to boot (with --target); default: register mesh-bench")
     ap.add_argument("--flavor", default=FLAVOR_DEFAULT)
-    ap.add_argument("--json", type=Path, help="default benchmarks/results/mesh-<H>h-<N>s.json")
+    ap.add_argument("--json", type=Path, help="default benchmarks/results/mesh-<H>h-<N>s.json (open: -open<R>, "
+                                              "sweep: -sweep)")
     ap.add_argument("--plots", type=Path, help="PNG directory (default benchmarks/results/)")
     ap.add_argument("--no-plots", action="store_true")
     ap.add_argument("--duration-limit", type=float, default=600.0, help="abort everything after S seconds")
     ap.add_argument("--workers", type=int, default=2, help="client processes")
+    ap.add_argument("--channels", type=int, default=0,
+                    help="HTTP/2 connections per client process (default: closed loop 1 per 48 in flight, "
+                         "open loop 1 per 100 creates/s)")
     ap.add_argument("--sample", type=int, default=500, help="servers whose action events are read (select)")
     ap.add_argument("--rpc-timeout", type=float, default=60.0, help="CreateServer deadline, seconds")
     ap.add_argument("--settle-timeout", type=float, default=120.0,
@@ -692,20 +1014,74 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--keep-data", action="store_true", help="keep the temporary data dir (store, logs)")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
     args = ap.parse_args(argv)
-    if args.servers < 1 or args.concurrency < 1 or args.hosts < 1:
-        ap.error("--servers, --concurrency and --hosts must be >= 1")
+    if args.servers < 1 or args.concurrency < 1 or args.hosts < 1 or args.workers < 1:
+        ap.error("--servers, --concurrency, --hosts and --workers must be >= 1")
     if args.target:
         host = args.target.rsplit(":", 1)[0].strip("[]")
         if host not in ("127.0.0.1", "localhost", "::1"):
             ap.error("--target must be a loopback address (127.0.0.1:PORT, localhost:PORT, [::1]:PORT)")
+    args.rates = None  # closed loop
+    args.sweeping = False
+    if args.rate and args.sweep:
+        ap.error("give --rate or --sweep, not both")
+    try:
+        if args.rate == "sweep":
+            args.rates, args.sweeping = list(arrivals.SWEEP_RATES), True
+        elif args.sweep:
+            args.rates, args.sweeping = arrivals.parse_sweep(args.sweep), True
+        elif args.rate:
+            args.rates = [float(args.rate)]
+            if not args.rates[0] > 0:
+                raise ValueError
+    except ValueError as exc:
+        ap.error(str(exc) or f"--rate must be a positive number or 'sweep', got {args.rate!r}")
+    if args.rates and not (args.duration > 0 and args.max_in_flight >= 1):
+        ap.error("--duration must be > 0 and --max-in-flight >= 1")
     return args
+
+
+def default_stem(args: argparse.Namespace) -> str:
+    if args.sweeping:
+        return f"mesh-{args.hosts}h-sweep"
+    if args.rates:
+        return f"mesh-{args.hosts}h-open{args.rates[0]:g}-{args.duration:g}s"
+    return f"mesh-{args.hosts}h-{args.servers}s"
+
+
+def planned_load(args: argparse.Namespace) -> tuple[int, int]:
+    """(servers created in all, servers in flight at most) that the mesh's settings must never limit."""
+    if args.rates:
+        return math.ceil(1.2 * sum(args.rates) * args.duration) + 100, args.max_in_flight
+    return args.servers, args.concurrency
+
+
+def scrape_all(metrics_urls: dict[str, str], json_path: Path, stem: str) -> dict[str, Any]:
+    metrics: dict[str, Any] = {}
+    for svc, url in metrics_urls.items():
+        try:
+            text = scrape(url)
+        except Exception as exc:
+            metrics[svc] = {"url": url, "error": f"{type(exc).__name__}: {exc}"}
+            continue
+        raw_dir = json_path.parent / f"{stem}-metrics"
+        raw_dir.mkdir(parents=True, exist_ok=True)
+        (raw_dir / f"{svc}.prom").write_text(text)
+        try:
+            metrics[svc] = {"url": url, "series": summarise_metrics(text)}
+        except Exception as exc:
+            metrics[svc] = {"url": url, "error": f"parse: {exc}"}
+    if metrics and all("error" in v for v in metrics.values()):
+        log("no Prometheus metrics served (skipped): " + "; ".join(f"{k}: {v['error']}" for k, v in metrics.items()))
+    return metrics
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    speed = MachineSpeed(log)
+    speed.measure_start()
     t_run0 = time.monotonic()
     deadline = t_run0 + args.duration_limit
-    stem = f"mesh-{args.hosts}h-{args.servers}s"
+    stem = default_stem(args)
     json_path = args.json or RESULTS / f"{stem}.json"
     plots_dir = args.plots or RESULTS
     stem = json_path.stem if args.json else stem
@@ -716,14 +1092,9 @@ def main(argv: list[str] | None = None) -> int:
     metrics_urls: dict[str, str] = {}
     settings: dict[str, str] = {}
     setup: dict[str, float] = {}
-    cpu0: dict[str, float | None] = {}
     aborted, abort_reason = False, ""
-    load: dict[str, Any] = {}
-    sample_rows: list[dict[str, Any]] = []
-    stuck: list[dict[str, Any]] = []
+    steps: list[dict[str, Any]] = []
     metrics: dict[str, Any] = {}
-    cpu: dict[str, Any] = {}
-    rc = 0
     try:
         if args.target:
             target = args.target
@@ -735,15 +1106,27 @@ def main(argv: list[str] | None = None) -> int:
         else:
             from drover.localmesh import LocalMesh, free_port
 
-            ports = {svc: free_port() for svc in SERVICES}
-            settings = mesh_settings(args, ports)
-            log("mesh settings: " + " ".join(f"{k}={v}" for k, v in settings.items()))
+            planned, in_flight = planned_load(args)
             per_host_cap = min(FAKE_VCPUS * 16, int((FAKE_MEMORY_MB - 512) * 1.5 // 512), FAKE_DISK_GB)
-            if args.servers > per_host_cap * args.hosts:
-                log(f"warning: {args.servers} servers exceed the fake hosts' capacity ({per_host_cap}/host)")
-            mesh = LocalMesh.on_free_ports(workdir / "data", **settings)
+            if planned > per_host_cap * args.hosts:
+                log(f"warning: {planned} servers exceed the fake hosts' capacity ({per_host_cap}/host)")
             t = time.monotonic()
-            mesh.start(timeout=max(10.0, min(180.0, deadline - time.monotonic())))
+            for attempt in range(1, 4):
+                ports = {svc: free_port() for svc in SERVICES}
+                settings = mesh_settings(args, ports, planned, in_flight)
+                if attempt == 1:
+                    log("mesh settings: " + " ".join(f"{k}={v}" for k, v in settings.items()))
+                mesh = LocalMesh.on_free_ports(workdir / f"data-{attempt}", **settings)
+                try:
+                    mesh.start(timeout=max(10.0, min(180.0, deadline - time.monotonic())))
+                    break
+                except RuntimeError as exc:
+                    # On a shared machine another process can take a "free" port before a service binds it.
+                    mesh = None
+                    if attempt == 3 or time.monotonic() > deadline:
+                        raise Abort(f"mesh did not start: {exc}") from exc
+                    log(f"mesh did not start (attempt {attempt}), retrying on new ports: {str(exc)[:200]}")
+            assert mesh is not None
             setup["mesh_start_s"] = round(time.monotonic() - t, 2)
             target = mesh.addresses["api"]
             args.token = mesh.token  # the load goes through the authenticated path, as any client
@@ -752,62 +1135,48 @@ def main(argv: list[str] | None = None) -> int:
                 metrics_urls = {k: v if v.startswith("http") else f"http://{v}/metrics" for k, v in offered.items()}
             else:
                 metrics_urls = {svc: f"http://127.0.0.1:{p}/metrics" for svc, p in ports.items()}
-            log(f"mesh up in {setup['mesh_start_s']} s: {mesh.addresses} (data {workdir / 'data'})")
+            log(f"mesh up in {setup['mesh_start_s']} s: {mesh.addresses} (data {mesh.data_dir})")
             setup["hosts_wait_s"] = round(wait_hosts(args.hosts, deadline, mesh), 2)
             log(f"scheduler knows {args.hosts} hosts after {setup['hosts_wait_s']} s")
-        image = ensure_image(target, args.image, workdir, args.token)
-        log(f"image {image}, flavor {args.flavor}; {args.servers} servers, concurrency {args.concurrency}, "
-            f"{min(args.workers, args.concurrency, args.servers)} client processes")
+        md = client.call_metadata(args.token)
+        image = asyncio.run(ensure_image(target, args.image, workdir, md))
+        if args.rates:
+            log(f"image {image}, flavor {args.flavor}; open loop, {args.arrivals} arrivals, {args.duration:g} s per "
+                f"rate, rates {', '.join(f'{r:g}' for r in args.rates)}/s, {args.workers} client processes")
+        else:
+            log(f"image {image}, flavor {args.flavor}; {args.servers} servers, concurrency {args.concurrency}, "
+                f"{min(args.workers, args.concurrency, args.servers)} client processes")
         if time.monotonic() > deadline:
             raise Abort("duration limit reached during setup")
-        if mesh is not None:
-            cpu0 = {svc: proc_cpu_s(p.pid) for svc, p in mesh.procs.items()}
         procs = dict(mesh.procs) if mesh is not None else {}
-
-        def cpu_probe() -> dict[str, float | None]:
-            return {svc: proc_cpu_s(p.pid) for svc, p in procs.items()}
-
-        load = run_load(args, target, image, deadline, cpu_probe if procs else None)
-        # CPU from the first CreateServer to the last server that settled (a stuck server's idle wait excluded).
-        busy_wall = max(1e-6, load["busy_wall_s"])
-        for svc, p in procs.items():
-            c1 = load["busy_cpu"].get(svc)
-            if c1 is not None and cpu0.get(svc) is not None:
-                used = c1 - float(cpu0[svc] or 0.0)
-                cpu[svc] = {"cpu_s": round(used, 2), "util_pct": round(100 * used / busy_wall, 1),
-                            "rss_mb": proc_rss_mb(p.pid)}
-        clients_cpu = sum(r.get("cpu_s", 0.0) for r in load["results"])
-        cpu["clients"] = {"cpu_s": round(clients_cpu, 2), "note": "whole client processes, incl. start-up"}
-        cpu["busy_wall_s"] = round(busy_wall, 2)
-        aborted, abort_reason = load["aborted"], load["abort_reason"]
-        if mesh is not None and mesh.exited():
-            log(f"mesh services exited during the load: {mesh.exited()}")
-        # Action events for a sample of ACTIVE servers (select = the conductor's schedule event).
-        recs = [dict(zip(client.FIELDS, t, strict=True)) for r in load["results"] for t in r["records"]]
-        act = [r for r in recs if r["final"] == "ACTIVE"]
-        unfinished = [r for r in recs if r["id"] and r["final"] not in ("ACTIVE", "ERROR")]
-        if unfinished:
-            stuck = asyncio.run(_get_servers(target, [r["id"] for r in unfinished[:20]], args.token))
-            log(f"{len(unfinished)} servers did not settle; the store says: " + json.dumps(stuck[:5]))
-        sample = random.Random(42).sample(act, min(args.sample, len(act)))
-        if sample and time.monotonic() < deadline + 30:
-            sample_rows = asyncio.run(_sample_actions(target, sample, args.token))
-        for svc, url in metrics_urls.items():
-            try:
-                text = scrape(url)
-            except Exception as exc:
-                metrics[svc] = {"url": url, "error": f"{type(exc).__name__}: {exc}"}
-                continue
-            raw_dir = json_path.parent / f"{stem}-metrics"
-            raw_dir.mkdir(parents=True, exist_ok=True)
-            (raw_dir / f"{svc}.prom").write_text(text)
-            try:
-                metrics[svc] = {"url": url, "series": summarise_metrics(text)}
-            except Exception as exc:
-                metrics[svc] = {"url": url, "error": f"parse: {exc}"}
-        if metrics and all("error" in v for v in metrics.values()):
-            log("no Prometheus metrics served (skipped): "
-                + "; ".join(f"{k}: {v['error']}" for k, v in metrics.items()))
+        for i, rate in enumerate(args.rates or [None]):
+            if time.monotonic() > deadline:
+                raise Abort(f"duration limit reached before rate {rate:g}/s")
+            offsets = None
+            if rate is not None:
+                offsets = arrivals.schedule(rate, args.duration, args.arrivals, seed=args.seed + i)
+                log(f"open loop {rate:g}/s: {len(offsets)} creates due over {args.duration:g} s")
+            rep = step_report(args, run_step(args, target, image, deadline, procs, offsets, md), rate)
+            if rep is None:
+                log("no server was created" + (f" at {rate:g}/s" if rate is not None else ""))
+                break
+            steps.append(rep)
+            warning = generator_warning(rep)
+            if warning:
+                log(warning)
+            if args.sweeping:
+                rep["saturated"] = saturation(rep)
+                log(f"{rate:g}/s: ACTIVE/s {rep['creates_per_s']}, CreateServer p99 {rep['create_p99_ms']} ms, "
+                    f"create→ACTIVE p99 {rep['total_p99_ms']} ms" + (f"; saturated: {rep['saturated']}"
+                                                                   if rep["saturated"] else ""))
+                if rep["saturated"]:
+                    break
+            if rep["aborted"]:
+                aborted, abort_reason = True, rep["abort_reason"]
+                break
+            if mesh is not None and mesh.exited():
+                raise Abort(f"mesh services exited during the load: {mesh.exited()}")
+        metrics = scrape_all(metrics_urls, json_path, stem)
     except Abort as exc:
         aborted, abort_reason = True, str(exc)
         log(f"ABORTED: {exc}")
@@ -825,100 +1194,67 @@ def main(argv: list[str] | None = None) -> int:
             log(f"data kept in {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
+    speed.measure_end()
 
-    recs = [dict(zip(client.FIELDS, t, strict=True)) for r in load.get("results", []) for t in r["records"]]
-    a = analyse(recs)
-    if not a:
+    if not steps:
         log("no server was created; nothing to report")
         return 2
-    stages_ms = dict(a["stages"])
-    astages = action_stages(sample_rows)
-    # select first after api_accept/conductor_pickup in the report order
-    ordered = {
-        "api_accept": stages_ms["api_accept"],
-        "conductor_queue": astages["conductor_queue"],
-        "conductor_pickup": stages_ms["conductor_pickup"],
-        "select": astages["select"],
-        "compute_pickup": stages_ms["compute_pickup"],
-        "compute_prepare": stages_ms["compute_prepare"],
-        "spawn": stages_ms["spawn"],
-        "total": stages_ms["total"],
-        "compute_build_event": astages["compute_build_event"],
-        "compute_spawn_event": astages["compute_spawn_event"],
-        "compute_to_conductor": stages_ms["compute_to_conductor"],
-        "watch_lag_host": stages_ms["watch_lag_host"],
-        "watch_lag_active": stages_ms["watch_lag_active"],
-    }
-    stage_summary = {k: summary(v, 3) for k, v in ordered.items()}
-    result: dict[str, Any] = {
-        "servers": args.servers,
-        "hosts": args.hosts,
-        "concurrency": args.concurrency,
-        "client_processes": load.get("workers"),
-        "target": args.target or "local mesh",
-        "flavor": args.flavor,
-        "creates_per_s": _round(a["creates_per_s"]),
-        "creates_per_s_overall": _round(a["creates_per_s_overall"]),
-        "accepted_per_s": _round(a["accepted_per_s"]),
-        "accepted_per_s_overall": _round(a["accepted_per_s_overall"]),
-        "create_p50_ms": stage_summary["api_accept"].get("p50"),
-        "create_p99_ms": stage_summary["api_accept"].get("p99"),
-        "select_p50_ms": stage_summary["select"].get("p50"),
-        "select_p99_ms": stage_summary["select"].get("p99"),
-        "total_p50_ms": stage_summary["total"].get("p50"),
-        "total_p99_ms": stage_summary["total"].get("p99"),
-        "stage_ms": stage_summary,
-        "stage_coverage": a["coverage"],
-        "select_sample": len(sample_rows),
-        "errors": a["errors"],
-        "watch_errors": a["watch_errors"],
-        "final_states": a["final_states"],
-        "active": a["n_active"],
-        "accepted": a["n_accepted"],
-        "issued": a["n_started"],
-        "faults": a["faults"],
-        "unfinished": stuck,
-        "revisions_per_server": a["revisions_per_server"],
-        "notifications_seen": a["notifications_seen"],
-        "elapsed_s": round(a["elapsed_s"], 2),
+    stage_lists = [s.pop("_stages") for s in steps]
+    common: dict[str, Any] = {
         "run_wall_s": round(time.monotonic() - t_run0, 2),
         "setup": setup,
-        "aborted": aborted,
-        "abort_reason": abort_reason,
         "duration_limit_s": args.duration_limit,
         "settings": settings,
-        "cpu": cpu,
         "metrics": metrics,
-        "timeline": a["timeline"],
         "machine": machine,
+        "machine_speed": speed.record(),
         "git": git,
         "command": "python -m benchmarks.mesh " + shlex.join(sys.argv[1:] if argv is None else argv),
         "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
-    # The scheduler's own view (Prometheus histograms, bucket-interpolated), when it serves metrics.
-    sched = metrics.get("scheduler", {}).get("series", {})
-    for key, name in (("drover_scheduler_select_seconds", "scheduler_core_select"),
-                      ("grpc_server_handling_seconds{grpc_method=SelectDestinations,grpc_service=drover.v1."
-                       "SchedulerService,grpc_type=unary}", "select_destinations_rpc")):
-        for q in ("p50", "p99"):
-            if f"{key}:{q}" in sched:
-                result[f"{name}_{q}_ms"] = round(sched[f"{key}:{q}"] * 1000, 3)
-    if not args.no_plots:
-        try:
-            result["plots"] = plot(result, {k: ordered[k] for k in ("api_accept", "conductor_pickup", "select",
-                                                                    "compute_pickup", "spawn", "total")},
-                                   plots_dir, stem)
-        except Exception as exc:
-            log(f"plots failed: {exc}")
+    if args.sweeping:
+        result: dict[str, Any] = {
+            "mode": "sweep", "hosts": args.hosts, "arrivals": args.arrivals, "duration_s": args.duration,
+            "rates": args.rates, "steps": steps, "knee": knee(steps),
+            "aborted": aborted or any(s["aborted"] for s in steps), "abort_reason": abort_reason, **common,
+        }
+        if not args.no_plots:
+            try:
+                result["plots"] = [plot_knee(result, plots_dir, stem)]
+            except Exception as exc:
+                log(f"plots failed: {exc}")
+    else:
+        result = {**steps[0], **common}
+        if aborted and not result["aborted"]:
+            result["aborted"], result["abort_reason"] = True, abort_reason
+        # The scheduler's own view (Prometheus histograms, bucket-interpolated), when it serves metrics.
+        sched = metrics.get("scheduler", {}).get("series", {})
+        for key, name in (("drover_scheduler_select_seconds", "scheduler_core_select"),
+                          ("grpc_server_handling_seconds{grpc_method=SelectDestinations,grpc_service=drover.v1."
+                           "SchedulerService,grpc_type=unary}", "select_destinations_rpc")):
+            for q in ("p50", "p99"):
+                if f"{key}:{q}" in sched:
+                    result[f"{name}_{q}_ms"] = round(sched[f"{key}:{q}"] * 1000, 3)
+        if not args.no_plots:
+            try:
+                result["plots"] = plot(result, stage_lists[0], plots_dir, stem)
+            except Exception as exc:
+                log(f"plots failed: {exc}")
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(result, indent=1) + "\n")
-    print_report(result)
+    if args.sweeping:
+        print_sweep(result)
+    else:
+        print_report(result)
+    print(speed.line())
     print(f"JSON: {json_path}" + (f"   plots: {', '.join(result.get('plots', []))}" if result.get("plots") else ""))
-    if aborted:
-        rc = 2
-    elif a["n_active"] < args.servers:
-        rc = 1
-    return rc
+    if result["aborted"]:
+        return 2
+    if args.sweeping:
+        return 0  # reaching saturation is what a sweep is for
+    if result["active"] < result["servers"]:
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

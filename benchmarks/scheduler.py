@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.machine_speed import MachineSpeed
 from benchmarks.stats import pct
 from drover import scheduler_core as sc
 from drover.scheduling import reference as ref
@@ -246,6 +247,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, help="write results here")
     args = ap.parse_args(argv)
     sizes = [int(x) for x in args.hosts.split(",") if x.strip()]
+    speed = MachineSpeed()
+    speed.measure_start()
     results = []
     hdr = (
         f"{'hosts':>8} {'select p50':>11} {'p99':>9} {'native p50':>11} {'explain p50':>12} "
@@ -264,6 +267,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['table_mib']:>10.2f} {r['table_rss_growth_bytes'] / 2**20:>9.1f}",
             flush=True,
         )
+    speed.measure_end()
+    print(speed.line())
     if args.json:
         doc = {
             "benchmark": "scheduler",
@@ -275,6 +280,7 @@ def main(argv: list[str] | None = None) -> int:
                 "python": sys.version.split()[0],
                 "loadavg_1m": os.getloadavg()[0],
             },
+            "machine_speed": speed.record(),
             "filters": sc.SchedulerConfig().enabled_filters,
             "weighers": sc.SchedulerConfig().weighers,
             "results": results,

@@ -15,7 +15,7 @@ def pct(values: list[float], p: float) -> float:
 
 
 def summary(values: list[float], ndigits: int | None = None) -> dict[str, float]:
-    """n, min, p50, p95, p99, max and mean of ``values`` ({"n": 0} when empty)."""
+    """n, min, p50, p95, p99, p99.9 (``p999``), max and mean of ``values`` ({"n": 0} when empty)."""
     if not values:
         return {"n": 0}
     s = sorted(values)
@@ -24,6 +24,7 @@ def summary(values: list[float], ndigits: int | None = None) -> dict[str, float]
         "p50": pct(s, 50),
         "p95": pct(s, 95),
         "p99": pct(s, 99),
+        "p999": pct(s, 99.9),
         "max": s[-1],
         "mean": statistics.fmean(s),
     }
