@@ -1,5 +1,5 @@
 //! `cargo run --release --no-default-features --example bench -- 10000`
-use scheduler_core::core::{Config, HostSpec, HostTable, Request};
+use scheduler_core::{Config, HostSpec, HostTable, Request};
 use std::time::Instant;
 
 fn main() {

@@ -1,6 +1,7 @@
 //! Unit tests per filter and weigher (pure Rust; `cargo test -p scheduler_core`).
 
-use super::*;
+use crate::*;
+use std::collections::HashMap;
 
 fn host(name: &str, vcpus: i64, mem: i64, disk: i64) -> HostSpec {
     HostSpec::new(name, vcpus, mem, disk)
