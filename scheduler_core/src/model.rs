@@ -3,6 +3,28 @@
 use crate::filters::{Filter, DEFAULT_FILTERS};
 use crate::weighers::Weigher;
 
+/// The largest resource amount the core accepts anywhere (a host's vCPUs / MB / GB, reserved
+/// amounts and counters; a request's or claim's per-instance amounts): 2^40, i.e. 1 EiB of RAM
+/// in MB. With `MAX_INSTANCES` and `MAX_USED` it keeps every sum the core forms (usage plus a
+/// batch, free disk in MB for the DiskWeigher) well inside i64: larger inputs are rejected
+/// with an error, never wrapped.
+pub const MAX_AMOUNT: i64 = 1 << 40;
+/// The most instances one request may place (the API allows 1000).
+pub const MAX_INSTANCES: usize = 1 << 10;
+/// The most a host's summed claims of one resource may reach.
+pub const MAX_USED: i64 = 1 << 50;
+
+/// `value` if it is within 0..=MAX_AMOUNT, else an error naming `field`.
+pub(crate) fn check_amount(field: &str, value: i64) -> Result<(), String> {
+    if (0..=MAX_AMOUNT).contains(&value) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{field} must be between 0 and {MAX_AMOUNT} (got {value})"
+        ))
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Config {
     pub filters: Vec<Filter>,
@@ -124,9 +146,36 @@ pub struct Request {
 }
 
 impl Request {
-    /// Placement's DISK_GB for a flavor: root + ephemeral + swap rounded up to GiB.
+    /// Placement's DISK_GB for a flavor: root + ephemeral + swap rounded up to GiB
+    /// (saturating: `check` rejects a request whose sum leaves the accepted range).
     pub fn disk_gb(&self) -> i64 {
-        self.root_gb + self.ephemeral_gb + (self.swap_mb.max(0) + 1023) / 1024
+        let swap_gb = self.swap_mb.max(0).saturating_add(1023) / 1024;
+        self.root_gb
+            .saturating_add(self.ephemeral_gb)
+            .saturating_add(swap_gb)
+    }
+
+    /// Every amount within 0..=MAX_AMOUNT (the disk sum included), at most MAX_INSTANCES
+    /// instances: what the core's arithmetic is proven safe for.
+    pub fn check(&self) -> Result<(), String> {
+        check_amount("vcpus", self.vcpus)?;
+        check_amount("memory_mb", self.memory_mb)?;
+        check_amount("root_gb", self.root_gb)?;
+        check_amount("ephemeral_gb", self.ephemeral_gb)?;
+        check_amount("swap_mb", self.swap_mb)?;
+        let disk = self.disk_gb();
+        if disk > MAX_AMOUNT {
+            return Err(format!(
+                "root_gb + ephemeral_gb + swap_mb / 1024 must be at most {MAX_AMOUNT} GB (got {disk})"
+            ));
+        }
+        if self.instance_ids.len() > MAX_INSTANCES {
+            return Err(format!(
+                "at most {MAX_INSTANCES} instances per request (got {})",
+                self.instance_ids.len()
+            ));
+        }
+        Ok(())
     }
 
     /// An image property by its current key, else by its legacy key.
@@ -169,6 +218,38 @@ pub struct HostSpec {
 }
 
 impl HostSpec {
+    /// Every amount within 0..=MAX_AMOUNT and finite, non-negative allocation ratios.
+    pub fn check(&self) -> Result<(), String> {
+        let amounts = [
+            ("vcpus", self.vcpus),
+            ("memory_mb", self.memory_mb),
+            ("disk_gb", self.disk_gb),
+            ("reserved_vcpus", self.reserved_vcpus),
+            ("reserved_memory_mb", self.reserved_memory_mb),
+            ("reserved_disk_gb", self.reserved_disk_gb),
+            ("io_ops", self.io_ops),
+            ("num_instances", self.num_instances),
+            ("failed_builds", self.failed_builds),
+        ];
+        for (field, v) in amounts {
+            check_amount(field, v).map_err(|e| format!("host {:?}: {e}", self.name))?;
+        }
+        let ratios = [
+            ("cpu_allocation_ratio", self.cpu_allocation_ratio),
+            ("ram_allocation_ratio", self.ram_allocation_ratio),
+            ("disk_allocation_ratio", self.disk_allocation_ratio),
+        ];
+        for (field, r) in ratios {
+            if !(r.is_finite() && r >= 0.0) {
+                return Err(format!(
+                    "host {:?}: {field} must be a finite number >= 0 (got {r})",
+                    self.name
+                ));
+            }
+        }
+        Ok(())
+    }
+
     pub fn new(name: &str, vcpus: i64, memory_mb: i64, disk_gb: i64) -> HostSpec {
         HostSpec {
             name: name.to_string(),

@@ -11,7 +11,8 @@ use crate::weighers::{self, exact_weight, top_k, weigher_stats};
 
 impl HostTable {
     /// Filter + weigh + choose for every instance of the request, without claiming.
-    /// Returns the outcome and the chosen slots.
+    /// Returns the outcome and the chosen slots. `req` must pass `Request::check` (the
+    /// Python `RequestSpec` and `select` ensure it).
     pub fn plan(&self, req: &Request) -> (Outcome, Vec<usize>) {
         let t0 = Instant::now();
         let n = self.len();
@@ -176,11 +177,24 @@ impl HostTable {
         )
     }
 
-    /// Plan and, if enough instances can be placed, claim them (all or none).
-    pub fn select(&mut self, req: &Request) -> Outcome {
+    /// Plan and, if enough instances can be placed, claim them (all or none). An error (and
+    /// no claim) for a request out of range (`Request::check`) or claims whose summed usage
+    /// would overflow.
+    pub fn select(&mut self, req: &Request) -> Result<Outcome, String> {
+        req.check()?;
         let (mut out, slots) = self.plan(req);
         if out.ok {
             let disk = req.disk_gb();
+            let mut times: Vec<(usize, i64)> = Vec::new();
+            for &slot in &slots {
+                match times.iter_mut().find(|(s, _)| *s == slot) {
+                    Some(e) => e.1 += 1,
+                    None => times.push((slot, 1)),
+                }
+            }
+            for &(slot, k) in &times {
+                self.check_claim(slot, k, req.vcpus, req.memory_mb, disk)?;
+            }
             for (j, &slot) in slots.iter().enumerate() {
                 if let Some(id) = req.instance_ids.get(j) {
                     self.apply_claim(id, slot, req.vcpus, req.memory_mb, disk);
@@ -188,7 +202,7 @@ impl HostTable {
             }
         }
         out.explanation.elapsed_us = out.explanation.elapsed_us.max(0.0);
-        out
+        Ok(out)
     }
 
     /// Which hosts pass one filter, ignoring the others (for tests against the oracle).

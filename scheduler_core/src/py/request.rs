@@ -40,30 +40,27 @@ impl RequestSpec {
         ignore_hosts: Option<Vec<String>>,
         min_count: i64,
     ) -> PyResult<Self> {
-        if vcpus < 0 || memory_mb < 0 || root_gb < 0 || ephemeral_gb < 0 || swap_mb < 0 {
-            return Err(PyValueError::new_err("resource amounts must be >= 0"));
-        }
-        Ok(RequestSpec {
-            req: Request {
-                instance_ids,
-                vcpus,
-                memory_mb,
-                root_gb,
-                ephemeral_gb,
-                swap_mb,
-                project_id: project_id.unwrap_or_default(),
-                availability_zone: availability_zone.unwrap_or_default(),
-                flavor_extra_specs: dict_items(flavor_extra_specs)?,
-                image_id: image_id.unwrap_or_default(),
-                image_properties: dict_items(image_properties)?,
-                group_policy: group_policy.unwrap_or_default(),
-                group_hosts: group_hosts.unwrap_or_default(),
-                same_host: same_host.unwrap_or_default(),
-                different_host: different_host.unwrap_or_default(),
-                ignore_hosts: ignore_hosts.unwrap_or_default(),
-                min_count,
-            },
-        })
+        let req = Request {
+            instance_ids,
+            vcpus,
+            memory_mb,
+            root_gb,
+            ephemeral_gb,
+            swap_mb,
+            project_id: project_id.unwrap_or_default(),
+            availability_zone: availability_zone.unwrap_or_default(),
+            flavor_extra_specs: dict_items(flavor_extra_specs)?,
+            image_id: image_id.unwrap_or_default(),
+            image_properties: dict_items(image_properties)?,
+            group_policy: group_policy.unwrap_or_default(),
+            group_hosts: group_hosts.unwrap_or_default(),
+            same_host: same_host.unwrap_or_default(),
+            different_host: different_host.unwrap_or_default(),
+            ignore_hosts: ignore_hosts.unwrap_or_default(),
+            min_count,
+        };
+        req.check().map_err(PyValueError::new_err)?;
+        Ok(RequestSpec { req })
     }
 
     #[getter]

@@ -108,7 +108,8 @@ impl HostTable {
             aggregates: aggs,
             generation,
         };
-        Ok(py.allow_threads(|| self.write().upsert(&spec)))
+        py.allow_threads(|| self.write().upsert(&spec))
+            .map_err(PyValueError::new_err)
     }
 
     /// Forget a host and its claims. False if unknown.
@@ -148,7 +149,9 @@ impl HostTable {
         if req.instance_ids.is_empty() {
             return Err(PyValueError::new_err("instance_ids must not be empty"));
         }
-        let out = py.allow_threads(|| self.write().select(req));
+        let out = py
+            .allow_threads(|| self.write().select(req))
+            .map_err(PyValueError::new_err)?;
         let (res, ok) = to_py_result(py, out)?;
         if ok {
             Ok(res)
@@ -182,10 +185,13 @@ impl HostTable {
         memory_mb: i64,
         disk_gb: i64,
     ) -> PyResult<()> {
-        if py.allow_threads(|| {
-            self.write()
-                .claim(instance_id, host, vcpus, memory_mb, disk_gb)
-        }) {
+        if py
+            .allow_threads(|| {
+                self.write()
+                    .claim(instance_id, host, vcpus, memory_mb, disk_gb)
+            })
+            .map_err(PyValueError::new_err)?
+        {
             Ok(())
         } else {
             Err(unknown_host(py, host))

@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::sync::Arc;
 
-use crate::model::{Config, HostSpec, HostView};
+use crate::model::{check_amount, Config, HostSpec, HostView, MAX_USED};
 use crate::ops::{canon_arch, canon_hv_type};
 
 mod columns;
@@ -114,12 +114,14 @@ impl HostTable {
         splitmix64(s.wrapping_add(0x9e3779b97f4a7c15))
     }
 
-    /// Insert or update a host. Returns false (and changes nothing) for a stale generation.
-    pub fn upsert(&mut self, h: &HostSpec) -> bool {
+    /// Insert or update a host. Returns false (and changes nothing) for a stale generation;
+    /// an error (and no change) for amounts out of range (`HostSpec::check`).
+    pub fn upsert(&mut self, h: &HostSpec) -> Result<bool, String> {
+        h.check()?;
         let existing = self.slot(&h.name);
         if let Some(i) = existing {
             if h.generation < self.cols.cold[i].generation {
-                return false;
+                return Ok(false);
             }
         }
         self.seq += 1;
@@ -188,7 +190,7 @@ impl HostTable {
         c.cap_set[i] = cap_set;
         c.agg_set[i] = agg_set;
         self.refresh_free(i);
-        true
+        Ok(true)
     }
 
     /// Remove a host (and its claims). The last host moves into its slot.
@@ -230,6 +232,35 @@ impl HostTable {
         self.set_flag(name, ENABLED, enabled)
     }
 
+    /// Can slot `i` take `times` more claims of these amounts without a summed usage leaving
+    /// 0..=MAX_USED? (Checked arithmetic: an error says which resource would overflow.)
+    pub(crate) fn check_claim(
+        &self,
+        i: usize,
+        times: i64,
+        vcpus: i64,
+        memory_mb: i64,
+        disk_gb: i64,
+    ) -> Result<(), String> {
+        let c = &self.cols;
+        let used = [
+            ("vcpus", c.used_vcpu[i], vcpus),
+            ("memory_mb", c.used_ram[i], memory_mb),
+            ("disk_gb", c.used_disk[i], disk_gb),
+        ];
+        for (field, have, per) in used {
+            let total = per.checked_mul(times).and_then(|x| x.checked_add(have));
+            if !matches!(total, Some(t) if t <= MAX_USED) {
+                return Err(format!(
+                    "claiming {times} x {per} {field} on host {:?} would take its usage past {MAX_USED}",
+                    self.name(i)
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Claim on slot `i` (amounts already checked by `check_claim`).
     pub(crate) fn apply_claim(
         &mut self,
         instance_id: &str,
@@ -256,7 +287,9 @@ impl HostTable {
         self.claims.insert(instance_id.to_string(), c);
     }
 
-    /// Record an existing allocation (e.g. after a service restart). May overcommit.
+    /// Record an existing allocation (e.g. after a service restart). May overcommit, but
+    /// amounts out of range or a usage that would overflow are an error (nothing changes).
+    /// Ok(false): unknown host.
     pub fn claim(
         &mut self,
         instance_id: &str,
@@ -264,14 +297,21 @@ impl HostTable {
         vcpus: i64,
         memory_mb: i64,
         disk_gb: i64,
-    ) -> bool {
-        match self.slot(host) {
-            Some(i) => {
-                self.apply_claim(instance_id, i, vcpus, memory_mb, disk_gb);
-                true
-            }
-            None => false,
+    ) -> Result<bool, String> {
+        check_amount("vcpus", vcpus)?;
+        check_amount("memory_mb", memory_mb)?;
+        check_amount("disk_gb", disk_gb)?;
+        let Some(i) = self.slot(host) else {
+            return Ok(false);
+        };
+        // a claim of the same instance is replaced: its old amounts do not count
+        let (mut v, mut m, mut d) = (vcpus, memory_mb, disk_gb);
+        if let Some(old) = self.claims.get(instance_id).filter(|c| *c.host == *host) {
+            (v, m, d) = (v - old.vcpus, m - old.memory_mb, d - old.disk_gb);
         }
+        self.check_claim(i, 1, v.max(0), m.max(0), d.max(0))?;
+        self.apply_claim(instance_id, i, vcpus, memory_mb, disk_gb);
+        Ok(true)
     }
 
     /// Return a claim's resources; false if the instance holds no claim.
