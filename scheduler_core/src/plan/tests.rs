@@ -685,3 +685,41 @@ fn amounts_that_would_overflow_are_rejected_not_wrapped() {
     assert!(t.select(&r).unwrap_err().contains("disk_gb"));
     assert_eq!(t.num_claims(), 1024);
 }
+
+#[test]
+fn same_and_different_host_hints_name_instances_not_hosts() {
+    let hosts = vec![
+        host("a", 4, 8192, 20),
+        host("b", 4, 8192, 20),
+        host("c", 4, 8192, 20),
+    ];
+    let mut t = table_with(
+        &[Filter::Ram, Filter::SameHost, Filter::DifferentHost],
+        hosts,
+    );
+    t.claim("vm1", "b", 1, 4096, 1).unwrap();
+    let hinted = |same: &[&str], diff: &[&str]| Request {
+        same_host: same.iter().map(|s| s.to_string()).collect(),
+        different_host: diff.iter().map(|s| s.to_string()).collect(),
+        ..req(1, 1024, 1)
+    };
+    // without a hint the RAM weigher avoids b (it holds vm1's 4 GB)
+    assert_ne!(chosen(&t, &hinted(&[], &[])), vec!["b"]);
+    assert_eq!(chosen(&t, &hinted(&["vm1"], &[])), vec!["b"]);
+    assert_eq!(chosen(&t, &hinted(&["nope", "vm1"], &[])), vec!["b"]);
+    let away = chosen(&t, &hinted(&[], &["vm1"]));
+    assert_eq!(away.len(), 1);
+    assert_ne!(away, vec!["b"]);
+    // a host name is not an instance: it matches no host
+    let out = t.plan(&hinted(&["b"], &[])).0;
+    assert!(!out.ok);
+    assert!(out
+        .explanation
+        .summary
+        .contains("SameHostFilter rejected 3"));
+    assert_eq!(t.plan(&hinted(&[], &["b"])).0.explanation.hosts_passed, 3);
+    // a batch with same_host stays on the instance's host
+    let mut r = hinted(&["vm1"], &[]);
+    r.instance_ids = vec!["x".into(), "y".into()];
+    assert_eq!(chosen(&t, &r), vec!["b", "b"]);
+}
