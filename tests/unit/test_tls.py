@@ -15,6 +15,8 @@ from drover import pki
 from drover.cli.main import app
 from drover.config import load_config
 from drover.services.common import runtime, tls
+from drover.services.common.peer_auth import Peer, peer_from_auth_context
+from tests.unit.test_pki import _auth_context, _cert
 
 
 @pytest.fixture
@@ -91,3 +93,15 @@ def test_pki_init_command(tmp_path: Path) -> None:
     assert hosts.exit_code == 0 and "compute.crt" in hosts.output and "ca.crt" not in hosts.output
     bad = runner.invoke(app, ["pki", "init", "--data-dir", str(tmp_path), "--compute-host", "a*b"])
     assert bad.exit_code == 2
+
+
+def test_pki_issue_compute_command(tmp_path: Path) -> None:
+    runner = CliRunner()
+    no_ca = runner.invoke(app, ["pki", "issue-compute", "node9", "--host", "node9", "--data-dir", str(tmp_path)])
+    assert no_ca.exit_code == 2
+    assert runner.invoke(app, ["pki", "init", "--data-dir", str(tmp_path)]).exit_code == 0
+    made = runner.invoke(app, ["pki", "issue-compute", "node9", "--host", "node9", "--host", "rack2-*",
+                               "--data-dir", str(tmp_path)])
+    assert made.exit_code == 0, made.output
+    peer = peer_from_auth_context(_auth_context(_cert(tmp_path / "pki", "compute-node9")))
+    assert peer == Peer("compute", "node9", ("node9", "rack2-*"))
