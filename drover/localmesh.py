@@ -49,6 +49,19 @@ def wait_serving(address: str, proc: subprocess.Popen[bytes] | None = None, time
     return False
 
 
+def wait_listening(address: str, proc: subprocess.Popen[bytes] | None = None, timeout: float = 60.0) -> bool:
+    """Wait until ``address`` accepts TCP connections."""
+    host, _, port = address.rpartition(":")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            return False
+        with contextlib.suppress(OSError), socket.create_connection((host.strip("[]"), int(port)), timeout=1):
+            return True
+        time.sleep(0.05)
+    return False
+
+
 @dataclass
 class LocalMesh:
     """The mesh as child processes. ``addresses`` maps service name → host:port."""
@@ -162,8 +175,13 @@ class LocalMesh:
             stderr=subprocess.STDOUT,
         )
         self.procs[name] = proc
-        probe = None if name == "api" else self.internal_channel(name)
-        if not wait_serving(self.addresses[name], proc, timeout, probe):
+        if name != "api":
+            ok = wait_serving(self.addresses[name], proc, timeout, self.internal_channel(name))
+        elif self.config().api.tls_cert:
+            ok = wait_listening(self.addresses[name], proc, timeout)  # a TLS API: its clients hold its CA
+        else:
+            ok = wait_serving(self.addresses[name], proc, timeout)
+        if not ok:
             tail = self.log_tail(name)
             self.stop()
             raise RuntimeError(f"{name} did not become SERVING on {self.addresses[name]}:\n{tail}")

@@ -82,7 +82,8 @@ def run_mesh(cfg: DroverConfig, env_overrides: dict[str, str]) -> int:
         except RuntimeError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
-        image = register_default_image(mesh)
+        # Over a TLS API the default image is left to a client holding the API's CA.
+        image = None if cfg.api.tls_cert else register_default_image(mesh)
         hosts = cfg.compute.fake_hosts if cfg.compute.driver == "fake" else 1
         print(f"drover is up: {cfg.compute.driver} driver, {hosts} host(s), store {cfg.db_url}")
         for name, address in mesh.addresses.items():
@@ -93,6 +94,9 @@ def run_mesh(cfg: DroverConfig, env_overrides: dict[str, str]) -> int:
             print(f"  pki        {cfg.pki_path}   (internal ports require these client certificates)")
         if image:
             print(f"try: drover server create demo --flavor m1.tiny --image {image} --wait")
+        elif cfg.api.tls_cert:
+            print("the API serves TLS: register the default image with a client that trusts its certificate",
+                  file=sys.stderr)
         else:
             print("warning: the default image is not built (scripts/build-default-image.sh)", file=sys.stderr)
         print("Ctrl-C stops the mesh.", flush=True)

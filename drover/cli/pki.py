@@ -33,3 +33,22 @@ def init(
         typer.echo(f"wrote {issued.cert} (key {issued.key.name}, mode 0600)")
     if not made:
         typer.echo(f"{cfg.pki_path}: CA and certificates already present (--force reissues)")
+
+
+@app.command("issue-compute")
+def issue_compute(
+    agent: Annotated[str, typer.Argument(help="The agent's name (its certificate's identity).")],
+    host: Annotated[list[str], typer.Option("--host", help="A host it owns (repeatable; a trailing '*' owns "
+                                                            "<stem><n>).")],
+    data_dir: Annotated[str | None, typer.Option("--data-dir", help="Data dir holding pki/ (the CA).")] = None,
+    config: Annotated[str | None, typer.Option("--config", help="TOML configuration file (env DROVER_CONFIG).")] = None,
+) -> None:
+    """Issue a certificate for another compute agent (pki/compute-<agent>.crt|.key); point that agent's
+    tls.cert and tls.key at the pair and give it ca.crt."""
+    cfg = load_config(config, data_dir=data_dir)
+    try:
+        issued = pki.issue(cfg.pki_path, pki.COMPUTE, agent=agent, hosts=tuple(host), name=f"compute-{agent}")
+    except (ValueError, FileNotFoundError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"wrote {issued.cert} (key {issued.key.name}, mode 0600) for agent {agent}: {', '.join(host)}")

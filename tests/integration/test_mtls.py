@@ -358,3 +358,14 @@ def test_metrics_bind_loopback_by_default(mesh: LocalMesh) -> None:
     if outside is None:
         pytest.skip("no non-loopback address to probe from")
 
+
+
+# ---- the development switch -------------------------------------------------------------------
+
+
+def test_insecure_mode_is_plaintext_and_makes_no_certificates(tmp_path: Path) -> None:
+    with LocalMesh.on_free_ports(tmp_path / "dev", TLS__INSECURE="true") as dev:
+        with grpc.insecure_channel(dev.addresses["scheduler"]) as chan:
+            assert _health(chan).status == health_pb2.HealthCheckResponse.SERVING
+        assert not dev.pki_dir.exists()
+        assert "plaintext without peer checks" in dev.log_tail("conductor")

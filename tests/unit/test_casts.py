@@ -9,8 +9,8 @@ from typing import Any
 import grpc
 import pytest
 
-from drover.services.common.casts import CastReceiver, CastSender
-from drover.v1 import conductor_pb2, conductor_pb2_grpc
+from drover.services.common.casts import CastReceiver, CastRefused, CastSender
+from drover.v1 import casts_pb2, conductor_pb2, conductor_pb2_grpc
 
 
 class Recorder(conductor_pb2_grpc.ConductorServiceServicer):
@@ -206,3 +206,76 @@ async def test_casts_queued_together_share_stream_messages_and_keep_order() -> N
 async def _flush_one(sender: CastSender[Any]) -> bool:
     _cast(sender, "k-warmup")
     return await sender.flush(10)
+
+
+class PeerRecorder(Recorder):
+    """Names the stream's peer from metadata (the services take it from the client certificate), and
+    vets each cast: ids starting "skip" are ignored, "bad" ones refuse the stream."""
+
+    async def StreamCasts(self, request_iterator: Any, context: Any) -> Any:
+        peer = dict(context.invocation_metadata()).get("x-peer", "")
+
+        def admit(msg: Any) -> bool:
+            ident = msg.delete_instance.instance_id
+            if ident.startswith("bad"):
+                raise CastRefused(f"{peer} may not cast {ident}")
+            return not ident.startswith("skip")
+
+        async for r in self.receiver.serve(request_iterator, context, admit=admit, peer=peer):
+            yield r
+
+
+def _peer_sender(stub: Any, peer: str) -> CastSender[Any]:
+    return CastSender(peer, lambda: stub.StreamCasts(metadata=(("x-peer", peer),)),
+                      conductor_pb2.ConductorServiceStreamCastsRequest, reconnect_min=0.01)
+
+
+async def test_one_peer_cannot_move_another_peers_acknowledgements() -> None:
+    """A forger reusing an honest sender's id with a hello claiming a million casts applied would make
+    the honest casts look like replays, were sender ids not kept per peer."""
+    rec = PeerRecorder()
+    server, address = await _server(rec)
+    chan = grpc.aio.insecure_channel(address)
+    stub = conductor_pb2_grpc.ConductorServiceStub(chan)
+    honest, forger = _peer_sender(stub, "honest"), _peer_sender(stub, "forger")
+    forger.sender_id = honest.sender_id
+    forger._acked = 1_000_000  # its hello says so
+    try:
+        _cast(forger, "f-1")
+        await forger.flush(1.0)
+        _cast(honest, "h-1")
+        assert await honest.flush(5.0)
+        assert rec.applied == ["h-1"]
+    finally:
+        await honest.close()
+        await forger.close()
+        await chan.close()
+        await server.stop(0)
+
+
+async def test_admit_skips_a_cast_or_refuses_the_stream() -> None:
+    rec = PeerRecorder()
+    server, address = await _server(rec)
+    chan = grpc.aio.insecure_channel(address)
+    stub = conductor_pb2_grpc.ConductorServiceStub(chan)
+    sender = _peer_sender(stub, "p")
+    try:
+        for ident in ("a-1", "skip-2", "a-3"):
+            _cast(sender, ident)
+        assert await sender.flush(5.0), "a skipped cast is acknowledged: the stream moves past it"
+        assert rec.applied == ["a-1", "a-3"]
+        call = stub.StreamCasts(metadata=(("x-peer", "p"),))
+        hello = conductor_pb2.ConductorServiceStreamCastsRequest(header=casts_pb2.CastHeader(sender_id="x"))
+        await call.write(hello)
+        await call.read()
+        bad = conductor_pb2.ConductorServiceStreamCastsRequest(
+            header=casts_pb2.CastHeader(sender_id="x", seq=1),
+            delete_instance=conductor_pb2.DeleteInstanceCast(instance_id="bad-1"))
+        await call.write(bad)
+        assert await call.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert "may not cast bad-1" in await call.details()
+        assert "bad-1" not in rec.applied
+    finally:
+        await sender.close()
+        await chan.close()
+        await server.stop(0)
