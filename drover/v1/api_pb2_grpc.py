@@ -28,8 +28,16 @@ if _version_not_supported:
 class ApiServiceStub:
     """ApiService is drover's public API: what nova-api is to Nova.
 
-    Identity comes from request metadata: `x-project-id` and `x-user-id`
-    (default "admin"); `x-request-id` is echoed into instance actions.
+    Every call carries `authorization: Bearer <JWT>` (drover's built-in issuer, or a configured
+    OIDC issuer): none or a bad one is UNAUTHENTICATED. The token's claims name the project, the
+    user and the roles (reader, member, admin); the policy table (`drover policy list`) maps each
+    RPC to the roles it needs (PERMISSION_DENIED). Another project's servers, groups and images
+    are NOT_FOUND. `x-request-id` (at most 128 printable characters) is echoed into instance
+    actions and quoted by INTERNAL errors.
+
+    Bounds, enforced before any method runs (INVALID_ARGUMENT naming the field): every string is at
+    most 255 characters and every list or map at most 64 entries unless its comment says otherwise;
+    the API accepts messages of at most 2 MiB.
     """
 
     def __init__(self, channel):
@@ -143,8 +151,16 @@ class ApiServiceStub:
 class ApiServiceServicer:
     """ApiService is drover's public API: what nova-api is to Nova.
 
-    Identity comes from request metadata: `x-project-id` and `x-user-id`
-    (default "admin"); `x-request-id` is echoed into instance actions.
+    Every call carries `authorization: Bearer <JWT>` (drover's built-in issuer, or a configured
+    OIDC issuer): none or a bad one is UNAUTHENTICATED. The token's claims name the project, the
+    user and the roles (reader, member, admin); the policy table (`drover policy list`) maps each
+    RPC to the roles it needs (PERMISSION_DENIED). Another project's servers, groups and images
+    are NOT_FOUND. `x-request-id` (at most 128 printable characters) is echoed into instance
+    actions and quoted by INTERNAL errors.
+
+    Bounds, enforced before any method runs (INVALID_ARGUMENT naming the field): every string is at
+    most 255 characters and every list or map at most 64 entries unless its comment says otherwise;
+    the API accepts messages of at most 2 MiB.
     """
 
     def CreateServer(self, request, context):
@@ -397,8 +413,16 @@ def add_ApiServiceServicer_to_server(servicer, server):
 class ApiService:
     """ApiService is drover's public API: what nova-api is to Nova.
 
-    Identity comes from request metadata: `x-project-id` and `x-user-id`
-    (default "admin"); `x-request-id` is echoed into instance actions.
+    Every call carries `authorization: Bearer <JWT>` (drover's built-in issuer, or a configured
+    OIDC issuer): none or a bad one is UNAUTHENTICATED. The token's claims name the project, the
+    user and the roles (reader, member, admin); the policy table (`drover policy list`) maps each
+    RPC to the roles it needs (PERMISSION_DENIED). Another project's servers, groups and images
+    are NOT_FOUND. `x-request-id` (at most 128 printable characters) is echoed into instance
+    actions and quoted by INTERNAL errors.
+
+    Bounds, enforced before any method runs (INVALID_ARGUMENT naming the field): every string is at
+    most 255 characters and every list or map at most 64 entries unless its comment says otherwise;
+    the API accepts messages of at most 2 MiB.
     """
 
     @staticmethod

@@ -10,7 +10,6 @@ import hashlib
 import ipaddress
 import json
 import logging
-import re
 import subprocess
 import uuid
 from collections.abc import AsyncIterator
@@ -28,8 +27,9 @@ from drover.auth.policy import Policy
 from drover.auth.tokens import verifier_for
 from drover.config import DroverConfig
 from drover.services.api import lookups, validation
+from drover.services.api.edge import ApiEdge
 from drover.services.api.fanout import Fanout
-from drover.services.api.identity import AuthInterceptor, Identity, enforce, identity
+from drover.services.api.identity import Identity, enforce, identity
 from drover.services.api.server_groups import ServerGroupRpcs, visible_group
 from drover.services.common import convert, metrics, request_spec, runtime, states
 from drover.services.common.casts import CastSender
@@ -42,7 +42,7 @@ from drover.services.common.errors import (
     quota_exceeded,
 )
 from drover.services.common.group_commit import GroupCommit
-from drover.store import db
+from drover.store import db, regexp
 from drover.store import models as m
 from drover.store.tables import ACTIONS, GROUP_MEMBERS, INSTANCES, row_values
 from drover.v1 import (
@@ -347,10 +347,11 @@ class ApiServicer(ServerGroupRpcs, api_pb2_grpc.ApiServiceServicer):
     def _parse_token(token: str) -> tuple[Any, str]:
         try:
             raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-            created, iid = json.loads(raw)
-
-            return dt.datetime.fromisoformat(created), str(iid)
-        except (ValueError, TypeError, binascii.Error):
+            parsed = json.loads(raw)
+            if not (isinstance(parsed, list) and len(parsed) == 2 and all(isinstance(p, str) for p in parsed)):
+                raise ValueError("not [created_at, id]")
+            return dt.datetime.fromisoformat(parsed[0]), parsed[1]
+        except (ValueError, TypeError, RecursionError, binascii.Error):
             raise invalid_argument([("page_token", "is not a token this API handed out")]) from None
 
     @guarded
@@ -364,9 +365,9 @@ class ApiServicer(ServerGroupRpcs, api_pb2_grpc.ApiServiceServicer):
             bad.append(("page_size", f"must be between 1 and {self.cfg.api.max_page_size}"))
         if request.name:
             try:
-                re.compile(request.name)
-            except re.error as exc:
-                bad.append(("name", f"is not a valid regular expression: {exc}"))
+                regexp.compile_filter(request.name)  # RE2: matched in linear time
+            except regexp.PatternError as exc:
+                bad.append(("name", f"is not a valid RE2 regular expression: {exc}"))
         if request.status and request.status not in states.VM_STATES_OF_STATUS:
             bad.append(("status", "unknown status"))
         if bad:
@@ -394,14 +395,17 @@ class ApiServicer(ServerGroupRpcs, api_pb2_grpc.ApiServiceServicer):
             q = q.where(or_(m.Instance.created_at < created,
                             and_(m.Instance.created_at == created, m.Instance.id < iid)))
         q = q.order_by(m.Instance.created_at.desc(), m.Instance.id.desc()).limit(size + 1)
-        with self.sessions() as s:
-            rows = s.execute(q).scalars().all()
+        rows = await asyncio.to_thread(self._all, q)  # a scan with a name filter: off the event loop
         more = len(rows) > size
         rows = rows[:size]
         return api_pb2.ListServersResponse(
             servers=[convert.server(i) for i in rows],
             next_page_token=self._page_token(rows[-1]) if more and rows else "",
         )
+
+    def _all(self, q: Any) -> list[Any]:
+        with self.sessions() as s:
+            return list(s.execute(q).scalars().all())
 
     @guarded
     async def DeleteServer(
@@ -680,9 +684,10 @@ async def serve(cfg: DroverConfig, *, ready: Any = None) -> None:
     write_engine = db.make_engine(cfg.db_url, for_writes=True)
     rules = policy.load(cfg.auth.policy_file)
     servicer = ApiServicer(cfg, rules, db.session_factory(engine), db.session_factory(write_engine))
-    auth = AuthInterceptor(verifier_for(cfg.auth, cfg.data_path), rules)
+    auth = ApiEdge(verifier_for(cfg.auth, cfg.data_path), rules)
     host = runtime.ServiceHost(cfg.api.listen, [api_pb2.DESCRIPTOR.services_by_name["ApiService"].full_name],
-                               metrics_port=cfg.api.metrics_port, interceptors=[auth])
+                               metrics_port=cfg.api.metrics_port, interceptors=[auth],
+                               max_receive_bytes=validation.MAX_REQUEST_BYTES)
     host.add(api_pb2_grpc.add_ApiServiceServicer_to_server, servicer)
     try:
         await runtime.serve_until_signal(host, "api", started=servicer.start, stopping=servicer.stop, ready=ready)
