@@ -49,6 +49,7 @@ import grpc
 from benchmarks import _mesh_client as client
 from benchmarks.stats import pct, summary
 from drover.auth.client import authorized_channel, bearer, resolve_token
+from drover.cli.client import upload_image
 from drover.v1 import api_pb2, api_pb2_grpc, scheduler_pb2, scheduler_pb2_grpc
 
 REPO = Path(__file__).resolve().parents[1]
@@ -285,9 +286,7 @@ def ensure_image(api: str, name: str | None, workdir: Path, token: str | None) -
                 return img.id
         path = workdir / "mesh-bench.raw"
         path.write_bytes(b"\0" * (1 << 20))
-        img = stub.CreateImage(api_pb2.CreateImageRequest(name=IMAGE_NAME, path=str(path), disk_format="raw"),
-                               timeout=30).image
-        return img.id
+        return upload_image(stub, str(path), IMAGE_NAME, disk_format="raw", timeout=60).id
 
 
 # ---- load ------------------------------------------------------------------------------

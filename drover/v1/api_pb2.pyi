@@ -643,6 +643,116 @@ class CreateImageResponse(_message.Message):
 Global___CreateImageResponse: _TypeAlias = CreateImageResponse  # noqa: Y015
 
 @_typing.final
+class UploadImageMetadata(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class PropertiesEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    NAME_FIELD_NUMBER: _builtins.int
+    DISK_FORMAT_FIELD_NUMBER: _builtins.int
+    SIZE_BYTES_FIELD_NUMBER: _builtins.int
+    CHECKSUM_SHA256_FIELD_NUMBER: _builtins.int
+    PROPERTIES_FIELD_NUMBER: _builtins.int
+    MIN_DISK_GB_FIELD_NUMBER: _builtins.int
+    MIN_RAM_MB_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    disk_format: _builtins.str
+    """qcow2 or raw; detected when empty (a qcow2 with a backing file is refused)."""
+    size_bytes: _builtins.int
+    """Exact size in bytes (at most api.max_image_upload_bytes) and SHA-256 (64 hex digits)."""
+    checksum_sha256: _builtins.str
+    min_disk_gb: _builtins.int
+    min_ram_mb: _builtins.int
+    @_builtins.property
+    def properties(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """At most 64 properties; keys at most 255 characters, values at most 1024."""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        disk_format: _builtins.str = ...,
+        size_bytes: _builtins.int = ...,
+        checksum_sha256: _builtins.str = ...,
+        properties: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        min_disk_gb: _builtins.int = ...,
+        min_ram_mb: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checksum_sha256", b"checksum_sha256", "disk_format", b"disk_format", "min_disk_gb", b"min_disk_gb", "min_ram_mb", b"min_ram_mb", "name", b"name", "properties", b"properties", "size_bytes", b"size_bytes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UploadImageMetadata: _TypeAlias = UploadImageMetadata  # noqa: Y015
+
+@_typing.final
+class UploadImageRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    METADATA_FIELD_NUMBER: _builtins.int
+    CHUNK_FIELD_NUMBER: _builtins.int
+    chunk: _builtins.bytes
+    """Every later message: at most 1 MiB."""
+    @_builtins.property
+    def metadata(self) -> Global___UploadImageMetadata:
+        """First message only."""
+
+    def __init__(
+        self,
+        *,
+        metadata: Global___UploadImageMetadata | None = ...,
+        chunk: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "metadata", b"metadata", "part", b"part"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "metadata", b"metadata", "part", b"part"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_part: _TypeAlias = _typing.Literal["metadata", "chunk"]  # noqa: Y015
+    _WhichOneofArgType_part: _TypeAlias = _typing.Literal["part", b"part"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_part) -> _WhichOneofReturnType_part | None: ...
+
+Global___UploadImageRequest: _TypeAlias = UploadImageRequest  # noqa: Y015
+
+@_typing.final
+class UploadImageResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IMAGE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def image(self) -> _types_pb2.Image: ...
+    def __init__(
+        self,
+        *,
+        image: _types_pb2.Image | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["image", b"image"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["image", b"image"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UploadImageResponse: _TypeAlias = UploadImageResponse  # noqa: Y015
+
+@_typing.final
 class ListImagesRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -719,6 +829,10 @@ Global___GetImageResponse: _TypeAlias = GetImageResponse  # noqa: Y015
 
 @_typing.final
 class DeleteImageRequest(_message.Message):
+    """Only the owner project's members or an admin; an image a server still uses is
+    FAILED_PRECONDITION.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int

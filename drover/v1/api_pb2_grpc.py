@@ -96,6 +96,11 @@ class ApiServiceStub:
                 request_serializer=drover_dot_v1_dot_api__pb2.CreateImageRequest.SerializeToString,
                 response_deserializer=drover_dot_v1_dot_api__pb2.CreateImageResponse.FromString,
                 _registered_method=True)
+        self.UploadImage = channel.stream_unary(
+                '/drover.v1.ApiService/UploadImage',
+                request_serializer=drover_dot_v1_dot_api__pb2.UploadImageRequest.SerializeToString,
+                response_deserializer=drover_dot_v1_dot_api__pb2.UploadImageResponse.FromString,
+                _registered_method=True)
         self.ListImages = channel.unary_unary(
                 '/drover.v1.ApiService/ListImages',
                 request_serializer=drover_dot_v1_dot_api__pb2.ListImagesRequest.SerializeToString,
@@ -233,6 +238,15 @@ class ApiServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UploadImage(self, request_iterator, context):
+        """Upload an image's bytes (a member of the project): the first message carries the metadata
+        with the exact size and SHA-256, the rest the bytes (chunks of at most 1 MiB). The image is
+        private to the project; a size or checksum mismatch stores nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListImages(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -351,6 +365,11 @@ def add_ApiServiceServicer_to_server(servicer, server):
                     servicer.CreateImage,
                     request_deserializer=drover_dot_v1_dot_api__pb2.CreateImageRequest.FromString,
                     response_serializer=drover_dot_v1_dot_api__pb2.CreateImageResponse.SerializeToString,
+            ),
+            'UploadImage': grpc.stream_unary_rpc_method_handler(
+                    servicer.UploadImage,
+                    request_deserializer=drover_dot_v1_dot_api__pb2.UploadImageRequest.FromString,
+                    response_serializer=drover_dot_v1_dot_api__pb2.UploadImageResponse.SerializeToString,
             ),
             'ListImages': grpc.unary_unary_rpc_method_handler(
                     servicer.ListImages,
@@ -685,6 +704,33 @@ class ApiService:
             '/drover.v1.ApiService/CreateImage',
             drover_dot_v1_dot_api__pb2.CreateImageRequest.SerializeToString,
             drover_dot_v1_dot_api__pb2.CreateImageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UploadImage(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/drover.v1.ApiService/UploadImage',
+            drover_dot_v1_dot_api__pb2.UploadImageRequest.SerializeToString,
+            drover_dot_v1_dot_api__pb2.UploadImageResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -67,6 +67,11 @@ class ApiServiceStub:
     CreateFlavor: _grpc.UnaryUnaryMultiCallable[_api_pb2.CreateFlavorRequest, _api_pb2.CreateFlavorResponse]
     CreateImage: _grpc.UnaryUnaryMultiCallable[_api_pb2.CreateImageRequest, _api_pb2.CreateImageResponse]
     """Images, registered from files on the API host."""
+    UploadImage: _grpc.StreamUnaryMultiCallable[_api_pb2.UploadImageRequest, _api_pb2.UploadImageResponse]
+    """Upload an image's bytes (a member of the project): the first message carries the metadata
+    with the exact size and SHA-256, the rest the bytes (chunks of at most 1 MiB). The image is
+    private to the project; a size or checksum mismatch stores nothing.
+    """
     ListImages: _grpc.UnaryUnaryMultiCallable[_api_pb2.ListImagesRequest, _api_pb2.ListImagesResponse]
     GetImage: _grpc.UnaryUnaryMultiCallable[_api_pb2.GetImageRequest, _api_pb2.GetImageResponse]
     DeleteImage: _grpc.UnaryUnaryMultiCallable[_api_pb2.DeleteImageRequest, _api_pb2.DeleteImageResponse]
@@ -124,6 +129,11 @@ class ApiServiceAsyncStub(ApiServiceStub):
     CreateFlavor: _aio.UnaryUnaryMultiCallable[_api_pb2.CreateFlavorRequest, _api_pb2.CreateFlavorResponse]  # type: ignore[assignment]
     CreateImage: _aio.UnaryUnaryMultiCallable[_api_pb2.CreateImageRequest, _api_pb2.CreateImageResponse]  # type: ignore[assignment]
     """Images, registered from files on the API host."""
+    UploadImage: _aio.StreamUnaryMultiCallable[_api_pb2.UploadImageRequest, _api_pb2.UploadImageResponse]  # type: ignore[assignment]
+    """Upload an image's bytes (a member of the project): the first message carries the metadata
+    with the exact size and SHA-256, the rest the bytes (chunks of at most 1 MiB). The image is
+    private to the project; a size or checksum mismatch stores nothing.
+    """
     ListImages: _aio.UnaryUnaryMultiCallable[_api_pb2.ListImagesRequest, _api_pb2.ListImagesResponse]  # type: ignore[assignment]
     GetImage: _aio.UnaryUnaryMultiCallable[_api_pb2.GetImageRequest, _api_pb2.GetImageResponse]  # type: ignore[assignment]
     DeleteImage: _aio.UnaryUnaryMultiCallable[_api_pb2.DeleteImageRequest, _api_pb2.DeleteImageResponse]  # type: ignore[assignment]
@@ -238,6 +248,17 @@ class ApiServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_api_pb2.CreateImageResponse, _abc.Awaitable[_api_pb2.CreateImageResponse]]:
         """Images, registered from files on the API host."""
+
+    @_abc_1.abstractmethod
+    def UploadImage(
+        self,
+        request_iterator: _MaybeAsyncIterator[_api_pb2.UploadImageRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_api_pb2.UploadImageResponse, _abc.Awaitable[_api_pb2.UploadImageResponse]]:
+        """Upload an image's bytes (a member of the project): the first message carries the metadata
+        with the exact size and SHA-256, the rest the bytes (chunks of at most 1 MiB). The image is
+        private to the project; a size or checksum mismatch stores nothing.
+        """
 
     @_abc_1.abstractmethod
     def ListImages(

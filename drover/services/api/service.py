@@ -6,14 +6,11 @@ import asyncio
 import base64
 import binascii
 import datetime as dt
-import hashlib
 import ipaddress
 import json
 import logging
-import subprocess
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -30,6 +27,7 @@ from drover.services.api import lookups, validation
 from drover.services.api.edge import ApiEdge
 from drover.services.api.fanout import Fanout
 from drover.services.api.identity import Identity, enforce, identity
+from drover.services.api.images import ImageRpcs, visible
 from drover.services.api.server_groups import ServerGroupRpcs, visible_group
 from drover.services.common import convert, metrics, request_spec, runtime, states
 from drover.services.common.casts import CastSender
@@ -73,26 +71,7 @@ def _settled(server: types_pb2.Server, follow: bool) -> bool:
     )
 
 
-def _detect_format(path: Path) -> str:
-    try:
-        out = subprocess.run(
-            ["qemu-img", "info", "--output=json", str(path)], capture_output=True, text=True, timeout=30, check=True
-        )
-        return str(json.loads(out.stdout).get("format", "raw"))
-    except (OSError, subprocess.SubprocessError, ValueError):
-        with path.open("rb") as fh:
-            return "qcow2" if fh.read(4) == b"QFI\xfb" else "raw"
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-class ApiServicer(ServerGroupRpcs, api_pb2_grpc.ApiServiceServicer):
+class ApiServicer(ServerGroupRpcs, ImageRpcs, api_pb2_grpc.ApiServiceServicer):
     def __init__(self, cfg: DroverConfig, policy: Policy, sessions: sessionmaker[Session],
                  write_sessions: sessionmaker[Session] | None = None) -> None:
         self.cfg = cfg
@@ -128,15 +107,6 @@ class ApiServicer(ServerGroupRpcs, api_pb2_grpc.ApiServiceServicer):
     @staticmethod
     def _flavor(s: Session, ref: str) -> m.Flavor | None:
         return s.get(m.Flavor, ref) or s.execute(select(m.Flavor).where(m.Flavor.name == ref)).scalar_one_or_none()
-
-    @staticmethod
-    def _image(s: Session, ref: str) -> m.Image | None:
-        img = s.get(m.Image, ref)
-        if img is None:
-            img = s.execute(
-                select(m.Image).where(m.Image.name == ref, m.Image.status == "active").order_by(m.Image.created_at)
-            ).scalars().first()
-        return img if img is not None and img.status == "active" else None
 
     def _instance(self, s: Session, who: Identity, ident: str, *, allow_deleted: bool = False) -> m.Instance:
         inst = s.get(m.Instance, ident)
@@ -243,8 +213,8 @@ class ApiServicer(ServerGroupRpcs, api_pb2_grpc.ApiServiceServicer):
             if flavor.disabled:
                 raise failed_precondition(f"flavor {flavor.name} is disabled",
                                           [("FLAVOR", flavor.id, "disabled")])
-            image = self.catalog.image(c, request.image_ref.strip())
-            if image is None:
+            image = self.catalog.image(c, request.image_ref.strip(), who.project_id)
+            if image is None or not visible(image, who):
                 raise not_found("image", request.image_ref)
             bad = []
             if image.min_ram_mb and flavor.memory_mb < image.min_ram_mb:
@@ -591,73 +561,6 @@ class ApiServicer(ServerGroupRpcs, api_pb2_grpc.ApiServiceServicer):
             raise ApiError(grpc.StatusCode.ALREADY_EXISTS, f"flavor {name!r} or id {row.id!r} exists") from None
         self.catalog.clear()
         return api_pb2.CreateFlavorResponse(flavor=convert.flavor(row))
-
-    @guarded
-    async def CreateImage(
-        self, request: api_pb2.CreateImageRequest, context: grpc.aio.ServicerContext
-    ) -> api_pb2.CreateImageResponse:
-        name, bad = validation.check_name(request.name)
-        path = Path(request.path).expanduser() if request.path else None
-        if path is None:
-            bad.append(("path", "is required"))
-        elif not path.is_file():
-            bad.append(("path", f"{request.path} is not a readable file on the API host"))
-        if request.disk_format and request.disk_format not in ("qcow2", "raw", "kernel"):
-            bad.append(("disk_format", "must be qcow2, raw or kernel"))
-        if request.initrd_path and not Path(request.initrd_path).is_file():
-            bad.append(("initrd_path", f"{request.initrd_path} is not a readable file on the API host"))
-        if request.initrd_path and request.disk_format not in ("", "kernel"):
-            bad.append(("initrd_path", "only a kernel image takes an initrd"))
-        if request.min_disk_gb < 0 or request.min_ram_mb < 0:
-            bad.append(("min_disk_gb", "minimums must not be negative"))
-        if bad:
-            raise invalid_argument(bad)
-        assert path is not None
-        path = path.resolve()
-        fmt = request.disk_format or ("kernel" if request.initrd_path else "")
-        if not fmt:
-            fmt = await asyncio.to_thread(_detect_format, path)
-        checksum = await asyncio.to_thread(_sha256, path)
-        row = m.Image(
-            id=str(uuid.uuid4()), name=name, status="active", disk_format=fmt, path=str(path),
-            initrd_path=str(Path(request.initrd_path).resolve()) if request.initrd_path else "",
-            size_bytes=path.stat().st_size, checksum_sha256=checksum, min_disk_gb=request.min_disk_gb,
-            min_ram_mb=request.min_ram_mb, properties=dict(request.properties),
-        )
-        with self.writes.begin() as s:
-            s.add(row)
-        self.catalog.clear()
-        return api_pb2.CreateImageResponse(image=convert.image(row))
-
-    @guarded
-    async def ListImages(
-        self, request: api_pb2.ListImagesRequest, context: grpc.aio.ServicerContext
-    ) -> api_pb2.ListImagesResponse:
-        with self.sessions() as s:
-            rows = s.execute(select(m.Image).where(m.Image.status == "active").order_by(m.Image.created_at)).scalars()
-            return api_pb2.ListImagesResponse(images=[convert.image(i) for i in rows])
-
-    @guarded
-    async def GetImage(
-        self, request: api_pb2.GetImageRequest, context: grpc.aio.ServicerContext
-    ) -> api_pb2.GetImageResponse:
-        with self.sessions() as s:
-            img = self._image(s, request.id)
-            if img is None:
-                raise not_found("image", request.id)
-            return api_pb2.GetImageResponse(image=convert.image(img))
-
-    @guarded
-    async def DeleteImage(
-        self, request: api_pb2.DeleteImageRequest, context: grpc.aio.ServicerContext
-    ) -> api_pb2.DeleteImageResponse:
-        with self.writes.begin() as s:
-            img = self._image(s, request.id)
-            if img is None:
-                raise not_found("image", request.id)
-            img.status = "deleted"
-        self.catalog.clear()
-        return api_pb2.DeleteImageResponse()
 
     @guarded
     async def ListNetworks(
