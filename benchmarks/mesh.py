@@ -59,6 +59,7 @@ from benchmarks import arrivals
 from benchmarks.machine_speed import MachineSpeed
 from benchmarks.stats import pct, summary
 from drover.auth.client import resolve_token
+from drover.cli.client import upload_image
 from drover.v1 import api_pb2, api_pb2_grpc, scheduler_pb2, scheduler_pb2_grpc
 
 REPO = Path(__file__).resolve().parents[1]
@@ -298,8 +299,9 @@ async def ensure_image(api: str, name: str | None, workdir: Path, md: tuple[Any,
                 return img.id
         path = workdir / "mesh-bench.raw"
         path.write_bytes(b"\0" * (1 << 20))
-        req = api_pb2.CreateImageRequest(name=IMAGE_NAME, path=str(path), disk_format="raw")
-        return (await stub.CreateImage(req, timeout=30, metadata=md)).image.id
+    with grpc.insecure_channel(api) as sync_chan:  # the upload helper streams from a plain iterator
+        return upload_image(api_pb2_grpc.ApiServiceStub(sync_chan), str(path), IMAGE_NAME, disk_format="raw",
+                            timeout=60, metadata=md).id
 
 
 # ---- load ------------------------------------------------------------------------------

@@ -39,6 +39,11 @@ class ApiConfig(ServiceEndpoint):
     # (fine on loopback, warned about beyond it).
     tls_cert: str = ""
     tls_key: str = ""
+    # Directories an admin may register host files from as images (CreateImage). Empty: the data
+    # dir's images/ and the default image's build directory (DROVER_IMAGE_DIR or images/build).
+    image_dirs: list[str] = Field(default_factory=list)
+    # Largest image a project may upload (UploadImage), bytes.
+    max_image_upload_bytes: int = 8 * 1024**3
 
 
 class ConductorConfig(ServiceEndpoint):

@@ -147,9 +147,10 @@ class LocalMesh:
         return tokens.issue(keys.load_signing_key(cfg.data_path), cfg.auth, project=project, user=user,
                             roles=roles, ttl=ttl)
 
-    def api_channel(self, token: str | None = None) -> grpc.Channel:
-        """A synchronous channel to the API that sends ``token`` (default: the admin token)."""
-        return authorized_channel(self.addresses["api"], token if token is not None else self.token)
+    def api_channel(self, token: str | None = None, api: str = "api") -> grpc.Channel:
+        """A synchronous channel to the API (or another one, ``api``) that sends ``token`` (default:
+        the admin token)."""
+        return authorized_channel(self.addresses[api], token if token is not None else self.token)
 
     def prepare_pki(self) -> list[pki.Issued]:
         """The CA and certificates on first start (kept afterwards); nothing with tls.insecure."""
@@ -163,19 +164,21 @@ class LocalMesh:
 
         return tls.transport(self.config(), role).sync_channel(self.addresses[name], name)
 
-    def start_service(self, name: str, timeout: float = 60.0) -> None:
+    def start_service(self, name: str, timeout: float = 60.0, *, command: str = "",
+                      env: dict[str, str] | None = None) -> None:
+        """Start service ``name`` (``command``: which `drover` subcommand, default the name)."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.prepare_pki()
         log_file = (self.log_dir / f"{name}.log").open("ab")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "drover", name],
+            [sys.executable, "-m", "drover", command or name],
             # Children die with us even if we are killed hard; armed in the child (no preexec_fn).
-            env={**os.environ, **self.env, parent_watch.ENV: str(os.getpid())},
+            env={**os.environ, **self.env, **(env or {}), parent_watch.ENV: str(os.getpid())},
             stdout=log_file,
             stderr=subprocess.STDOUT,
         )
         self.procs[name] = proc
-        if name != "api":
+        if (command or name) != "api":
             ok = wait_serving(self.addresses[name], proc, timeout, self.internal_channel(name))
         elif self.config().api.tls_cert:
             ok = wait_listening(self.addresses[name], proc, timeout)  # a TLS API: its clients hold its CA
@@ -205,8 +208,18 @@ class LocalMesh:
             proc.kill()
             proc.wait()
 
+    def start_extra_api(self, name: str = "api2", timeout: float = 60.0) -> str:
+        """Another ApiService process on the same store and services (two APIs behind a balancer);
+        returns its address."""
+        address = f"127.0.0.1:{free_port()}"
+        self.addresses[name] = address
+        self.start_service(name, timeout, command="api",
+                           env={"DROVER_API__LISTEN": address, "DROVER_API__METRICS_PORT": "0"})
+        return address
+
     def stop(self) -> None:
-        for name in reversed(SERVICES):
+        extras = [n for n in self.procs if n not in SERVICES]
+        for name in [*extras, *reversed(SERVICES)]:
             self.stop_service(name)
 
     def exited(self) -> dict[str, int]:

@@ -81,6 +81,7 @@ class _Jwks:
     def __init__(self, cfg: OidcIssuerConfig) -> None:
         self.cfg = cfg
         self.fetched_at = 0.0
+        self.keys: dict[str, _TrustedKey] = {}
 
     def load(self) -> dict[str, _TrustedKey]:
         self.fetched_at = time.monotonic()
@@ -110,28 +111,29 @@ class Verifier:
                 key=signing_key.public_key(), algorithm=ALGORITHM, issuer=auth.issuer, audience=auth.audience)
         self.jwks = [_Jwks(c) for c in auth.oidc]
         self.trusted: dict[str, _TrustedKey] = dict(self.builtin)
+        self._refresh_lock = threading.Lock()  # one fetch at a time; the others then find it done
         self.refresh(force=True)
         self.cache: LRUCache[str, tuple[Principal, float]] = LRUCache(cache_size)
-        self._refresh_lock = threading.Lock()
 
     def refresh(self, *, force: bool = False) -> bool:
         """Reload the JWKS of every OIDC issuer (rate-limited); True when something was reloaded.
         Blocking (a URL fetch): call it from a thread when serving."""
-        trusted = dict(self.builtin)
+        with self._refresh_lock:
+            return self._refresh(force)
+
+    def _refresh(self, force: bool) -> bool:
         reloaded = False
         for source in self.jwks:
             if not force and time.monotonic() - source.fetched_at < JWKS_REFRESH_INTERVAL:
                 continue
             try:
-                found = source.load()
+                source.keys = source.load()  # a rotated-out key goes with its set
                 reloaded = True
-            except (OSError, ValueError, jwt.PyJWTError) as exc:
+            except (OSError, ValueError, jwt.PyJWTError) as exc:  # keep the last good set
                 log.warning("cannot load the JWKS of %s from %s: %s", source.cfg.issuer, source.cfg.jwks, exc)
-                continue
-            trusted.update(found)
         if reloaded:
-            trusted.update(self.builtin)  # an OIDC key can never shadow the built-in one
-            self.trusted = trusted
+            trusted = {kid: k for source in self.jwks for kid, k in source.keys.items()}
+            self.trusted = {**trusted, **self.builtin}  # an OIDC key never shadows the built-in one
         return reloaded
 
     def knows_key(self, token: str) -> bool:

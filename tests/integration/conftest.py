@@ -73,8 +73,10 @@ def as_caller(mesh: LocalMesh) -> Iterator[AsCaller]:
 
 
 @pytest.fixture(scope="module")
-def image_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("images") / "disk.raw"
+def image_file(mesh: LocalMesh) -> Path:
+    """A disk file in the mesh's image directory (where an admin may register files from)."""
+    path = mesh.data_dir / "images" / "disk.raw"
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"\0" * 4096)
     return path
 

@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 import urllib.request
 from pathlib import Path
 
@@ -130,3 +131,11 @@ def test_grpcurl_drives_the_api_through_reflection_alone(mesh, image) -> None:
                               "-key", str(pki_dir / "operator.key"), "-servername", f"{service}.drover",
                               mesh.addresses[service], "list"], capture_output=True, text=True, timeout=30)
         assert SERVICE_NAMES[service] in out.stdout
+
+
+def test_every_service_measures_its_event_loop_lag(mesh) -> None:
+    time.sleep(0.6)  # the timer fires every 0.25 s
+    for service, url in mesh.metrics.items():
+        samples = scrape(url)
+        assert metric(samples, "drover_event_loop_lag_seconds_count") >= 1, service
+        assert metric(samples, "drover_event_loop_lag_max_seconds") >= 0, service

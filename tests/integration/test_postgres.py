@@ -39,8 +39,9 @@ def api(pg_mesh):
 
 
 @pytest.fixture(scope="module")
-def image_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("pgimg") / "disk.raw"
+def image_file(pg_mesh):
+    path = pg_mesh.data_dir / "images" / "disk.raw"
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"\0" * 4096)
     return path
 

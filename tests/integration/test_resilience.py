@@ -25,7 +25,8 @@ def small_mesh(tmp_path):
 
 
 def _image(api, tmp_path) -> str:
-    path = tmp_path / "disk.raw"
+    path = tmp_path / "images" / "disk.raw"  # the mesh's data dir is tmp_path: its image directory
+    path.parent.mkdir(exist_ok=True)
     path.write_bytes(b"\0" * 1024)
     return api.CreateImage(api_pb2.CreateImageRequest(name="img", path=str(path)), timeout=30).image.id
 

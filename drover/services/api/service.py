@@ -6,15 +6,11 @@ import asyncio
 import base64
 import binascii
 import datetime as dt
-import hashlib
 import ipaddress
 import json
 import logging
-import re
-import subprocess
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -28,8 +24,10 @@ from drover.auth.policy import Policy
 from drover.auth.tokens import verifier_for
 from drover.config import DroverConfig
 from drover.services.api import lookups, validation
+from drover.services.api.edge import ApiEdge
 from drover.services.api.fanout import Fanout
-from drover.services.api.identity import AuthInterceptor, Identity, enforce, identity
+from drover.services.api.identity import Identity, enforce, identity
+from drover.services.api.images import ImageRpcs, visible
 from drover.services.api.server_groups import ServerGroupRpcs, visible_group
 from drover.services.common import convert, metrics, peer_auth, request_spec, runtime, states, tls
 from drover.services.common.casts import CastSender
@@ -42,7 +40,7 @@ from drover.services.common.errors import (
     quota_exceeded,
 )
 from drover.services.common.group_commit import GroupCommit
-from drover.store import db
+from drover.store import db, regexp
 from drover.store import models as m
 from drover.store.tables import ACTIONS, GROUP_MEMBERS, INSTANCES, row_values
 from drover.v1 import (
@@ -73,26 +71,7 @@ def _settled(server: types_pb2.Server, follow: bool) -> bool:
     )
 
 
-def _detect_format(path: Path) -> str:
-    try:
-        out = subprocess.run(
-            ["qemu-img", "info", "--output=json", str(path)], capture_output=True, text=True, timeout=30, check=True
-        )
-        return str(json.loads(out.stdout).get("format", "raw"))
-    except (OSError, subprocess.SubprocessError, ValueError):
-        with path.open("rb") as fh:
-            return "qcow2" if fh.read(4) == b"QFI\xfb" else "raw"
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-class ApiServicer(ServerGroupRpcs, api_pb2_grpc.ApiServiceServicer):
+class ApiServicer(ServerGroupRpcs, ImageRpcs, api_pb2_grpc.ApiServiceServicer):
     def __init__(self, cfg: DroverConfig, policy: Policy, sessions: sessionmaker[Session],
                  write_sessions: sessionmaker[Session] | None = None) -> None:
         self.cfg = cfg
@@ -129,15 +108,6 @@ class ApiServicer(ServerGroupRpcs, api_pb2_grpc.ApiServiceServicer):
     @staticmethod
     def _flavor(s: Session, ref: str) -> m.Flavor | None:
         return s.get(m.Flavor, ref) or s.execute(select(m.Flavor).where(m.Flavor.name == ref)).scalar_one_or_none()
-
-    @staticmethod
-    def _image(s: Session, ref: str) -> m.Image | None:
-        img = s.get(m.Image, ref)
-        if img is None:
-            img = s.execute(
-                select(m.Image).where(m.Image.name == ref, m.Image.status == "active").order_by(m.Image.created_at)
-            ).scalars().first()
-        return img if img is not None and img.status == "active" else None
 
     def _instance(self, s: Session, who: Identity, ident: str, *, allow_deleted: bool = False) -> m.Instance:
         inst = s.get(m.Instance, ident)
@@ -245,8 +215,8 @@ class ApiServicer(ServerGroupRpcs, api_pb2_grpc.ApiServiceServicer):
             if flavor.disabled:
                 raise failed_precondition(f"flavor {flavor.name} is disabled",
                                           [("FLAVOR", flavor.id, "disabled")])
-            image = self.catalog.image(c, request.image_ref.strip())
-            if image is None:
+            image = self.catalog.image(c, request.image_ref.strip(), who.project_id)
+            if image is None or not visible(image, who):
                 raise not_found("image", request.image_ref)
             bad = []
             if image.min_ram_mb and flavor.memory_mb < image.min_ram_mb:
@@ -349,10 +319,11 @@ class ApiServicer(ServerGroupRpcs, api_pb2_grpc.ApiServiceServicer):
     def _parse_token(token: str) -> tuple[Any, str]:
         try:
             raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-            created, iid = json.loads(raw)
-
-            return dt.datetime.fromisoformat(created), str(iid)
-        except (ValueError, TypeError, binascii.Error):
+            parsed = json.loads(raw)
+            if not (isinstance(parsed, list) and len(parsed) == 2 and all(isinstance(p, str) for p in parsed)):
+                raise ValueError("not [created_at, id]")
+            return dt.datetime.fromisoformat(parsed[0]), parsed[1]
+        except (ValueError, TypeError, RecursionError, binascii.Error):
             raise invalid_argument([("page_token", "is not a token this API handed out")]) from None
 
     @guarded
@@ -366,9 +337,9 @@ class ApiServicer(ServerGroupRpcs, api_pb2_grpc.ApiServiceServicer):
             bad.append(("page_size", f"must be between 1 and {self.cfg.api.max_page_size}"))
         if request.name:
             try:
-                re.compile(request.name)
-            except re.error as exc:
-                bad.append(("name", f"is not a valid regular expression: {exc}"))
+                regexp.compile_filter(request.name)  # RE2: matched in linear time
+            except regexp.PatternError as exc:
+                bad.append(("name", f"is not a valid RE2 regular expression: {exc}"))
         if request.status and request.status not in states.VM_STATES_OF_STATUS:
             bad.append(("status", "unknown status"))
         if bad:
@@ -396,14 +367,17 @@ class ApiServicer(ServerGroupRpcs, api_pb2_grpc.ApiServiceServicer):
             q = q.where(or_(m.Instance.created_at < created,
                             and_(m.Instance.created_at == created, m.Instance.id < iid)))
         q = q.order_by(m.Instance.created_at.desc(), m.Instance.id.desc()).limit(size + 1)
-        with self.sessions() as s:
-            rows = s.execute(q).scalars().all()
+        rows = await asyncio.to_thread(self._all, q)  # a scan with a name filter: off the event loop
         more = len(rows) > size
         rows = rows[:size]
         return api_pb2.ListServersResponse(
             servers=[convert.server(i) for i in rows],
             next_page_token=self._page_token(rows[-1]) if more and rows else "",
         )
+
+    def _all(self, q: Any) -> list[Any]:
+        with self.sessions() as s:
+            return list(s.execute(q).scalars().all())
 
     @guarded
     async def DeleteServer(
@@ -591,73 +565,6 @@ class ApiServicer(ServerGroupRpcs, api_pb2_grpc.ApiServiceServicer):
         return api_pb2.CreateFlavorResponse(flavor=convert.flavor(row))
 
     @guarded
-    async def CreateImage(
-        self, request: api_pb2.CreateImageRequest, context: grpc.aio.ServicerContext
-    ) -> api_pb2.CreateImageResponse:
-        name, bad = validation.check_name(request.name)
-        path = Path(request.path).expanduser() if request.path else None
-        if path is None:
-            bad.append(("path", "is required"))
-        elif not path.is_file():
-            bad.append(("path", f"{request.path} is not a readable file on the API host"))
-        if request.disk_format and request.disk_format not in ("qcow2", "raw", "kernel"):
-            bad.append(("disk_format", "must be qcow2, raw or kernel"))
-        if request.initrd_path and not Path(request.initrd_path).is_file():
-            bad.append(("initrd_path", f"{request.initrd_path} is not a readable file on the API host"))
-        if request.initrd_path and request.disk_format not in ("", "kernel"):
-            bad.append(("initrd_path", "only a kernel image takes an initrd"))
-        if request.min_disk_gb < 0 or request.min_ram_mb < 0:
-            bad.append(("min_disk_gb", "minimums must not be negative"))
-        if bad:
-            raise invalid_argument(bad)
-        assert path is not None
-        path = path.resolve()
-        fmt = request.disk_format or ("kernel" if request.initrd_path else "")
-        if not fmt:
-            fmt = await asyncio.to_thread(_detect_format, path)
-        checksum = await asyncio.to_thread(_sha256, path)
-        row = m.Image(
-            id=str(uuid.uuid4()), name=name, status="active", disk_format=fmt, path=str(path),
-            initrd_path=str(Path(request.initrd_path).resolve()) if request.initrd_path else "",
-            size_bytes=path.stat().st_size, checksum_sha256=checksum, min_disk_gb=request.min_disk_gb,
-            min_ram_mb=request.min_ram_mb, properties=dict(request.properties),
-        )
-        with self.writes.begin() as s:
-            s.add(row)
-        self.catalog.clear()
-        return api_pb2.CreateImageResponse(image=convert.image(row))
-
-    @guarded
-    async def ListImages(
-        self, request: api_pb2.ListImagesRequest, context: grpc.aio.ServicerContext
-    ) -> api_pb2.ListImagesResponse:
-        with self.sessions() as s:
-            rows = s.execute(select(m.Image).where(m.Image.status == "active").order_by(m.Image.created_at)).scalars()
-            return api_pb2.ListImagesResponse(images=[convert.image(i) for i in rows])
-
-    @guarded
-    async def GetImage(
-        self, request: api_pb2.GetImageRequest, context: grpc.aio.ServicerContext
-    ) -> api_pb2.GetImageResponse:
-        with self.sessions() as s:
-            img = self._image(s, request.id)
-            if img is None:
-                raise not_found("image", request.id)
-            return api_pb2.GetImageResponse(image=convert.image(img))
-
-    @guarded
-    async def DeleteImage(
-        self, request: api_pb2.DeleteImageRequest, context: grpc.aio.ServicerContext
-    ) -> api_pb2.DeleteImageResponse:
-        with self.writes.begin() as s:
-            img = self._image(s, request.id)
-            if img is None:
-                raise not_found("image", request.id)
-            img.status = "deleted"
-        self.catalog.clear()
-        return api_pb2.DeleteImageResponse()
-
-    @guarded
     async def ListNetworks(
         self, request: api_pb2.ListNetworksRequest, context: grpc.aio.ServicerContext
     ) -> api_pb2.ListNetworksResponse:
@@ -682,11 +589,12 @@ async def serve(cfg: DroverConfig, *, ready: Any = None) -> None:
     write_engine = db.make_engine(cfg.db_url, for_writes=True)
     rules = policy.load(cfg.auth.policy_file)
     servicer = ApiServicer(cfg, rules, db.session_factory(engine), db.session_factory(write_engine))
-    auth = AuthInterceptor(verifier_for(cfg.auth, cfg.data_path), rules)
+    auth = ApiEdge(verifier_for(cfg.auth, cfg.data_path), rules)
     # The public port: TLS when configured, no client certificates (callers are users, not services).
     host = runtime.ServiceHost(cfg.api.listen, [api_pb2.DESCRIPTOR.services_by_name["ApiService"].full_name],
                                metrics_port=cfg.api.metrics_port, credentials=tls.public_api_credentials(cfg),
-                               metrics_listen=cfg.api.metrics_listen, interceptors=[auth])
+                               metrics_listen=cfg.api.metrics_listen, interceptors=[auth],
+                               max_receive_bytes=validation.MAX_REQUEST_BYTES)
     host.add(api_pb2_grpc.add_ApiServiceServicer_to_server, servicer)
     try:
         await runtime.serve_until_signal(host, "api", started=servicer.start, stopping=servicer.stop, ready=ready)

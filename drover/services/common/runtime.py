@@ -59,13 +59,14 @@ class ServiceHost:
 
     ``credentials``: TLS for the port (plaintext without); ``check_peers``: apply the internal
     rule table (``peer_auth.RULES``) to every call, for servers that require client certificates;
-    ``interceptors``: more server interceptors (the API's authentication), run after those.
+    ``interceptors``: more server interceptors (the API's authentication), run after those;
+    ``max_receive_bytes``: the largest request message (0: the default).
     """
 
     def __init__(self, listen: str, service_names: Iterable[str], metrics_port: int = 0, *,
                  credentials: grpc.ServerCredentials | None = None, check_peers: bool = False,
                  metrics_listen: str = "127.0.0.1",
-                 interceptors: Iterable[grpc.aio.ServerInterceptor] = ()) -> None:
+                 interceptors: Iterable[grpc.aio.ServerInterceptor] = (), max_receive_bytes: int = 0) -> None:
         from drover.services.common.metrics import MetricsInterceptor
         from drover.services.common.peer_auth import PeerAuthInterceptor
 
@@ -73,7 +74,11 @@ class ServiceHost:
         if check_peers:
             chain.append(PeerAuthInterceptor())
         chain.extend(interceptors)
-        self.server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=chain)
+        options = list(SERVER_OPTIONS)
+        if max_receive_bytes:
+            options = [o for o in options if o[0] != "grpc.max_receive_message_length"]
+            options.append(("grpc.max_receive_message_length", max_receive_bytes))
+        self.server = grpc.aio.server(options=options, interceptors=chain)
         self.credentials = credentials
         self.metrics_port = metrics_port
         self.metrics_listen = metrics_listen
@@ -141,7 +146,10 @@ async def serve_until_signal(
     Health turns NOT_SERVING first (load balancers drain), then ``stopping`` runs
     (flush casts, finish in-flight work), then the gRPC server stops.
     """
+    from drover.services.common import loop_lag
+
     port = await host.start()
+    lag = loop_lag.start()
     if started is not None:
         started()
     log.info("%s listening on %s", description, host.address)
@@ -154,6 +162,7 @@ async def serve_until_signal(
         if stopping is not None:
             await stopping()
         await host.stop(1.0)
+        await loop_lag.stop(lag)
 
 
 async def wait_for_signal() -> None:
