@@ -245,8 +245,8 @@ def _conductor_casts(mesh: LocalMesh, role: str, *casts: Any) -> grpc.StatusCode
 
 def _error_update(server: types_pb2.Server, host: str) -> conductor_pb2.ConductorServiceStreamCastsRequest:
     return conductor_pb2.ConductorServiceStreamCastsRequest(instance_update=conductor_pb2.InstanceUpdateCast(
-        instance_id=server.id, vm_state=types_pb2.VM_STATE_ERROR, host=host,
-        fault=types_pb2.Fault(code=500, message="forged")))
+        instance_id=server.id, host=host, steps=[conductor_pb2.InstanceStep(
+            vm_state=types_pb2.VM_STATE_ERROR, fault=types_pb2.Fault(code=500, message="forged"))]))
 
 
 def test_the_api_may_not_cast_instance_updates(mesh: LocalMesh, api: Any, server: types_pb2.Server) -> None:
