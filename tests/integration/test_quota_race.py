@@ -1,5 +1,6 @@
 """Quota under a race: 100 concurrent creates at an instance quota of 5, spread over two API
-processes on one store, never make more than 5 servers."""
+processes on one store, never make more than 5 servers (SQLite: one writer at a time;
+PostgreSQL: a per-project lock around the count and the insert)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,22 @@ import pytest
 from drover.localmesh import LocalMesh
 from drover.v1 import api_pb2, api_pb2_grpc
 from tests.integration.conftest import _wait_hosts
+from tests.postgres import fresh_database
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request):
+    if request.param == "sqlite":
+        yield ""  # the embedded default
+    else:
+        yield from fresh_database("drover_quota")
 
 
 @pytest.fixture
-def two_apis(tmp_path):
+def two_apis(tmp_path, store_url):
+    settings = {"DATABASE_URL": store_url} if store_url else {}
     mesh = LocalMesh.on_free_ports(tmp_path, COMPUTE__FAKE_HOSTS="4", COMPUTE__REPORT_INTERVAL="1",
-                                   QUOTA__INSTANCES="5")
+                                   QUOTA__INSTANCES="5", **settings)
     mesh.start()
     try:
         mesh.start_extra_api()

@@ -74,19 +74,19 @@ class ImageRpcs:
         if request.initrd_path and request.disk_format not in ("", "kernel"):
             bad.append(("initrd_path", "only a kernel image takes an initrd"))
         dirs = image_files.image_dirs(self.cfg)
-
-        def confine(raw: str) -> Path | None:
+        path = initrd = None
+        for field, raw in (("path", request.path), ("initrd_path", request.initrd_path)):
+            if field == "initrd_path" and not raw:
+                continue
             try:
-                return image_files.confine(raw, dirs)
+                resolved = await asyncio.to_thread(image_files.confine, raw, dirs)
             except image_files.ImageFileError as exc:
-                return bad.append((field, str(exc)))  # type: ignore[func-returns-value]
-
-        field = "path"
-        path = await asyncio.to_thread(confine, request.path)
-        initrd = None
-        if request.initrd_path:
-            field = "initrd_path"
-            initrd = await asyncio.to_thread(confine, request.initrd_path)
+                bad.append((field, str(exc)))
+                continue
+            if field == "path":
+                path = resolved
+            else:
+                initrd = resolved
         if bad:
             raise invalid_argument(bad)
         assert path is not None

@@ -585,9 +585,13 @@ class ApiServicer(ServerGroupRpcs, ImageRpcs, api_pb2_grpc.ApiServiceServicer):
 
 
 async def serve(cfg: DroverConfig, *, ready: Any = None) -> None:
+    try:
+        rules = policy.load(cfg.auth.policy_file)
+    except (OSError, ValueError) as exc:  # fail closed, and say why
+        log.error("cannot load the policy file %s: %s", cfg.auth.policy_file, exc)
+        raise SystemExit(2) from None
     engine = db.make_engine(cfg.db_url)
     write_engine = db.make_engine(cfg.db_url, for_writes=True)
-    rules = policy.load(cfg.auth.policy_file)
     servicer = ApiServicer(cfg, rules, db.session_factory(engine), db.session_factory(write_engine))
     auth = ApiEdge(verifier_for(cfg.auth, cfg.data_path), rules)
     # The public port: TLS when configured, no client certificates (callers are users, not services).
