@@ -26,7 +26,7 @@ type NetworkRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Network id; "auto" or "none" as the only entry, as in Nova.
 	Uuid string `protobuf:"bytes,1,opt,name=uuid,proto3" json:"uuid,omitempty"`
-	// Optional fixed IPv4/IPv6 address inside the network.
+	// Optional fixed IPv4/IPv6 address inside the network (at most 64 characters).
 	FixedIp       string `protobuf:"bytes,2,opt,name=fixed_ip,json=fixedIp,proto3" json:"fixed_ip,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -80,7 +80,8 @@ func (x *NetworkRequest) GetFixedIp() string {
 type SchedulerHints struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Server group id: the new servers join it and obey its policy.
-	Group         string   `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	Group string `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	// Server ids (at most 64 each); another project's server counts as not existing.
 	SameHost      []string `protobuf:"bytes,2,rep,name=same_host,json=sameHost,proto3" json:"same_host,omitempty"`
 	DifferentHost []string `protobuf:"bytes,3,rep,name=different_host,json=differentHost,proto3" json:"different_host,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -141,21 +142,26 @@ func (x *SchedulerHints) GetDifferentHost() []string {
 type CreateServerRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Required; stripped; 1–255 characters.
-	Name             string            `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	FlavorRef        string            `protobuf:"bytes,2,opt,name=flavor_ref,json=flavorRef,proto3" json:"flavor_ref,omitempty"`
-	ImageRef         string            `protobuf:"bytes,3,opt,name=image_ref,json=imageRef,proto3" json:"image_ref,omitempty"`
-	Networks         []*NetworkRequest `protobuf:"bytes,4,rep,name=networks,proto3" json:"networks,omitempty"`
-	AccessIpv4       string            `protobuf:"bytes,5,opt,name=access_ipv4,json=accessIpv4,proto3" json:"access_ipv4,omitempty"`
-	AccessIpv6       string            `protobuf:"bytes,6,opt,name=access_ipv6,json=accessIpv6,proto3" json:"access_ipv6,omitempty"`
-	AvailabilityZone string            `protobuf:"bytes,7,opt,name=availability_zone,json=availabilityZone,proto3" json:"availability_zone,omitempty"`
-	Metadata         map[string]string `protobuf:"bytes,8,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	// Number of servers, Nova's min_count / max_count (0 means 1).
+	Name      string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	FlavorRef string `protobuf:"bytes,2,opt,name=flavor_ref,json=flavorRef,proto3" json:"flavor_ref,omitempty"`
+	ImageRef  string `protobuf:"bytes,3,opt,name=image_ref,json=imageRef,proto3" json:"image_ref,omitempty"`
+	// At most 32 networks per server.
+	Networks []*NetworkRequest `protobuf:"bytes,4,rep,name=networks,proto3" json:"networks,omitempty"`
+	// At most 64 characters each.
+	AccessIpv4 string `protobuf:"bytes,5,opt,name=access_ipv4,json=accessIpv4,proto3" json:"access_ipv4,omitempty"`
+	AccessIpv6 string `protobuf:"bytes,6,opt,name=access_ipv6,json=accessIpv6,proto3" json:"access_ipv6,omitempty"`
+	// At most 255 characters.
+	AvailabilityZone string `protobuf:"bytes,7,opt,name=availability_zone,json=availabilityZone,proto3" json:"availability_zone,omitempty"`
+	// At most 128 items; keys 1–255 characters, values at most 255.
+	Metadata map[string]string `protobuf:"bytes,8,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Number of servers, Nova's min_count / max_count (0 means 1; at most 1000).
 	MinCount       int32           `protobuf:"varint,9,opt,name=min_count,json=minCount,proto3" json:"min_count,omitempty"`
 	MaxCount       int32           `protobuf:"varint,10,opt,name=max_count,json=maxCount,proto3" json:"max_count,omitempty"`
 	SchedulerHints *SchedulerHints `protobuf:"bytes,11,opt,name=scheduler_hints,json=schedulerHints,proto3" json:"scheduler_hints,omitempty"`
-	KeyName        string          `protobuf:"bytes,12,opt,name=key_name,json=keyName,proto3" json:"key_name,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// At most 255 characters.
+	KeyName       string `protobuf:"bytes,12,opt,name=key_name,json=keyName,proto3" json:"key_name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CreateServerRequest) Reset() {
@@ -426,17 +432,20 @@ type ListServersRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Filter by status (BUILD, ACTIVE, ERROR, SHUTOFF, DELETED).
 	Status ServerStatus `protobuf:"varint,1,opt,name=status,proto3,enum=drover.v1.ServerStatus" json:"status,omitempty"`
-	// Filter by name: a regular expression, as in Nova.
+	// Filter by name: a regular expression, as in Nova, in RE2 syntax (matched in linear time;
+	// at most 255 characters).
 	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
 	// At most this many (default 100, max 1000).
 	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	// From a previous response's next_page_token.
+	// From a previous response's next_page_token (at most 256 characters).
 	PageToken string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	Host      string `protobuf:"bytes,5,opt,name=host,proto3" json:"host,omitempty"`
-	// Include deleted servers (admin).
+	// Include deleted servers (policy ListServers:include_deleted, admin by default).
 	IncludeDeleted bool `protobuf:"varint,6,opt,name=include_deleted,json=includeDeleted,proto3" json:"include_deleted,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Every project's servers, not only the caller's (policy ListServers:all_projects, admin by default).
+	AllProjects   bool `protobuf:"varint,7,opt,name=all_projects,json=allProjects,proto3" json:"all_projects,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListServersRequest) Reset() {
@@ -507,6 +516,13 @@ func (x *ListServersRequest) GetHost() string {
 func (x *ListServersRequest) GetIncludeDeleted() bool {
 	if x != nil {
 		return x.IncludeDeleted
+	}
+	return false
+}
+
+func (x *ListServersRequest) GetAllProjects() bool {
+	if x != nil {
+		return x.AllProjects
 	}
 	return false
 }
@@ -659,7 +675,7 @@ type WatchServerRequest struct {
 	Follow bool `protobuf:"varint,2,opt,name=follow,proto3" json:"follow,omitempty"`
 	// Start after this revision (e.g. the one CreateServer returned): the changes since then
 	// are replayed, notifications included, while the API still holds them (about a minute);
-	// otherwise, and with 0, the stream starts with the server as it is now.
+	// otherwise, and with 0, the stream starts with the server as it is now. 0 to 2^53.
 	SinceRevision int64 `protobuf:"varint,3,opt,name=since_revision,json=sinceRevision,proto3" json:"since_revision,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1028,8 +1044,10 @@ func (x *GetFlavorResponse) GetFlavor() *Flavor {
 }
 
 type CreateFlavorRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Flavor        *Flavor                `protobuf:"bytes,1,opt,name=flavor,proto3" json:"flavor,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// vcpus 1–4096, memory_mb 1–16777216 (16 TiB), root_gb and ephemeral_gb 0–1048576,
+	// swap_mb 0–1048576; at most 64 extra_specs.
+	Flavor        *Flavor `protobuf:"bytes,1,opt,name=flavor,proto3" json:"flavor,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1118,14 +1136,18 @@ func (x *CreateFlavorResponse) GetFlavor() *Flavor {
 type CreateImageRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// Path of the disk image (qcow2/raw) or kernel on the API host.
+	// Path of the disk image (qcow2/raw) or kernel on the API host, inside one of the configured
+	// image directories (api.image_dirs; admin only). At most 4096 characters.
 	Path string `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
 	// qcow2, raw or kernel; detected with qemu-img when empty.
-	DiskFormat    string            `protobuf:"bytes,3,opt,name=disk_format,json=diskFormat,proto3" json:"disk_format,omitempty"`
-	InitrdPath    string            `protobuf:"bytes,4,opt,name=initrd_path,json=initrdPath,proto3" json:"initrd_path,omitempty"`
-	Properties    map[string]string `protobuf:"bytes,5,rep,name=properties,proto3" json:"properties,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	MinDiskGb     int64             `protobuf:"varint,6,opt,name=min_disk_gb,json=minDiskGb,proto3" json:"min_disk_gb,omitempty"`
-	MinRamMb      int64             `protobuf:"varint,7,opt,name=min_ram_mb,json=minRamMb,proto3" json:"min_ram_mb,omitempty"`
+	DiskFormat string `protobuf:"bytes,3,opt,name=disk_format,json=diskFormat,proto3" json:"disk_format,omitempty"`
+	// At most 4096 characters; inside an image directory too.
+	InitrdPath string `protobuf:"bytes,4,opt,name=initrd_path,json=initrdPath,proto3" json:"initrd_path,omitempty"`
+	// At most 64 properties; keys at most 255 characters, values at most 1024.
+	Properties map[string]string `protobuf:"bytes,5,rep,name=properties,proto3" json:"properties,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// 0–1048576 GB and 0–16777216 MB.
+	MinDiskGb     int64 `protobuf:"varint,6,opt,name=min_disk_gb,json=minDiskGb,proto3" json:"min_disk_gb,omitempty"`
+	MinRamMb      int64 `protobuf:"varint,7,opt,name=min_ram_mb,json=minRamMb,proto3" json:"min_ram_mb,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1253,6 +1275,229 @@ func (x *CreateImageResponse) GetImage() *Image {
 	return nil
 }
 
+type UploadImageMetadata struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// qcow2 or raw; detected when empty (a qcow2 with a backing file is refused).
+	DiskFormat string `protobuf:"bytes,2,opt,name=disk_format,json=diskFormat,proto3" json:"disk_format,omitempty"`
+	// Exact size in bytes (at most api.max_image_upload_bytes) and SHA-256 (64 hex digits).
+	SizeBytes      int64  `protobuf:"varint,3,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
+	ChecksumSha256 string `protobuf:"bytes,4,opt,name=checksum_sha256,json=checksumSha256,proto3" json:"checksum_sha256,omitempty"`
+	// At most 64 properties; keys at most 255 characters, values at most 1024.
+	Properties    map[string]string `protobuf:"bytes,5,rep,name=properties,proto3" json:"properties,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	MinDiskGb     int64             `protobuf:"varint,6,opt,name=min_disk_gb,json=minDiskGb,proto3" json:"min_disk_gb,omitempty"`
+	MinRamMb      int64             `protobuf:"varint,7,opt,name=min_ram_mb,json=minRamMb,proto3" json:"min_ram_mb,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UploadImageMetadata) Reset() {
+	*x = UploadImageMetadata{}
+	mi := &file_drover_v1_api_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UploadImageMetadata) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UploadImageMetadata) ProtoMessage() {}
+
+func (x *UploadImageMetadata) ProtoReflect() protoreflect.Message {
+	mi := &file_drover_v1_api_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UploadImageMetadata.ProtoReflect.Descriptor instead.
+func (*UploadImageMetadata) Descriptor() ([]byte, []int) {
+	return file_drover_v1_api_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *UploadImageMetadata) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *UploadImageMetadata) GetDiskFormat() string {
+	if x != nil {
+		return x.DiskFormat
+	}
+	return ""
+}
+
+func (x *UploadImageMetadata) GetSizeBytes() int64 {
+	if x != nil {
+		return x.SizeBytes
+	}
+	return 0
+}
+
+func (x *UploadImageMetadata) GetChecksumSha256() string {
+	if x != nil {
+		return x.ChecksumSha256
+	}
+	return ""
+}
+
+func (x *UploadImageMetadata) GetProperties() map[string]string {
+	if x != nil {
+		return x.Properties
+	}
+	return nil
+}
+
+func (x *UploadImageMetadata) GetMinDiskGb() int64 {
+	if x != nil {
+		return x.MinDiskGb
+	}
+	return 0
+}
+
+func (x *UploadImageMetadata) GetMinRamMb() int64 {
+	if x != nil {
+		return x.MinRamMb
+	}
+	return 0
+}
+
+type UploadImageRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Part:
+	//
+	//	*UploadImageRequest_Metadata
+	//	*UploadImageRequest_Chunk
+	Part          isUploadImageRequest_Part `protobuf_oneof:"part"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UploadImageRequest) Reset() {
+	*x = UploadImageRequest{}
+	mi := &file_drover_v1_api_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UploadImageRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UploadImageRequest) ProtoMessage() {}
+
+func (x *UploadImageRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_drover_v1_api_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UploadImageRequest.ProtoReflect.Descriptor instead.
+func (*UploadImageRequest) Descriptor() ([]byte, []int) {
+	return file_drover_v1_api_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *UploadImageRequest) GetPart() isUploadImageRequest_Part {
+	if x != nil {
+		return x.Part
+	}
+	return nil
+}
+
+func (x *UploadImageRequest) GetMetadata() *UploadImageMetadata {
+	if x != nil {
+		if x, ok := x.Part.(*UploadImageRequest_Metadata); ok {
+			return x.Metadata
+		}
+	}
+	return nil
+}
+
+func (x *UploadImageRequest) GetChunk() []byte {
+	if x != nil {
+		if x, ok := x.Part.(*UploadImageRequest_Chunk); ok {
+			return x.Chunk
+		}
+	}
+	return nil
+}
+
+type isUploadImageRequest_Part interface {
+	isUploadImageRequest_Part()
+}
+
+type UploadImageRequest_Metadata struct {
+	// First message only.
+	Metadata *UploadImageMetadata `protobuf:"bytes,1,opt,name=metadata,proto3,oneof"`
+}
+
+type UploadImageRequest_Chunk struct {
+	// Every later message: at most 1 MiB.
+	Chunk []byte `protobuf:"bytes,2,opt,name=chunk,proto3,oneof"`
+}
+
+func (*UploadImageRequest_Metadata) isUploadImageRequest_Part() {}
+
+func (*UploadImageRequest_Chunk) isUploadImageRequest_Part() {}
+
+type UploadImageResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Image         *Image                 `protobuf:"bytes,1,opt,name=image,proto3" json:"image,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UploadImageResponse) Reset() {
+	*x = UploadImageResponse{}
+	mi := &file_drover_v1_api_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UploadImageResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UploadImageResponse) ProtoMessage() {}
+
+func (x *UploadImageResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_drover_v1_api_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UploadImageResponse.ProtoReflect.Descriptor instead.
+func (*UploadImageResponse) Descriptor() ([]byte, []int) {
+	return file_drover_v1_api_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *UploadImageResponse) GetImage() *Image {
+	if x != nil {
+		return x.Image
+	}
+	return nil
+}
+
 type ListImagesRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -1261,7 +1506,7 @@ type ListImagesRequest struct {
 
 func (x *ListImagesRequest) Reset() {
 	*x = ListImagesRequest{}
-	mi := &file_drover_v1_api_proto_msgTypes[22]
+	mi := &file_drover_v1_api_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1273,7 +1518,7 @@ func (x *ListImagesRequest) String() string {
 func (*ListImagesRequest) ProtoMessage() {}
 
 func (x *ListImagesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_drover_v1_api_proto_msgTypes[22]
+	mi := &file_drover_v1_api_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1286,7 +1531,7 @@ func (x *ListImagesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListImagesRequest.ProtoReflect.Descriptor instead.
 func (*ListImagesRequest) Descriptor() ([]byte, []int) {
-	return file_drover_v1_api_proto_rawDescGZIP(), []int{22}
+	return file_drover_v1_api_proto_rawDescGZIP(), []int{25}
 }
 
 type ListImagesResponse struct {
@@ -1298,7 +1543,7 @@ type ListImagesResponse struct {
 
 func (x *ListImagesResponse) Reset() {
 	*x = ListImagesResponse{}
-	mi := &file_drover_v1_api_proto_msgTypes[23]
+	mi := &file_drover_v1_api_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1310,7 +1555,7 @@ func (x *ListImagesResponse) String() string {
 func (*ListImagesResponse) ProtoMessage() {}
 
 func (x *ListImagesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_drover_v1_api_proto_msgTypes[23]
+	mi := &file_drover_v1_api_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1323,7 +1568,7 @@ func (x *ListImagesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListImagesResponse.ProtoReflect.Descriptor instead.
 func (*ListImagesResponse) Descriptor() ([]byte, []int) {
-	return file_drover_v1_api_proto_rawDescGZIP(), []int{23}
+	return file_drover_v1_api_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ListImagesResponse) GetImages() []*Image {
@@ -1343,7 +1588,7 @@ type GetImageRequest struct {
 
 func (x *GetImageRequest) Reset() {
 	*x = GetImageRequest{}
-	mi := &file_drover_v1_api_proto_msgTypes[24]
+	mi := &file_drover_v1_api_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1355,7 +1600,7 @@ func (x *GetImageRequest) String() string {
 func (*GetImageRequest) ProtoMessage() {}
 
 func (x *GetImageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_drover_v1_api_proto_msgTypes[24]
+	mi := &file_drover_v1_api_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1368,7 +1613,7 @@ func (x *GetImageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetImageRequest.ProtoReflect.Descriptor instead.
 func (*GetImageRequest) Descriptor() ([]byte, []int) {
-	return file_drover_v1_api_proto_rawDescGZIP(), []int{24}
+	return file_drover_v1_api_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *GetImageRequest) GetId() string {
@@ -1387,7 +1632,7 @@ type GetImageResponse struct {
 
 func (x *GetImageResponse) Reset() {
 	*x = GetImageResponse{}
-	mi := &file_drover_v1_api_proto_msgTypes[25]
+	mi := &file_drover_v1_api_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1399,7 +1644,7 @@ func (x *GetImageResponse) String() string {
 func (*GetImageResponse) ProtoMessage() {}
 
 func (x *GetImageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_drover_v1_api_proto_msgTypes[25]
+	mi := &file_drover_v1_api_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1412,7 +1657,7 @@ func (x *GetImageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetImageResponse.ProtoReflect.Descriptor instead.
 func (*GetImageResponse) Descriptor() ([]byte, []int) {
-	return file_drover_v1_api_proto_rawDescGZIP(), []int{25}
+	return file_drover_v1_api_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *GetImageResponse) GetImage() *Image {
@@ -1422,6 +1667,8 @@ func (x *GetImageResponse) GetImage() *Image {
 	return nil
 }
 
+// Only the owner project's members or an admin; an image a server still uses is
+// FAILED_PRECONDITION.
 type DeleteImageRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -1431,7 +1678,7 @@ type DeleteImageRequest struct {
 
 func (x *DeleteImageRequest) Reset() {
 	*x = DeleteImageRequest{}
-	mi := &file_drover_v1_api_proto_msgTypes[26]
+	mi := &file_drover_v1_api_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1443,7 +1690,7 @@ func (x *DeleteImageRequest) String() string {
 func (*DeleteImageRequest) ProtoMessage() {}
 
 func (x *DeleteImageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_drover_v1_api_proto_msgTypes[26]
+	mi := &file_drover_v1_api_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1456,7 +1703,7 @@ func (x *DeleteImageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteImageRequest.ProtoReflect.Descriptor instead.
 func (*DeleteImageRequest) Descriptor() ([]byte, []int) {
-	return file_drover_v1_api_proto_rawDescGZIP(), []int{26}
+	return file_drover_v1_api_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *DeleteImageRequest) GetId() string {
@@ -1474,7 +1721,7 @@ type DeleteImageResponse struct {
 
 func (x *DeleteImageResponse) Reset() {
 	*x = DeleteImageResponse{}
-	mi := &file_drover_v1_api_proto_msgTypes[27]
+	mi := &file_drover_v1_api_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1486,7 +1733,7 @@ func (x *DeleteImageResponse) String() string {
 func (*DeleteImageResponse) ProtoMessage() {}
 
 func (x *DeleteImageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_drover_v1_api_proto_msgTypes[27]
+	mi := &file_drover_v1_api_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1499,7 +1746,7 @@ func (x *DeleteImageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteImageResponse.ProtoReflect.Descriptor instead.
 func (*DeleteImageResponse) Descriptor() ([]byte, []int) {
-	return file_drover_v1_api_proto_rawDescGZIP(), []int{27}
+	return file_drover_v1_api_proto_rawDescGZIP(), []int{30}
 }
 
 type ListNetworksRequest struct {
@@ -1510,7 +1757,7 @@ type ListNetworksRequest struct {
 
 func (x *ListNetworksRequest) Reset() {
 	*x = ListNetworksRequest{}
-	mi := &file_drover_v1_api_proto_msgTypes[28]
+	mi := &file_drover_v1_api_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1522,7 +1769,7 @@ func (x *ListNetworksRequest) String() string {
 func (*ListNetworksRequest) ProtoMessage() {}
 
 func (x *ListNetworksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_drover_v1_api_proto_msgTypes[28]
+	mi := &file_drover_v1_api_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1535,7 +1782,7 @@ func (x *ListNetworksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNetworksRequest.ProtoReflect.Descriptor instead.
 func (*ListNetworksRequest) Descriptor() ([]byte, []int) {
-	return file_drover_v1_api_proto_rawDescGZIP(), []int{28}
+	return file_drover_v1_api_proto_rawDescGZIP(), []int{31}
 }
 
 type ListNetworksResponse struct {
@@ -1547,7 +1794,7 @@ type ListNetworksResponse struct {
 
 func (x *ListNetworksResponse) Reset() {
 	*x = ListNetworksResponse{}
-	mi := &file_drover_v1_api_proto_msgTypes[29]
+	mi := &file_drover_v1_api_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1559,7 +1806,7 @@ func (x *ListNetworksResponse) String() string {
 func (*ListNetworksResponse) ProtoMessage() {}
 
 func (x *ListNetworksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_drover_v1_api_proto_msgTypes[29]
+	mi := &file_drover_v1_api_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1572,7 +1819,7 @@ func (x *ListNetworksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNetworksResponse.ProtoReflect.Descriptor instead.
 func (*ListNetworksResponse) Descriptor() ([]byte, []int) {
-	return file_drover_v1_api_proto_rawDescGZIP(), []int{29}
+	return file_drover_v1_api_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ListNetworksResponse) GetNetworks() []*Network {
@@ -1590,7 +1837,7 @@ type ListHostsRequest struct {
 
 func (x *ListHostsRequest) Reset() {
 	*x = ListHostsRequest{}
-	mi := &file_drover_v1_api_proto_msgTypes[30]
+	mi := &file_drover_v1_api_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1602,7 +1849,7 @@ func (x *ListHostsRequest) String() string {
 func (*ListHostsRequest) ProtoMessage() {}
 
 func (x *ListHostsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_drover_v1_api_proto_msgTypes[30]
+	mi := &file_drover_v1_api_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1615,7 +1862,7 @@ func (x *ListHostsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListHostsRequest.ProtoReflect.Descriptor instead.
 func (*ListHostsRequest) Descriptor() ([]byte, []int) {
-	return file_drover_v1_api_proto_rawDescGZIP(), []int{30}
+	return file_drover_v1_api_proto_rawDescGZIP(), []int{33}
 }
 
 type ListHostsResponse struct {
@@ -1627,7 +1874,7 @@ type ListHostsResponse struct {
 
 func (x *ListHostsResponse) Reset() {
 	*x = ListHostsResponse{}
-	mi := &file_drover_v1_api_proto_msgTypes[31]
+	mi := &file_drover_v1_api_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1639,7 +1886,7 @@ func (x *ListHostsResponse) String() string {
 func (*ListHostsResponse) ProtoMessage() {}
 
 func (x *ListHostsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_drover_v1_api_proto_msgTypes[31]
+	mi := &file_drover_v1_api_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1652,7 +1899,7 @@ func (x *ListHostsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListHostsResponse.ProtoReflect.Descriptor instead.
 func (*ListHostsResponse) Descriptor() ([]byte, []int) {
-	return file_drover_v1_api_proto_rawDescGZIP(), []int{31}
+	return file_drover_v1_api_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ListHostsResponse) GetHosts() []*HostState {
@@ -1665,7 +1912,7 @@ func (x *ListHostsResponse) GetHosts() []*HostState {
 type GetConsoleOutputRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	// Last N lines (0: all).
+	// Last N lines (0: all; at most 10000).
 	Length        int32 `protobuf:"varint,2,opt,name=length,proto3" json:"length,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1673,7 +1920,7 @@ type GetConsoleOutputRequest struct {
 
 func (x *GetConsoleOutputRequest) Reset() {
 	*x = GetConsoleOutputRequest{}
-	mi := &file_drover_v1_api_proto_msgTypes[32]
+	mi := &file_drover_v1_api_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1685,7 +1932,7 @@ func (x *GetConsoleOutputRequest) String() string {
 func (*GetConsoleOutputRequest) ProtoMessage() {}
 
 func (x *GetConsoleOutputRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_drover_v1_api_proto_msgTypes[32]
+	mi := &file_drover_v1_api_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1698,7 +1945,7 @@ func (x *GetConsoleOutputRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsoleOutputRequest.ProtoReflect.Descriptor instead.
 func (*GetConsoleOutputRequest) Descriptor() ([]byte, []int) {
-	return file_drover_v1_api_proto_rawDescGZIP(), []int{32}
+	return file_drover_v1_api_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *GetConsoleOutputRequest) GetId() string {
@@ -1724,7 +1971,7 @@ type GetConsoleOutputResponse struct {
 
 func (x *GetConsoleOutputResponse) Reset() {
 	*x = GetConsoleOutputResponse{}
-	mi := &file_drover_v1_api_proto_msgTypes[33]
+	mi := &file_drover_v1_api_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1736,7 +1983,7 @@ func (x *GetConsoleOutputResponse) String() string {
 func (*GetConsoleOutputResponse) ProtoMessage() {}
 
 func (x *GetConsoleOutputResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_drover_v1_api_proto_msgTypes[33]
+	mi := &file_drover_v1_api_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1749,7 +1996,7 @@ func (x *GetConsoleOutputResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConsoleOutputResponse.ProtoReflect.Descriptor instead.
 func (*GetConsoleOutputResponse) Descriptor() ([]byte, []int) {
-	return file_drover_v1_api_proto_rawDescGZIP(), []int{33}
+	return file_drover_v1_api_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *GetConsoleOutputResponse) GetOutput() string {
@@ -1770,7 +2017,7 @@ type CreateServerGroupRequest struct {
 
 func (x *CreateServerGroupRequest) Reset() {
 	*x = CreateServerGroupRequest{}
-	mi := &file_drover_v1_api_proto_msgTypes[34]
+	mi := &file_drover_v1_api_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1782,7 +2029,7 @@ func (x *CreateServerGroupRequest) String() string {
 func (*CreateServerGroupRequest) ProtoMessage() {}
 
 func (x *CreateServerGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_drover_v1_api_proto_msgTypes[34]
+	mi := &file_drover_v1_api_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1795,7 +2042,7 @@ func (x *CreateServerGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateServerGroupRequest.ProtoReflect.Descriptor instead.
 func (*CreateServerGroupRequest) Descriptor() ([]byte, []int) {
-	return file_drover_v1_api_proto_rawDescGZIP(), []int{34}
+	return file_drover_v1_api_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *CreateServerGroupRequest) GetName() string {
@@ -1821,7 +2068,7 @@ type CreateServerGroupResponse struct {
 
 func (x *CreateServerGroupResponse) Reset() {
 	*x = CreateServerGroupResponse{}
-	mi := &file_drover_v1_api_proto_msgTypes[35]
+	mi := &file_drover_v1_api_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1833,7 +2080,7 @@ func (x *CreateServerGroupResponse) String() string {
 func (*CreateServerGroupResponse) ProtoMessage() {}
 
 func (x *CreateServerGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_drover_v1_api_proto_msgTypes[35]
+	mi := &file_drover_v1_api_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1846,7 +2093,7 @@ func (x *CreateServerGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateServerGroupResponse.ProtoReflect.Descriptor instead.
 func (*CreateServerGroupResponse) Descriptor() ([]byte, []int) {
-	return file_drover_v1_api_proto_rawDescGZIP(), []int{35}
+	return file_drover_v1_api_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *CreateServerGroupResponse) GetServerGroup() *ServerGroup {
@@ -1865,7 +2112,7 @@ type GetServerGroupRequest struct {
 
 func (x *GetServerGroupRequest) Reset() {
 	*x = GetServerGroupRequest{}
-	mi := &file_drover_v1_api_proto_msgTypes[36]
+	mi := &file_drover_v1_api_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1877,7 +2124,7 @@ func (x *GetServerGroupRequest) String() string {
 func (*GetServerGroupRequest) ProtoMessage() {}
 
 func (x *GetServerGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_drover_v1_api_proto_msgTypes[36]
+	mi := &file_drover_v1_api_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1890,7 +2137,7 @@ func (x *GetServerGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetServerGroupRequest.ProtoReflect.Descriptor instead.
 func (*GetServerGroupRequest) Descriptor() ([]byte, []int) {
-	return file_drover_v1_api_proto_rawDescGZIP(), []int{36}
+	return file_drover_v1_api_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *GetServerGroupRequest) GetId() string {
@@ -1909,7 +2156,7 @@ type GetServerGroupResponse struct {
 
 func (x *GetServerGroupResponse) Reset() {
 	*x = GetServerGroupResponse{}
-	mi := &file_drover_v1_api_proto_msgTypes[37]
+	mi := &file_drover_v1_api_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1921,7 +2168,7 @@ func (x *GetServerGroupResponse) String() string {
 func (*GetServerGroupResponse) ProtoMessage() {}
 
 func (x *GetServerGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_drover_v1_api_proto_msgTypes[37]
+	mi := &file_drover_v1_api_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1934,7 +2181,7 @@ func (x *GetServerGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetServerGroupResponse.ProtoReflect.Descriptor instead.
 func (*GetServerGroupResponse) Descriptor() ([]byte, []int) {
-	return file_drover_v1_api_proto_rawDescGZIP(), []int{37}
+	return file_drover_v1_api_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *GetServerGroupResponse) GetServerGroup() *ServerGroup {
@@ -1945,14 +2192,16 @@ func (x *GetServerGroupResponse) GetServerGroup() *ServerGroup {
 }
 
 type ListServerGroupsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Every project's groups, not only the caller's (policy ListServerGroups:all_projects, admin by default).
+	AllProjects   bool `protobuf:"varint,1,opt,name=all_projects,json=allProjects,proto3" json:"all_projects,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListServerGroupsRequest) Reset() {
 	*x = ListServerGroupsRequest{}
-	mi := &file_drover_v1_api_proto_msgTypes[38]
+	mi := &file_drover_v1_api_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1964,7 +2213,7 @@ func (x *ListServerGroupsRequest) String() string {
 func (*ListServerGroupsRequest) ProtoMessage() {}
 
 func (x *ListServerGroupsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_drover_v1_api_proto_msgTypes[38]
+	mi := &file_drover_v1_api_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1977,7 +2226,14 @@ func (x *ListServerGroupsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServerGroupsRequest.ProtoReflect.Descriptor instead.
 func (*ListServerGroupsRequest) Descriptor() ([]byte, []int) {
-	return file_drover_v1_api_proto_rawDescGZIP(), []int{38}
+	return file_drover_v1_api_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *ListServerGroupsRequest) GetAllProjects() bool {
+	if x != nil {
+		return x.AllProjects
+	}
+	return false
 }
 
 type ListServerGroupsResponse struct {
@@ -1989,7 +2245,7 @@ type ListServerGroupsResponse struct {
 
 func (x *ListServerGroupsResponse) Reset() {
 	*x = ListServerGroupsResponse{}
-	mi := &file_drover_v1_api_proto_msgTypes[39]
+	mi := &file_drover_v1_api_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2001,7 +2257,7 @@ func (x *ListServerGroupsResponse) String() string {
 func (*ListServerGroupsResponse) ProtoMessage() {}
 
 func (x *ListServerGroupsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_drover_v1_api_proto_msgTypes[39]
+	mi := &file_drover_v1_api_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2014,7 +2270,7 @@ func (x *ListServerGroupsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServerGroupsResponse.ProtoReflect.Descriptor instead.
 func (*ListServerGroupsResponse) Descriptor() ([]byte, []int) {
-	return file_drover_v1_api_proto_rawDescGZIP(), []int{39}
+	return file_drover_v1_api_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ListServerGroupsResponse) GetServerGroups() []*ServerGroup {
@@ -2033,7 +2289,7 @@ type DeleteServerGroupRequest struct {
 
 func (x *DeleteServerGroupRequest) Reset() {
 	*x = DeleteServerGroupRequest{}
-	mi := &file_drover_v1_api_proto_msgTypes[40]
+	mi := &file_drover_v1_api_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2045,7 +2301,7 @@ func (x *DeleteServerGroupRequest) String() string {
 func (*DeleteServerGroupRequest) ProtoMessage() {}
 
 func (x *DeleteServerGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_drover_v1_api_proto_msgTypes[40]
+	mi := &file_drover_v1_api_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2058,7 +2314,7 @@ func (x *DeleteServerGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteServerGroupRequest.ProtoReflect.Descriptor instead.
 func (*DeleteServerGroupRequest) Descriptor() ([]byte, []int) {
-	return file_drover_v1_api_proto_rawDescGZIP(), []int{40}
+	return file_drover_v1_api_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *DeleteServerGroupRequest) GetId() string {
@@ -2076,7 +2332,7 @@ type DeleteServerGroupResponse struct {
 
 func (x *DeleteServerGroupResponse) Reset() {
 	*x = DeleteServerGroupResponse{}
-	mi := &file_drover_v1_api_proto_msgTypes[41]
+	mi := &file_drover_v1_api_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2088,7 +2344,7 @@ func (x *DeleteServerGroupResponse) String() string {
 func (*DeleteServerGroupResponse) ProtoMessage() {}
 
 func (x *DeleteServerGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_drover_v1_api_proto_msgTypes[41]
+	mi := &file_drover_v1_api_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2101,7 +2357,7 @@ func (x *DeleteServerGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteServerGroupResponse.ProtoReflect.Descriptor instead.
 func (*DeleteServerGroupResponse) Descriptor() ([]byte, []int) {
-	return file_drover_v1_api_proto_rawDescGZIP(), []int{41}
+	return file_drover_v1_api_proto_rawDescGZIP(), []int{44}
 }
 
 var File_drover_v1_api_proto protoreflect.FileDescriptor
@@ -2143,7 +2399,7 @@ const file_drover_v1_api_proto_rawDesc = "" +
 	"\x10GetServerRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\">\n" +
 	"\x11GetServerResponse\x12)\n" +
-	"\x06server\x18\x01 \x01(\v2\x11.drover.v1.ServerR\x06server\"\xd2\x01\n" +
+	"\x06server\x18\x01 \x01(\v2\x11.drover.v1.ServerR\x06server\"\xf5\x01\n" +
 	"\x12ListServersRequest\x12/\n" +
 	"\x06status\x18\x01 \x01(\x0e2\x17.drover.v1.ServerStatusR\x06status\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1b\n" +
@@ -2151,7 +2407,8 @@ const file_drover_v1_api_proto_rawDesc = "" +
 	"\n" +
 	"page_token\x18\x04 \x01(\tR\tpageToken\x12\x12\n" +
 	"\x04host\x18\x05 \x01(\tR\x04host\x12'\n" +
-	"\x0finclude_deleted\x18\x06 \x01(\bR\x0eincludeDeleted\"j\n" +
+	"\x0finclude_deleted\x18\x06 \x01(\bR\x0eincludeDeleted\x12!\n" +
+	"\fall_projects\x18\a \x01(\bR\vallProjects\"j\n" +
 	"\x13ListServersResponse\x12+\n" +
 	"\aservers\x18\x01 \x03(\v2\x11.drover.v1.ServerR\aservers\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"%\n" +
@@ -2198,6 +2455,28 @@ const file_drover_v1_api_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"=\n" +
 	"\x13CreateImageResponse\x12&\n" +
+	"\x05image\x18\x01 \x01(\v2\x10.drover.v1.ImageR\x05image\"\xdf\x02\n" +
+	"\x13UploadImageMetadata\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1f\n" +
+	"\vdisk_format\x18\x02 \x01(\tR\n" +
+	"diskFormat\x12\x1d\n" +
+	"\n" +
+	"size_bytes\x18\x03 \x01(\x03R\tsizeBytes\x12'\n" +
+	"\x0fchecksum_sha256\x18\x04 \x01(\tR\x0echecksumSha256\x12N\n" +
+	"\n" +
+	"properties\x18\x05 \x03(\v2..drover.v1.UploadImageMetadata.PropertiesEntryR\n" +
+	"properties\x12\x1e\n" +
+	"\vmin_disk_gb\x18\x06 \x01(\x03R\tminDiskGb\x12\x1c\n" +
+	"\n" +
+	"min_ram_mb\x18\a \x01(\x03R\bminRamMb\x1a=\n" +
+	"\x0fPropertiesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"r\n" +
+	"\x12UploadImageRequest\x12<\n" +
+	"\bmetadata\x18\x01 \x01(\v2\x1e.drover.v1.UploadImageMetadataH\x00R\bmetadata\x12\x16\n" +
+	"\x05chunk\x18\x02 \x01(\fH\x00R\x05chunkB\x06\n" +
+	"\x04part\"=\n" +
+	"\x13UploadImageResponse\x12&\n" +
 	"\x05image\x18\x01 \x01(\v2\x10.drover.v1.ImageR\x05image\"\x13\n" +
 	"\x11ListImagesRequest\">\n" +
 	"\x12ListImagesResponse\x12(\n" +
@@ -2228,13 +2507,14 @@ const file_drover_v1_api_proto_rawDesc = "" +
 	"\x15GetServerGroupRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"S\n" +
 	"\x16GetServerGroupResponse\x129\n" +
-	"\fserver_group\x18\x01 \x01(\v2\x16.drover.v1.ServerGroupR\vserverGroup\"\x19\n" +
-	"\x17ListServerGroupsRequest\"W\n" +
+	"\fserver_group\x18\x01 \x01(\v2\x16.drover.v1.ServerGroupR\vserverGroup\"<\n" +
+	"\x17ListServerGroupsRequest\x12!\n" +
+	"\fall_projects\x18\x01 \x01(\bR\vallProjects\"W\n" +
 	"\x18ListServerGroupsResponse\x12;\n" +
 	"\rserver_groups\x18\x01 \x03(\v2\x16.drover.v1.ServerGroupR\fserverGroups\"*\n" +
 	"\x18DeleteServerGroupRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x1b\n" +
-	"\x19DeleteServerGroupResponse2\xf1\f\n" +
+	"\x19DeleteServerGroupResponse2\xc1\r\n" +
 	"\n" +
 	"ApiService\x12O\n" +
 	"\fCreateServer\x12\x1e.drover.v1.CreateServerRequest\x1a\x1f.drover.v1.CreateServerResponse\x12F\n" +
@@ -2246,7 +2526,8 @@ const file_drover_v1_api_proto_rawDesc = "" +
 	"\vListFlavors\x12\x1d.drover.v1.ListFlavorsRequest\x1a\x1e.drover.v1.ListFlavorsResponse\x12F\n" +
 	"\tGetFlavor\x12\x1b.drover.v1.GetFlavorRequest\x1a\x1c.drover.v1.GetFlavorResponse\x12O\n" +
 	"\fCreateFlavor\x12\x1e.drover.v1.CreateFlavorRequest\x1a\x1f.drover.v1.CreateFlavorResponse\x12L\n" +
-	"\vCreateImage\x12\x1d.drover.v1.CreateImageRequest\x1a\x1e.drover.v1.CreateImageResponse\x12I\n" +
+	"\vCreateImage\x12\x1d.drover.v1.CreateImageRequest\x1a\x1e.drover.v1.CreateImageResponse\x12N\n" +
+	"\vUploadImage\x12\x1d.drover.v1.UploadImageRequest\x1a\x1e.drover.v1.UploadImageResponse(\x01\x12I\n" +
 	"\n" +
 	"ListImages\x12\x1c.drover.v1.ListImagesRequest\x1a\x1d.drover.v1.ListImagesResponse\x12C\n" +
 	"\bGetImage\x12\x1a.drover.v1.GetImageRequest\x1a\x1b.drover.v1.GetImageResponse\x12L\n" +
@@ -2273,7 +2554,7 @@ func file_drover_v1_api_proto_rawDescGZIP() []byte {
 	return file_drover_v1_api_proto_rawDescData
 }
 
-var file_drover_v1_api_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
+var file_drover_v1_api_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
 var file_drover_v1_api_proto_goTypes = []any{
 	(*NetworkRequest)(nil),            // 0: drover.v1.NetworkRequest
 	(*SchedulerHints)(nil),            // 1: drover.v1.SchedulerHints
@@ -2297,109 +2578,118 @@ var file_drover_v1_api_proto_goTypes = []any{
 	(*CreateFlavorResponse)(nil),      // 19: drover.v1.CreateFlavorResponse
 	(*CreateImageRequest)(nil),        // 20: drover.v1.CreateImageRequest
 	(*CreateImageResponse)(nil),       // 21: drover.v1.CreateImageResponse
-	(*ListImagesRequest)(nil),         // 22: drover.v1.ListImagesRequest
-	(*ListImagesResponse)(nil),        // 23: drover.v1.ListImagesResponse
-	(*GetImageRequest)(nil),           // 24: drover.v1.GetImageRequest
-	(*GetImageResponse)(nil),          // 25: drover.v1.GetImageResponse
-	(*DeleteImageRequest)(nil),        // 26: drover.v1.DeleteImageRequest
-	(*DeleteImageResponse)(nil),       // 27: drover.v1.DeleteImageResponse
-	(*ListNetworksRequest)(nil),       // 28: drover.v1.ListNetworksRequest
-	(*ListNetworksResponse)(nil),      // 29: drover.v1.ListNetworksResponse
-	(*ListHostsRequest)(nil),          // 30: drover.v1.ListHostsRequest
-	(*ListHostsResponse)(nil),         // 31: drover.v1.ListHostsResponse
-	(*GetConsoleOutputRequest)(nil),   // 32: drover.v1.GetConsoleOutputRequest
-	(*GetConsoleOutputResponse)(nil),  // 33: drover.v1.GetConsoleOutputResponse
-	(*CreateServerGroupRequest)(nil),  // 34: drover.v1.CreateServerGroupRequest
-	(*CreateServerGroupResponse)(nil), // 35: drover.v1.CreateServerGroupResponse
-	(*GetServerGroupRequest)(nil),     // 36: drover.v1.GetServerGroupRequest
-	(*GetServerGroupResponse)(nil),    // 37: drover.v1.GetServerGroupResponse
-	(*ListServerGroupsRequest)(nil),   // 38: drover.v1.ListServerGroupsRequest
-	(*ListServerGroupsResponse)(nil),  // 39: drover.v1.ListServerGroupsResponse
-	(*DeleteServerGroupRequest)(nil),  // 40: drover.v1.DeleteServerGroupRequest
-	(*DeleteServerGroupResponse)(nil), // 41: drover.v1.DeleteServerGroupResponse
-	nil,                               // 42: drover.v1.CreateServerRequest.MetadataEntry
-	nil,                               // 43: drover.v1.CreateImageRequest.PropertiesEntry
-	(*Server)(nil),                    // 44: drover.v1.Server
-	(ServerStatus)(0),                 // 45: drover.v1.ServerStatus
-	(*Notification)(nil),              // 46: drover.v1.Notification
-	(*InstanceAction)(nil),            // 47: drover.v1.InstanceAction
-	(*Flavor)(nil),                    // 48: drover.v1.Flavor
-	(*Image)(nil),                     // 49: drover.v1.Image
-	(*Network)(nil),                   // 50: drover.v1.Network
-	(*HostState)(nil),                 // 51: drover.v1.HostState
-	(*ServerGroup)(nil),               // 52: drover.v1.ServerGroup
+	(*UploadImageMetadata)(nil),       // 22: drover.v1.UploadImageMetadata
+	(*UploadImageRequest)(nil),        // 23: drover.v1.UploadImageRequest
+	(*UploadImageResponse)(nil),       // 24: drover.v1.UploadImageResponse
+	(*ListImagesRequest)(nil),         // 25: drover.v1.ListImagesRequest
+	(*ListImagesResponse)(nil),        // 26: drover.v1.ListImagesResponse
+	(*GetImageRequest)(nil),           // 27: drover.v1.GetImageRequest
+	(*GetImageResponse)(nil),          // 28: drover.v1.GetImageResponse
+	(*DeleteImageRequest)(nil),        // 29: drover.v1.DeleteImageRequest
+	(*DeleteImageResponse)(nil),       // 30: drover.v1.DeleteImageResponse
+	(*ListNetworksRequest)(nil),       // 31: drover.v1.ListNetworksRequest
+	(*ListNetworksResponse)(nil),      // 32: drover.v1.ListNetworksResponse
+	(*ListHostsRequest)(nil),          // 33: drover.v1.ListHostsRequest
+	(*ListHostsResponse)(nil),         // 34: drover.v1.ListHostsResponse
+	(*GetConsoleOutputRequest)(nil),   // 35: drover.v1.GetConsoleOutputRequest
+	(*GetConsoleOutputResponse)(nil),  // 36: drover.v1.GetConsoleOutputResponse
+	(*CreateServerGroupRequest)(nil),  // 37: drover.v1.CreateServerGroupRequest
+	(*CreateServerGroupResponse)(nil), // 38: drover.v1.CreateServerGroupResponse
+	(*GetServerGroupRequest)(nil),     // 39: drover.v1.GetServerGroupRequest
+	(*GetServerGroupResponse)(nil),    // 40: drover.v1.GetServerGroupResponse
+	(*ListServerGroupsRequest)(nil),   // 41: drover.v1.ListServerGroupsRequest
+	(*ListServerGroupsResponse)(nil),  // 42: drover.v1.ListServerGroupsResponse
+	(*DeleteServerGroupRequest)(nil),  // 43: drover.v1.DeleteServerGroupRequest
+	(*DeleteServerGroupResponse)(nil), // 44: drover.v1.DeleteServerGroupResponse
+	nil,                               // 45: drover.v1.CreateServerRequest.MetadataEntry
+	nil,                               // 46: drover.v1.CreateImageRequest.PropertiesEntry
+	nil,                               // 47: drover.v1.UploadImageMetadata.PropertiesEntry
+	(*Server)(nil),                    // 48: drover.v1.Server
+	(ServerStatus)(0),                 // 49: drover.v1.ServerStatus
+	(*Notification)(nil),              // 50: drover.v1.Notification
+	(*InstanceAction)(nil),            // 51: drover.v1.InstanceAction
+	(*Flavor)(nil),                    // 52: drover.v1.Flavor
+	(*Image)(nil),                     // 53: drover.v1.Image
+	(*Network)(nil),                   // 54: drover.v1.Network
+	(*HostState)(nil),                 // 55: drover.v1.HostState
+	(*ServerGroup)(nil),               // 56: drover.v1.ServerGroup
 }
 var file_drover_v1_api_proto_depIdxs = []int32{
 	0,  // 0: drover.v1.CreateServerRequest.networks:type_name -> drover.v1.NetworkRequest
-	42, // 1: drover.v1.CreateServerRequest.metadata:type_name -> drover.v1.CreateServerRequest.MetadataEntry
+	45, // 1: drover.v1.CreateServerRequest.metadata:type_name -> drover.v1.CreateServerRequest.MetadataEntry
 	1,  // 2: drover.v1.CreateServerRequest.scheduler_hints:type_name -> drover.v1.SchedulerHints
-	44, // 3: drover.v1.CreateServerResponse.server:type_name -> drover.v1.Server
-	44, // 4: drover.v1.CreateServerResponse.servers:type_name -> drover.v1.Server
-	44, // 5: drover.v1.GetServerResponse.server:type_name -> drover.v1.Server
-	45, // 6: drover.v1.ListServersRequest.status:type_name -> drover.v1.ServerStatus
-	44, // 7: drover.v1.ListServersResponse.servers:type_name -> drover.v1.Server
-	44, // 8: drover.v1.DeleteServerResponse.server:type_name -> drover.v1.Server
-	44, // 9: drover.v1.WatchServerResponse.server:type_name -> drover.v1.Server
-	46, // 10: drover.v1.WatchServerResponse.notification:type_name -> drover.v1.Notification
-	47, // 11: drover.v1.ListServerActionsResponse.actions:type_name -> drover.v1.InstanceAction
-	48, // 12: drover.v1.ListFlavorsResponse.flavors:type_name -> drover.v1.Flavor
-	48, // 13: drover.v1.GetFlavorResponse.flavor:type_name -> drover.v1.Flavor
-	48, // 14: drover.v1.CreateFlavorRequest.flavor:type_name -> drover.v1.Flavor
-	48, // 15: drover.v1.CreateFlavorResponse.flavor:type_name -> drover.v1.Flavor
-	43, // 16: drover.v1.CreateImageRequest.properties:type_name -> drover.v1.CreateImageRequest.PropertiesEntry
-	49, // 17: drover.v1.CreateImageResponse.image:type_name -> drover.v1.Image
-	49, // 18: drover.v1.ListImagesResponse.images:type_name -> drover.v1.Image
-	49, // 19: drover.v1.GetImageResponse.image:type_name -> drover.v1.Image
-	50, // 20: drover.v1.ListNetworksResponse.networks:type_name -> drover.v1.Network
-	51, // 21: drover.v1.ListHostsResponse.hosts:type_name -> drover.v1.HostState
-	52, // 22: drover.v1.CreateServerGroupResponse.server_group:type_name -> drover.v1.ServerGroup
-	52, // 23: drover.v1.GetServerGroupResponse.server_group:type_name -> drover.v1.ServerGroup
-	52, // 24: drover.v1.ListServerGroupsResponse.server_groups:type_name -> drover.v1.ServerGroup
-	2,  // 25: drover.v1.ApiService.CreateServer:input_type -> drover.v1.CreateServerRequest
-	4,  // 26: drover.v1.ApiService.GetServer:input_type -> drover.v1.GetServerRequest
-	6,  // 27: drover.v1.ApiService.ListServers:input_type -> drover.v1.ListServersRequest
-	8,  // 28: drover.v1.ApiService.DeleteServer:input_type -> drover.v1.DeleteServerRequest
-	10, // 29: drover.v1.ApiService.WatchServer:input_type -> drover.v1.WatchServerRequest
-	12, // 30: drover.v1.ApiService.ListServerActions:input_type -> drover.v1.ListServerActionsRequest
-	14, // 31: drover.v1.ApiService.ListFlavors:input_type -> drover.v1.ListFlavorsRequest
-	16, // 32: drover.v1.ApiService.GetFlavor:input_type -> drover.v1.GetFlavorRequest
-	18, // 33: drover.v1.ApiService.CreateFlavor:input_type -> drover.v1.CreateFlavorRequest
-	20, // 34: drover.v1.ApiService.CreateImage:input_type -> drover.v1.CreateImageRequest
-	22, // 35: drover.v1.ApiService.ListImages:input_type -> drover.v1.ListImagesRequest
-	24, // 36: drover.v1.ApiService.GetImage:input_type -> drover.v1.GetImageRequest
-	26, // 37: drover.v1.ApiService.DeleteImage:input_type -> drover.v1.DeleteImageRequest
-	34, // 38: drover.v1.ApiService.CreateServerGroup:input_type -> drover.v1.CreateServerGroupRequest
-	36, // 39: drover.v1.ApiService.GetServerGroup:input_type -> drover.v1.GetServerGroupRequest
-	38, // 40: drover.v1.ApiService.ListServerGroups:input_type -> drover.v1.ListServerGroupsRequest
-	40, // 41: drover.v1.ApiService.DeleteServerGroup:input_type -> drover.v1.DeleteServerGroupRequest
-	28, // 42: drover.v1.ApiService.ListNetworks:input_type -> drover.v1.ListNetworksRequest
-	30, // 43: drover.v1.ApiService.ListHosts:input_type -> drover.v1.ListHostsRequest
-	32, // 44: drover.v1.ApiService.GetConsoleOutput:input_type -> drover.v1.GetConsoleOutputRequest
-	3,  // 45: drover.v1.ApiService.CreateServer:output_type -> drover.v1.CreateServerResponse
-	5,  // 46: drover.v1.ApiService.GetServer:output_type -> drover.v1.GetServerResponse
-	7,  // 47: drover.v1.ApiService.ListServers:output_type -> drover.v1.ListServersResponse
-	9,  // 48: drover.v1.ApiService.DeleteServer:output_type -> drover.v1.DeleteServerResponse
-	11, // 49: drover.v1.ApiService.WatchServer:output_type -> drover.v1.WatchServerResponse
-	13, // 50: drover.v1.ApiService.ListServerActions:output_type -> drover.v1.ListServerActionsResponse
-	15, // 51: drover.v1.ApiService.ListFlavors:output_type -> drover.v1.ListFlavorsResponse
-	17, // 52: drover.v1.ApiService.GetFlavor:output_type -> drover.v1.GetFlavorResponse
-	19, // 53: drover.v1.ApiService.CreateFlavor:output_type -> drover.v1.CreateFlavorResponse
-	21, // 54: drover.v1.ApiService.CreateImage:output_type -> drover.v1.CreateImageResponse
-	23, // 55: drover.v1.ApiService.ListImages:output_type -> drover.v1.ListImagesResponse
-	25, // 56: drover.v1.ApiService.GetImage:output_type -> drover.v1.GetImageResponse
-	27, // 57: drover.v1.ApiService.DeleteImage:output_type -> drover.v1.DeleteImageResponse
-	35, // 58: drover.v1.ApiService.CreateServerGroup:output_type -> drover.v1.CreateServerGroupResponse
-	37, // 59: drover.v1.ApiService.GetServerGroup:output_type -> drover.v1.GetServerGroupResponse
-	39, // 60: drover.v1.ApiService.ListServerGroups:output_type -> drover.v1.ListServerGroupsResponse
-	41, // 61: drover.v1.ApiService.DeleteServerGroup:output_type -> drover.v1.DeleteServerGroupResponse
-	29, // 62: drover.v1.ApiService.ListNetworks:output_type -> drover.v1.ListNetworksResponse
-	31, // 63: drover.v1.ApiService.ListHosts:output_type -> drover.v1.ListHostsResponse
-	33, // 64: drover.v1.ApiService.GetConsoleOutput:output_type -> drover.v1.GetConsoleOutputResponse
-	45, // [45:65] is the sub-list for method output_type
-	25, // [25:45] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	48, // 3: drover.v1.CreateServerResponse.server:type_name -> drover.v1.Server
+	48, // 4: drover.v1.CreateServerResponse.servers:type_name -> drover.v1.Server
+	48, // 5: drover.v1.GetServerResponse.server:type_name -> drover.v1.Server
+	49, // 6: drover.v1.ListServersRequest.status:type_name -> drover.v1.ServerStatus
+	48, // 7: drover.v1.ListServersResponse.servers:type_name -> drover.v1.Server
+	48, // 8: drover.v1.DeleteServerResponse.server:type_name -> drover.v1.Server
+	48, // 9: drover.v1.WatchServerResponse.server:type_name -> drover.v1.Server
+	50, // 10: drover.v1.WatchServerResponse.notification:type_name -> drover.v1.Notification
+	51, // 11: drover.v1.ListServerActionsResponse.actions:type_name -> drover.v1.InstanceAction
+	52, // 12: drover.v1.ListFlavorsResponse.flavors:type_name -> drover.v1.Flavor
+	52, // 13: drover.v1.GetFlavorResponse.flavor:type_name -> drover.v1.Flavor
+	52, // 14: drover.v1.CreateFlavorRequest.flavor:type_name -> drover.v1.Flavor
+	52, // 15: drover.v1.CreateFlavorResponse.flavor:type_name -> drover.v1.Flavor
+	46, // 16: drover.v1.CreateImageRequest.properties:type_name -> drover.v1.CreateImageRequest.PropertiesEntry
+	53, // 17: drover.v1.CreateImageResponse.image:type_name -> drover.v1.Image
+	47, // 18: drover.v1.UploadImageMetadata.properties:type_name -> drover.v1.UploadImageMetadata.PropertiesEntry
+	22, // 19: drover.v1.UploadImageRequest.metadata:type_name -> drover.v1.UploadImageMetadata
+	53, // 20: drover.v1.UploadImageResponse.image:type_name -> drover.v1.Image
+	53, // 21: drover.v1.ListImagesResponse.images:type_name -> drover.v1.Image
+	53, // 22: drover.v1.GetImageResponse.image:type_name -> drover.v1.Image
+	54, // 23: drover.v1.ListNetworksResponse.networks:type_name -> drover.v1.Network
+	55, // 24: drover.v1.ListHostsResponse.hosts:type_name -> drover.v1.HostState
+	56, // 25: drover.v1.CreateServerGroupResponse.server_group:type_name -> drover.v1.ServerGroup
+	56, // 26: drover.v1.GetServerGroupResponse.server_group:type_name -> drover.v1.ServerGroup
+	56, // 27: drover.v1.ListServerGroupsResponse.server_groups:type_name -> drover.v1.ServerGroup
+	2,  // 28: drover.v1.ApiService.CreateServer:input_type -> drover.v1.CreateServerRequest
+	4,  // 29: drover.v1.ApiService.GetServer:input_type -> drover.v1.GetServerRequest
+	6,  // 30: drover.v1.ApiService.ListServers:input_type -> drover.v1.ListServersRequest
+	8,  // 31: drover.v1.ApiService.DeleteServer:input_type -> drover.v1.DeleteServerRequest
+	10, // 32: drover.v1.ApiService.WatchServer:input_type -> drover.v1.WatchServerRequest
+	12, // 33: drover.v1.ApiService.ListServerActions:input_type -> drover.v1.ListServerActionsRequest
+	14, // 34: drover.v1.ApiService.ListFlavors:input_type -> drover.v1.ListFlavorsRequest
+	16, // 35: drover.v1.ApiService.GetFlavor:input_type -> drover.v1.GetFlavorRequest
+	18, // 36: drover.v1.ApiService.CreateFlavor:input_type -> drover.v1.CreateFlavorRequest
+	20, // 37: drover.v1.ApiService.CreateImage:input_type -> drover.v1.CreateImageRequest
+	23, // 38: drover.v1.ApiService.UploadImage:input_type -> drover.v1.UploadImageRequest
+	25, // 39: drover.v1.ApiService.ListImages:input_type -> drover.v1.ListImagesRequest
+	27, // 40: drover.v1.ApiService.GetImage:input_type -> drover.v1.GetImageRequest
+	29, // 41: drover.v1.ApiService.DeleteImage:input_type -> drover.v1.DeleteImageRequest
+	37, // 42: drover.v1.ApiService.CreateServerGroup:input_type -> drover.v1.CreateServerGroupRequest
+	39, // 43: drover.v1.ApiService.GetServerGroup:input_type -> drover.v1.GetServerGroupRequest
+	41, // 44: drover.v1.ApiService.ListServerGroups:input_type -> drover.v1.ListServerGroupsRequest
+	43, // 45: drover.v1.ApiService.DeleteServerGroup:input_type -> drover.v1.DeleteServerGroupRequest
+	31, // 46: drover.v1.ApiService.ListNetworks:input_type -> drover.v1.ListNetworksRequest
+	33, // 47: drover.v1.ApiService.ListHosts:input_type -> drover.v1.ListHostsRequest
+	35, // 48: drover.v1.ApiService.GetConsoleOutput:input_type -> drover.v1.GetConsoleOutputRequest
+	3,  // 49: drover.v1.ApiService.CreateServer:output_type -> drover.v1.CreateServerResponse
+	5,  // 50: drover.v1.ApiService.GetServer:output_type -> drover.v1.GetServerResponse
+	7,  // 51: drover.v1.ApiService.ListServers:output_type -> drover.v1.ListServersResponse
+	9,  // 52: drover.v1.ApiService.DeleteServer:output_type -> drover.v1.DeleteServerResponse
+	11, // 53: drover.v1.ApiService.WatchServer:output_type -> drover.v1.WatchServerResponse
+	13, // 54: drover.v1.ApiService.ListServerActions:output_type -> drover.v1.ListServerActionsResponse
+	15, // 55: drover.v1.ApiService.ListFlavors:output_type -> drover.v1.ListFlavorsResponse
+	17, // 56: drover.v1.ApiService.GetFlavor:output_type -> drover.v1.GetFlavorResponse
+	19, // 57: drover.v1.ApiService.CreateFlavor:output_type -> drover.v1.CreateFlavorResponse
+	21, // 58: drover.v1.ApiService.CreateImage:output_type -> drover.v1.CreateImageResponse
+	24, // 59: drover.v1.ApiService.UploadImage:output_type -> drover.v1.UploadImageResponse
+	26, // 60: drover.v1.ApiService.ListImages:output_type -> drover.v1.ListImagesResponse
+	28, // 61: drover.v1.ApiService.GetImage:output_type -> drover.v1.GetImageResponse
+	30, // 62: drover.v1.ApiService.DeleteImage:output_type -> drover.v1.DeleteImageResponse
+	38, // 63: drover.v1.ApiService.CreateServerGroup:output_type -> drover.v1.CreateServerGroupResponse
+	40, // 64: drover.v1.ApiService.GetServerGroup:output_type -> drover.v1.GetServerGroupResponse
+	42, // 65: drover.v1.ApiService.ListServerGroups:output_type -> drover.v1.ListServerGroupsResponse
+	44, // 66: drover.v1.ApiService.DeleteServerGroup:output_type -> drover.v1.DeleteServerGroupResponse
+	32, // 67: drover.v1.ApiService.ListNetworks:output_type -> drover.v1.ListNetworksResponse
+	34, // 68: drover.v1.ApiService.ListHosts:output_type -> drover.v1.ListHostsResponse
+	36, // 69: drover.v1.ApiService.GetConsoleOutput:output_type -> drover.v1.GetConsoleOutputResponse
+	49, // [49:70] is the sub-list for method output_type
+	28, // [28:49] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_drover_v1_api_proto_init() }
@@ -2409,13 +2699,17 @@ func file_drover_v1_api_proto_init() {
 	}
 	file_drover_v1_scheduler_proto_init()
 	file_drover_v1_types_proto_init()
+	file_drover_v1_api_proto_msgTypes[23].OneofWrappers = []any{
+		(*UploadImageRequest_Metadata)(nil),
+		(*UploadImageRequest_Chunk)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_drover_v1_api_proto_rawDesc), len(file_drover_v1_api_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   44,
+			NumMessages:   48,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -29,6 +29,7 @@ const (
 	ApiService_GetFlavor_FullMethodName         = "/drover.v1.ApiService/GetFlavor"
 	ApiService_CreateFlavor_FullMethodName      = "/drover.v1.ApiService/CreateFlavor"
 	ApiService_CreateImage_FullMethodName       = "/drover.v1.ApiService/CreateImage"
+	ApiService_UploadImage_FullMethodName       = "/drover.v1.ApiService/UploadImage"
 	ApiService_ListImages_FullMethodName        = "/drover.v1.ApiService/ListImages"
 	ApiService_GetImage_FullMethodName          = "/drover.v1.ApiService/GetImage"
 	ApiService_DeleteImage_FullMethodName       = "/drover.v1.ApiService/DeleteImage"
@@ -47,8 +48,16 @@ const (
 //
 // ApiService is drover's public API: what nova-api is to Nova.
 //
-// Identity comes from request metadata: `x-project-id` and `x-user-id`
-// (default "admin"); `x-request-id` is echoed into instance actions.
+// Every call carries `authorization: Bearer <JWT>` (drover's built-in issuer, or a configured
+// OIDC issuer): none or a bad one is UNAUTHENTICATED. The token's claims name the project, the
+// user and the roles (reader, member, admin); the policy table (`drover policy list`) maps each
+// RPC to the roles it needs (PERMISSION_DENIED). Another project's servers, groups and images
+// are NOT_FOUND. `x-request-id` (at most 128 printable characters) is echoed into instance
+// actions and quoted by INTERNAL errors.
+//
+// Bounds, enforced before any method runs (INVALID_ARGUMENT naming the field): every string is at
+// most 255 characters and every list or map at most 64 entries unless its comment says otherwise;
+// the API accepts messages of at most 2 MiB.
 type ApiServiceClient interface {
 	// Create one or more servers. Returns at once with the servers in BUILD /
 	// scheduling; the build proceeds asynchronously (watch it with WatchServer).
@@ -70,6 +79,10 @@ type ApiServiceClient interface {
 	CreateFlavor(ctx context.Context, in *CreateFlavorRequest, opts ...grpc.CallOption) (*CreateFlavorResponse, error)
 	// Images, registered from files on the API host.
 	CreateImage(ctx context.Context, in *CreateImageRequest, opts ...grpc.CallOption) (*CreateImageResponse, error)
+	// Upload an image's bytes (a member of the project): the first message carries the metadata
+	// with the exact size and SHA-256, the rest the bytes (chunks of at most 1 MiB). The image is
+	// private to the project; a size or checksum mismatch stores nothing.
+	UploadImage(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[UploadImageRequest, UploadImageResponse], error)
 	ListImages(ctx context.Context, in *ListImagesRequest, opts ...grpc.CallOption) (*ListImagesResponse, error)
 	GetImage(ctx context.Context, in *GetImageRequest, opts ...grpc.CallOption) (*GetImageResponse, error)
 	DeleteImage(ctx context.Context, in *DeleteImageRequest, opts ...grpc.CallOption) (*DeleteImageResponse, error)
@@ -205,6 +218,19 @@ func (c *apiServiceClient) CreateImage(ctx context.Context, in *CreateImageReque
 	return out, nil
 }
 
+func (c *apiServiceClient) UploadImage(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[UploadImageRequest, UploadImageResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &ApiService_ServiceDesc.Streams[1], ApiService_UploadImage_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[UploadImageRequest, UploadImageResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ApiService_UploadImageClient = grpc.ClientStreamingClient[UploadImageRequest, UploadImageResponse]
+
 func (c *apiServiceClient) ListImages(ctx context.Context, in *ListImagesRequest, opts ...grpc.CallOption) (*ListImagesResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListImagesResponse)
@@ -311,8 +337,16 @@ func (c *apiServiceClient) GetConsoleOutput(ctx context.Context, in *GetConsoleO
 //
 // ApiService is drover's public API: what nova-api is to Nova.
 //
-// Identity comes from request metadata: `x-project-id` and `x-user-id`
-// (default "admin"); `x-request-id` is echoed into instance actions.
+// Every call carries `authorization: Bearer <JWT>` (drover's built-in issuer, or a configured
+// OIDC issuer): none or a bad one is UNAUTHENTICATED. The token's claims name the project, the
+// user and the roles (reader, member, admin); the policy table (`drover policy list`) maps each
+// RPC to the roles it needs (PERMISSION_DENIED). Another project's servers, groups and images
+// are NOT_FOUND. `x-request-id` (at most 128 printable characters) is echoed into instance
+// actions and quoted by INTERNAL errors.
+//
+// Bounds, enforced before any method runs (INVALID_ARGUMENT naming the field): every string is at
+// most 255 characters and every list or map at most 64 entries unless its comment says otherwise;
+// the API accepts messages of at most 2 MiB.
 type ApiServiceServer interface {
 	// Create one or more servers. Returns at once with the servers in BUILD /
 	// scheduling; the build proceeds asynchronously (watch it with WatchServer).
@@ -334,6 +368,10 @@ type ApiServiceServer interface {
 	CreateFlavor(context.Context, *CreateFlavorRequest) (*CreateFlavorResponse, error)
 	// Images, registered from files on the API host.
 	CreateImage(context.Context, *CreateImageRequest) (*CreateImageResponse, error)
+	// Upload an image's bytes (a member of the project): the first message carries the metadata
+	// with the exact size and SHA-256, the rest the bytes (chunks of at most 1 MiB). The image is
+	// private to the project; a size or checksum mismatch stores nothing.
+	UploadImage(grpc.ClientStreamingServer[UploadImageRequest, UploadImageResponse]) error
 	ListImages(context.Context, *ListImagesRequest) (*ListImagesResponse, error)
 	GetImage(context.Context, *GetImageRequest) (*GetImageResponse, error)
 	DeleteImage(context.Context, *DeleteImageRequest) (*DeleteImageResponse, error)
@@ -389,6 +427,9 @@ func (UnimplementedApiServiceServer) CreateFlavor(context.Context, *CreateFlavor
 }
 func (UnimplementedApiServiceServer) CreateImage(context.Context, *CreateImageRequest) (*CreateImageResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CreateImage not implemented")
+}
+func (UnimplementedApiServiceServer) UploadImage(grpc.ClientStreamingServer[UploadImageRequest, UploadImageResponse]) error {
+	return status.Error(codes.Unimplemented, "method UploadImage not implemented")
 }
 func (UnimplementedApiServiceServer) ListImages(context.Context, *ListImagesRequest) (*ListImagesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListImages not implemented")
@@ -613,6 +654,13 @@ func _ApiService_CreateImage_Handler(srv interface{}, ctx context.Context, dec f
 	}
 	return interceptor(ctx, in, info, handler)
 }
+
+func _ApiService_UploadImage_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(ApiServiceServer).UploadImage(&grpc.GenericServerStream[UploadImageRequest, UploadImageResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ApiService_UploadImageServer = grpc.ClientStreamingServer[UploadImageRequest, UploadImageResponse]
 
 func _ApiService_ListImages_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListImagesRequest)
@@ -883,6 +931,11 @@ var ApiService_ServiceDesc = grpc.ServiceDesc{
 			StreamName:    "WatchServer",
 			Handler:       _ApiService_WatchServer_Handler,
 			ServerStreams: true,
+		},
+		{
+			StreamName:    "UploadImage",
+			Handler:       _ApiService_UploadImage_Handler,
+			ClientStreams: true,
 		},
 	},
 	Metadata: "drover/v1/api.proto",

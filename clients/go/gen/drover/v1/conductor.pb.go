@@ -224,30 +224,133 @@ func (x *ActionEventUpdate) GetHost() string {
 	return ""
 }
 
-// A compute agent's update to an instance (Nova's instance.save() via conductor).
-type InstanceUpdateCast struct {
+// One change of an instance on its compute, in the order it happened.
+type InstanceStep struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
-	InstanceId   string                 `protobuf:"bytes,1,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
-	VmState      *VmState               `protobuf:"varint,2,opt,name=vm_state,json=vmState,proto3,enum=drover.v1.VmState,oneof" json:"vm_state,omitempty"`
-	TaskState    *TaskState             `protobuf:"varint,3,opt,name=task_state,json=taskState,proto3,enum=drover.v1.TaskState,oneof" json:"task_state,omitempty"`
-	PowerState   *PowerState            `protobuf:"varint,4,opt,name=power_state,json=powerState,proto3,enum=drover.v1.PowerState,oneof" json:"power_state,omitempty"`
-	Fault        *Fault                 `protobuf:"bytes,5,opt,name=fault,proto3" json:"fault,omitempty"`
-	Notification *Notification          `protobuf:"bytes,6,opt,name=notification,proto3" json:"notification,omitempty"`
-	Events       []*ActionEventUpdate   `protobuf:"bytes,7,rep,name=events,proto3" json:"events,omitempty"`
-	LaunchedAt   *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=launched_at,json=launchedAt,proto3" json:"launched_at,omitempty"`
+	VmState      *VmState               `protobuf:"varint,1,opt,name=vm_state,json=vmState,proto3,enum=drover.v1.VmState,oneof" json:"vm_state,omitempty"`
+	TaskState    *TaskState             `protobuf:"varint,2,opt,name=task_state,json=taskState,proto3,enum=drover.v1.TaskState,oneof" json:"task_state,omitempty"`
+	PowerState   *PowerState            `protobuf:"varint,3,opt,name=power_state,json=powerState,proto3,enum=drover.v1.PowerState,oneof" json:"power_state,omitempty"`
+	Fault        *Fault                 `protobuf:"bytes,4,opt,name=fault,proto3" json:"fault,omitempty"`
+	Notification *Notification          `protobuf:"bytes,5,opt,name=notification,proto3" json:"notification,omitempty"`
+	Events       []*ActionEventUpdate   `protobuf:"bytes,6,rep,name=events,proto3" json:"events,omitempty"`
+	LaunchedAt   *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=launched_at,json=launchedAt,proto3" json:"launched_at,omitempty"`
 	// The build failed on this host; may be rescheduled to an alternate.
-	BuildFailed bool `protobuf:"varint,9,opt,name=build_failed,json=buildFailed,proto3" json:"build_failed,omitempty"`
+	BuildFailed bool `protobuf:"varint,8,opt,name=build_failed,json=buildFailed,proto3" json:"build_failed,omitempty"`
 	// The instance is gone from the host (terminate finished).
-	Terminated    bool             `protobuf:"varint,10,opt,name=terminated,proto3" json:"terminated,omitempty"`
-	Host          string           `protobuf:"bytes,11,opt,name=host,proto3" json:"host,omitempty"`
-	Addresses     []*ServerAddress `protobuf:"bytes,12,rep,name=addresses,proto3" json:"addresses,omitempty"`
+	Terminated    bool `protobuf:"varint,9,opt,name=terminated,proto3" json:"terminated,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InstanceStep) Reset() {
+	*x = InstanceStep{}
+	mi := &file_drover_v1_conductor_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InstanceStep) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InstanceStep) ProtoMessage() {}
+
+func (x *InstanceStep) ProtoReflect() protoreflect.Message {
+	mi := &file_drover_v1_conductor_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InstanceStep.ProtoReflect.Descriptor instead.
+func (*InstanceStep) Descriptor() ([]byte, []int) {
+	return file_drover_v1_conductor_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *InstanceStep) GetVmState() VmState {
+	if x != nil && x.VmState != nil {
+		return *x.VmState
+	}
+	return VmState_VM_STATE_UNSPECIFIED
+}
+
+func (x *InstanceStep) GetTaskState() TaskState {
+	if x != nil && x.TaskState != nil {
+		return *x.TaskState
+	}
+	return TaskState_TASK_STATE_UNSPECIFIED
+}
+
+func (x *InstanceStep) GetPowerState() PowerState {
+	if x != nil && x.PowerState != nil {
+		return *x.PowerState
+	}
+	return PowerState_POWER_STATE_UNSPECIFIED
+}
+
+func (x *InstanceStep) GetFault() *Fault {
+	if x != nil {
+		return x.Fault
+	}
+	return nil
+}
+
+func (x *InstanceStep) GetNotification() *Notification {
+	if x != nil {
+		return x.Notification
+	}
+	return nil
+}
+
+func (x *InstanceStep) GetEvents() []*ActionEventUpdate {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+func (x *InstanceStep) GetLaunchedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LaunchedAt
+	}
+	return nil
+}
+
+func (x *InstanceStep) GetBuildFailed() bool {
+	if x != nil {
+		return x.BuildFailed
+	}
+	return false
+}
+
+func (x *InstanceStep) GetTerminated() bool {
+	if x != nil {
+		return x.Terminated
+	}
+	return false
+}
+
+// A compute agent's progress report on one instance (Nova's instance.save() via conductor):
+// the steps it took since its last report, in order. Each step is persisted and published
+// with its own revision.
+type InstanceUpdateCast struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	InstanceId string                 `protobuf:"bytes,1,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
+	// The host the steps happened on; a report from a host the instance has left is late news.
+	Host          string          `protobuf:"bytes,2,opt,name=host,proto3" json:"host,omitempty"`
+	Steps         []*InstanceStep `protobuf:"bytes,3,rep,name=steps,proto3" json:"steps,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *InstanceUpdateCast) Reset() {
 	*x = InstanceUpdateCast{}
-	mi := &file_drover_v1_conductor_proto_msgTypes[3]
+	mi := &file_drover_v1_conductor_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -259,7 +362,7 @@ func (x *InstanceUpdateCast) String() string {
 func (*InstanceUpdateCast) ProtoMessage() {}
 
 func (x *InstanceUpdateCast) ProtoReflect() protoreflect.Message {
-	mi := &file_drover_v1_conductor_proto_msgTypes[3]
+	mi := &file_drover_v1_conductor_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -272,7 +375,7 @@ func (x *InstanceUpdateCast) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InstanceUpdateCast.ProtoReflect.Descriptor instead.
 func (*InstanceUpdateCast) Descriptor() ([]byte, []int) {
-	return file_drover_v1_conductor_proto_rawDescGZIP(), []int{3}
+	return file_drover_v1_conductor_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *InstanceUpdateCast) GetInstanceId() string {
@@ -282,69 +385,6 @@ func (x *InstanceUpdateCast) GetInstanceId() string {
 	return ""
 }
 
-func (x *InstanceUpdateCast) GetVmState() VmState {
-	if x != nil && x.VmState != nil {
-		return *x.VmState
-	}
-	return VmState_VM_STATE_UNSPECIFIED
-}
-
-func (x *InstanceUpdateCast) GetTaskState() TaskState {
-	if x != nil && x.TaskState != nil {
-		return *x.TaskState
-	}
-	return TaskState_TASK_STATE_UNSPECIFIED
-}
-
-func (x *InstanceUpdateCast) GetPowerState() PowerState {
-	if x != nil && x.PowerState != nil {
-		return *x.PowerState
-	}
-	return PowerState_POWER_STATE_UNSPECIFIED
-}
-
-func (x *InstanceUpdateCast) GetFault() *Fault {
-	if x != nil {
-		return x.Fault
-	}
-	return nil
-}
-
-func (x *InstanceUpdateCast) GetNotification() *Notification {
-	if x != nil {
-		return x.Notification
-	}
-	return nil
-}
-
-func (x *InstanceUpdateCast) GetEvents() []*ActionEventUpdate {
-	if x != nil {
-		return x.Events
-	}
-	return nil
-}
-
-func (x *InstanceUpdateCast) GetLaunchedAt() *timestamppb.Timestamp {
-	if x != nil {
-		return x.LaunchedAt
-	}
-	return nil
-}
-
-func (x *InstanceUpdateCast) GetBuildFailed() bool {
-	if x != nil {
-		return x.BuildFailed
-	}
-	return false
-}
-
-func (x *InstanceUpdateCast) GetTerminated() bool {
-	if x != nil {
-		return x.Terminated
-	}
-	return false
-}
-
 func (x *InstanceUpdateCast) GetHost() string {
 	if x != nil {
 		return x.Host
@@ -352,9 +392,9 @@ func (x *InstanceUpdateCast) GetHost() string {
 	return ""
 }
 
-func (x *InstanceUpdateCast) GetAddresses() []*ServerAddress {
+func (x *InstanceUpdateCast) GetSteps() []*InstanceStep {
 	if x != nil {
-		return x.Addresses
+		return x.Steps
 	}
 	return nil
 }
@@ -377,7 +417,7 @@ type ConductorServiceStreamCastsRequest struct {
 
 func (x *ConductorServiceStreamCastsRequest) Reset() {
 	*x = ConductorServiceStreamCastsRequest{}
-	mi := &file_drover_v1_conductor_proto_msgTypes[4]
+	mi := &file_drover_v1_conductor_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -389,7 +429,7 @@ func (x *ConductorServiceStreamCastsRequest) String() string {
 func (*ConductorServiceStreamCastsRequest) ProtoMessage() {}
 
 func (x *ConductorServiceStreamCastsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_drover_v1_conductor_proto_msgTypes[4]
+	mi := &file_drover_v1_conductor_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -402,7 +442,7 @@ func (x *ConductorServiceStreamCastsRequest) ProtoReflect() protoreflect.Message
 
 // Deprecated: Use ConductorServiceStreamCastsRequest.ProtoReflect.Descriptor instead.
 func (*ConductorServiceStreamCastsRequest) Descriptor() ([]byte, []int) {
-	return file_drover_v1_conductor_proto_rawDescGZIP(), []int{4}
+	return file_drover_v1_conductor_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ConductorServiceStreamCastsRequest) GetHeader() *CastHeader {
@@ -487,7 +527,7 @@ type ConductorServiceStreamCastsResponse struct {
 
 func (x *ConductorServiceStreamCastsResponse) Reset() {
 	*x = ConductorServiceStreamCastsResponse{}
-	mi := &file_drover_v1_conductor_proto_msgTypes[5]
+	mi := &file_drover_v1_conductor_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -499,7 +539,7 @@ func (x *ConductorServiceStreamCastsResponse) String() string {
 func (*ConductorServiceStreamCastsResponse) ProtoMessage() {}
 
 func (x *ConductorServiceStreamCastsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_drover_v1_conductor_proto_msgTypes[5]
+	mi := &file_drover_v1_conductor_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -512,7 +552,7 @@ func (x *ConductorServiceStreamCastsResponse) ProtoReflect() protoreflect.Messag
 
 // Deprecated: Use ConductorServiceStreamCastsResponse.ProtoReflect.Descriptor instead.
 func (*ConductorServiceStreamCastsResponse) Descriptor() ([]byte, []int) {
-	return file_drover_v1_conductor_proto_rawDescGZIP(), []int{5}
+	return file_drover_v1_conductor_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ConductorServiceStreamCastsResponse) GetAck() *CastAck {
@@ -532,7 +572,7 @@ type WatchInstancesRequest struct {
 
 func (x *WatchInstancesRequest) Reset() {
 	*x = WatchInstancesRequest{}
-	mi := &file_drover_v1_conductor_proto_msgTypes[6]
+	mi := &file_drover_v1_conductor_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -544,7 +584,7 @@ func (x *WatchInstancesRequest) String() string {
 func (*WatchInstancesRequest) ProtoMessage() {}
 
 func (x *WatchInstancesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_drover_v1_conductor_proto_msgTypes[6]
+	mi := &file_drover_v1_conductor_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -557,7 +597,7 @@ func (x *WatchInstancesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchInstancesRequest.ProtoReflect.Descriptor instead.
 func (*WatchInstancesRequest) Descriptor() ([]byte, []int) {
-	return file_drover_v1_conductor_proto_rawDescGZIP(), []int{6}
+	return file_drover_v1_conductor_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *WatchInstancesRequest) GetInstanceIds() []string {
@@ -579,7 +619,7 @@ type InstanceChange struct {
 
 func (x *InstanceChange) Reset() {
 	*x = InstanceChange{}
-	mi := &file_drover_v1_conductor_proto_msgTypes[7]
+	mi := &file_drover_v1_conductor_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -591,7 +631,7 @@ func (x *InstanceChange) String() string {
 func (*InstanceChange) ProtoMessage() {}
 
 func (x *InstanceChange) ProtoReflect() protoreflect.Message {
-	mi := &file_drover_v1_conductor_proto_msgTypes[7]
+	mi := &file_drover_v1_conductor_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -604,7 +644,7 @@ func (x *InstanceChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InstanceChange.ProtoReflect.Descriptor instead.
 func (*InstanceChange) Descriptor() ([]byte, []int) {
-	return file_drover_v1_conductor_proto_rawDescGZIP(), []int{7}
+	return file_drover_v1_conductor_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *InstanceChange) GetServer() *Server {
@@ -631,7 +671,7 @@ type WatchInstancesResponse struct {
 
 func (x *WatchInstancesResponse) Reset() {
 	*x = WatchInstancesResponse{}
-	mi := &file_drover_v1_conductor_proto_msgTypes[8]
+	mi := &file_drover_v1_conductor_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -643,7 +683,7 @@ func (x *WatchInstancesResponse) String() string {
 func (*WatchInstancesResponse) ProtoMessage() {}
 
 func (x *WatchInstancesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_drover_v1_conductor_proto_msgTypes[8]
+	mi := &file_drover_v1_conductor_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -656,7 +696,7 @@ func (x *WatchInstancesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchInstancesResponse.ProtoReflect.Descriptor instead.
 func (*WatchInstancesResponse) Descriptor() ([]byte, []int) {
-	return file_drover_v1_conductor_proto_rawDescGZIP(), []int{8}
+	return file_drover_v1_conductor_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *WatchInstancesResponse) GetChanges() []*InstanceChange {
@@ -689,30 +729,30 @@ const file_drover_v1_conductor_proto_rawDesc = "" +
 	"finishTime\x12\x16\n" +
 	"\x06result\x18\x05 \x01(\tR\x06result\x12\x18\n" +
 	"\adetails\x18\x06 \x01(\tR\adetails\x12\x12\n" +
-	"\x04host\x18\a \x01(\tR\x04host\"\xf3\x04\n" +
-	"\x12InstanceUpdateCast\x12\x1f\n" +
-	"\vinstance_id\x18\x01 \x01(\tR\n" +
-	"instanceId\x122\n" +
-	"\bvm_state\x18\x02 \x01(\x0e2\x12.drover.v1.VmStateH\x00R\avmState\x88\x01\x01\x128\n" +
+	"\x04host\x18\a \x01(\tR\x04host\"\x80\x04\n" +
+	"\fInstanceStep\x122\n" +
+	"\bvm_state\x18\x01 \x01(\x0e2\x12.drover.v1.VmStateH\x00R\avmState\x88\x01\x01\x128\n" +
 	"\n" +
-	"task_state\x18\x03 \x01(\x0e2\x14.drover.v1.TaskStateH\x01R\ttaskState\x88\x01\x01\x12;\n" +
-	"\vpower_state\x18\x04 \x01(\x0e2\x15.drover.v1.PowerStateH\x02R\n" +
+	"task_state\x18\x02 \x01(\x0e2\x14.drover.v1.TaskStateH\x01R\ttaskState\x88\x01\x01\x12;\n" +
+	"\vpower_state\x18\x03 \x01(\x0e2\x15.drover.v1.PowerStateH\x02R\n" +
 	"powerState\x88\x01\x01\x12&\n" +
-	"\x05fault\x18\x05 \x01(\v2\x10.drover.v1.FaultR\x05fault\x12;\n" +
-	"\fnotification\x18\x06 \x01(\v2\x17.drover.v1.NotificationR\fnotification\x124\n" +
-	"\x06events\x18\a \x03(\v2\x1c.drover.v1.ActionEventUpdateR\x06events\x12;\n" +
-	"\vlaunched_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"\x05fault\x18\x04 \x01(\v2\x10.drover.v1.FaultR\x05fault\x12;\n" +
+	"\fnotification\x18\x05 \x01(\v2\x17.drover.v1.NotificationR\fnotification\x124\n" +
+	"\x06events\x18\x06 \x03(\v2\x1c.drover.v1.ActionEventUpdateR\x06events\x12;\n" +
+	"\vlaunched_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"launchedAt\x12!\n" +
-	"\fbuild_failed\x18\t \x01(\bR\vbuildFailed\x12\x1e\n" +
+	"\fbuild_failed\x18\b \x01(\bR\vbuildFailed\x12\x1e\n" +
 	"\n" +
-	"terminated\x18\n" +
-	" \x01(\bR\n" +
-	"terminated\x12\x12\n" +
-	"\x04host\x18\v \x01(\tR\x04host\x126\n" +
-	"\taddresses\x18\f \x03(\v2\x18.drover.v1.ServerAddressR\taddressesB\v\n" +
+	"terminated\x18\t \x01(\bR\n" +
+	"terminatedB\v\n" +
 	"\t_vm_stateB\r\n" +
 	"\v_task_stateB\x0e\n" +
-	"\f_power_state\"\xfe\x02\n" +
+	"\f_power_state\"x\n" +
+	"\x12InstanceUpdateCast\x12\x1f\n" +
+	"\vinstance_id\x18\x01 \x01(\tR\n" +
+	"instanceId\x12\x12\n" +
+	"\x04host\x18\x02 \x01(\tR\x04host\x12-\n" +
+	"\x05steps\x18\x03 \x03(\v2\x17.drover.v1.InstanceStepR\x05steps\"\xfe\x02\n" +
 	"\"ConductorServiceStreamCastsRequest\x12-\n" +
 	"\x06header\x18\x01 \x01(\v2\x15.drover.v1.CastHeaderR\x06header\x12H\n" +
 	"\x0fbuild_instances\x18\n" +
@@ -748,54 +788,54 @@ func file_drover_v1_conductor_proto_rawDescGZIP() []byte {
 	return file_drover_v1_conductor_proto_rawDescData
 }
 
-var file_drover_v1_conductor_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_drover_v1_conductor_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_drover_v1_conductor_proto_goTypes = []any{
 	(*BuildInstancesCast)(nil),                  // 0: drover.v1.BuildInstancesCast
 	(*DeleteInstanceCast)(nil),                  // 1: drover.v1.DeleteInstanceCast
 	(*ActionEventUpdate)(nil),                   // 2: drover.v1.ActionEventUpdate
-	(*InstanceUpdateCast)(nil),                  // 3: drover.v1.InstanceUpdateCast
-	(*ConductorServiceStreamCastsRequest)(nil),  // 4: drover.v1.ConductorServiceStreamCastsRequest
-	(*ConductorServiceStreamCastsResponse)(nil), // 5: drover.v1.ConductorServiceStreamCastsResponse
-	(*WatchInstancesRequest)(nil),               // 6: drover.v1.WatchInstancesRequest
-	(*InstanceChange)(nil),                      // 7: drover.v1.InstanceChange
-	(*WatchInstancesResponse)(nil),              // 8: drover.v1.WatchInstancesResponse
-	(*RequestSpec)(nil),                         // 9: drover.v1.RequestSpec
-	(*timestamppb.Timestamp)(nil),               // 10: google.protobuf.Timestamp
-	(VmState)(0),                                // 11: drover.v1.VmState
-	(TaskState)(0),                              // 12: drover.v1.TaskState
-	(PowerState)(0),                             // 13: drover.v1.PowerState
-	(*Fault)(nil),                               // 14: drover.v1.Fault
-	(*Notification)(nil),                        // 15: drover.v1.Notification
-	(*ServerAddress)(nil),                       // 16: drover.v1.ServerAddress
+	(*InstanceStep)(nil),                        // 3: drover.v1.InstanceStep
+	(*InstanceUpdateCast)(nil),                  // 4: drover.v1.InstanceUpdateCast
+	(*ConductorServiceStreamCastsRequest)(nil),  // 5: drover.v1.ConductorServiceStreamCastsRequest
+	(*ConductorServiceStreamCastsResponse)(nil), // 6: drover.v1.ConductorServiceStreamCastsResponse
+	(*WatchInstancesRequest)(nil),               // 7: drover.v1.WatchInstancesRequest
+	(*InstanceChange)(nil),                      // 8: drover.v1.InstanceChange
+	(*WatchInstancesResponse)(nil),              // 9: drover.v1.WatchInstancesResponse
+	(*RequestSpec)(nil),                         // 10: drover.v1.RequestSpec
+	(*timestamppb.Timestamp)(nil),               // 11: google.protobuf.Timestamp
+	(VmState)(0),                                // 12: drover.v1.VmState
+	(TaskState)(0),                              // 13: drover.v1.TaskState
+	(PowerState)(0),                             // 14: drover.v1.PowerState
+	(*Fault)(nil),                               // 15: drover.v1.Fault
+	(*Notification)(nil),                        // 16: drover.v1.Notification
 	(*CastHeader)(nil),                          // 17: drover.v1.CastHeader
 	(*CastAck)(nil),                             // 18: drover.v1.CastAck
 	(*Server)(nil),                              // 19: drover.v1.Server
 }
 var file_drover_v1_conductor_proto_depIdxs = []int32{
-	9,  // 0: drover.v1.BuildInstancesCast.spec:type_name -> drover.v1.RequestSpec
-	10, // 1: drover.v1.ActionEventUpdate.start_time:type_name -> google.protobuf.Timestamp
-	10, // 2: drover.v1.ActionEventUpdate.finish_time:type_name -> google.protobuf.Timestamp
-	11, // 3: drover.v1.InstanceUpdateCast.vm_state:type_name -> drover.v1.VmState
-	12, // 4: drover.v1.InstanceUpdateCast.task_state:type_name -> drover.v1.TaskState
-	13, // 5: drover.v1.InstanceUpdateCast.power_state:type_name -> drover.v1.PowerState
-	14, // 6: drover.v1.InstanceUpdateCast.fault:type_name -> drover.v1.Fault
-	15, // 7: drover.v1.InstanceUpdateCast.notification:type_name -> drover.v1.Notification
-	2,  // 8: drover.v1.InstanceUpdateCast.events:type_name -> drover.v1.ActionEventUpdate
-	10, // 9: drover.v1.InstanceUpdateCast.launched_at:type_name -> google.protobuf.Timestamp
-	16, // 10: drover.v1.InstanceUpdateCast.addresses:type_name -> drover.v1.ServerAddress
+	10, // 0: drover.v1.BuildInstancesCast.spec:type_name -> drover.v1.RequestSpec
+	11, // 1: drover.v1.ActionEventUpdate.start_time:type_name -> google.protobuf.Timestamp
+	11, // 2: drover.v1.ActionEventUpdate.finish_time:type_name -> google.protobuf.Timestamp
+	12, // 3: drover.v1.InstanceStep.vm_state:type_name -> drover.v1.VmState
+	13, // 4: drover.v1.InstanceStep.task_state:type_name -> drover.v1.TaskState
+	14, // 5: drover.v1.InstanceStep.power_state:type_name -> drover.v1.PowerState
+	15, // 6: drover.v1.InstanceStep.fault:type_name -> drover.v1.Fault
+	16, // 7: drover.v1.InstanceStep.notification:type_name -> drover.v1.Notification
+	2,  // 8: drover.v1.InstanceStep.events:type_name -> drover.v1.ActionEventUpdate
+	11, // 9: drover.v1.InstanceStep.launched_at:type_name -> google.protobuf.Timestamp
+	3,  // 10: drover.v1.InstanceUpdateCast.steps:type_name -> drover.v1.InstanceStep
 	17, // 11: drover.v1.ConductorServiceStreamCastsRequest.header:type_name -> drover.v1.CastHeader
 	0,  // 12: drover.v1.ConductorServiceStreamCastsRequest.build_instances:type_name -> drover.v1.BuildInstancesCast
 	1,  // 13: drover.v1.ConductorServiceStreamCastsRequest.delete_instance:type_name -> drover.v1.DeleteInstanceCast
-	3,  // 14: drover.v1.ConductorServiceStreamCastsRequest.instance_update:type_name -> drover.v1.InstanceUpdateCast
-	4,  // 15: drover.v1.ConductorServiceStreamCastsRequest.batch:type_name -> drover.v1.ConductorServiceStreamCastsRequest
+	4,  // 14: drover.v1.ConductorServiceStreamCastsRequest.instance_update:type_name -> drover.v1.InstanceUpdateCast
+	5,  // 15: drover.v1.ConductorServiceStreamCastsRequest.batch:type_name -> drover.v1.ConductorServiceStreamCastsRequest
 	18, // 16: drover.v1.ConductorServiceStreamCastsResponse.ack:type_name -> drover.v1.CastAck
 	19, // 17: drover.v1.InstanceChange.server:type_name -> drover.v1.Server
-	15, // 18: drover.v1.InstanceChange.notification:type_name -> drover.v1.Notification
-	7,  // 19: drover.v1.WatchInstancesResponse.changes:type_name -> drover.v1.InstanceChange
-	4,  // 20: drover.v1.ConductorService.StreamCasts:input_type -> drover.v1.ConductorServiceStreamCastsRequest
-	6,  // 21: drover.v1.ConductorService.WatchInstances:input_type -> drover.v1.WatchInstancesRequest
-	5,  // 22: drover.v1.ConductorService.StreamCasts:output_type -> drover.v1.ConductorServiceStreamCastsResponse
-	8,  // 23: drover.v1.ConductorService.WatchInstances:output_type -> drover.v1.WatchInstancesResponse
+	16, // 18: drover.v1.InstanceChange.notification:type_name -> drover.v1.Notification
+	8,  // 19: drover.v1.WatchInstancesResponse.changes:type_name -> drover.v1.InstanceChange
+	5,  // 20: drover.v1.ConductorService.StreamCasts:input_type -> drover.v1.ConductorServiceStreamCastsRequest
+	7,  // 21: drover.v1.ConductorService.WatchInstances:input_type -> drover.v1.WatchInstancesRequest
+	6,  // 22: drover.v1.ConductorService.StreamCasts:output_type -> drover.v1.ConductorServiceStreamCastsResponse
+	9,  // 23: drover.v1.ConductorService.WatchInstances:output_type -> drover.v1.WatchInstancesResponse
 	22, // [22:24] is the sub-list for method output_type
 	20, // [20:22] is the sub-list for method input_type
 	20, // [20:20] is the sub-list for extension type_name
@@ -812,7 +852,7 @@ func file_drover_v1_conductor_proto_init() {
 	file_drover_v1_scheduler_proto_init()
 	file_drover_v1_types_proto_init()
 	file_drover_v1_conductor_proto_msgTypes[3].OneofWrappers = []any{}
-	file_drover_v1_conductor_proto_msgTypes[4].OneofWrappers = []any{
+	file_drover_v1_conductor_proto_msgTypes[5].OneofWrappers = []any{
 		(*ConductorServiceStreamCastsRequest_BuildInstances)(nil),
 		(*ConductorServiceStreamCastsRequest_DeleteInstance)(nil),
 		(*ConductorServiceStreamCastsRequest_InstanceUpdate)(nil),
@@ -823,7 +863,7 @@ func file_drover_v1_conductor_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_drover_v1_conductor_proto_rawDesc), len(file_drover_v1_conductor_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -39,7 +39,8 @@ type RequestSpec struct {
 	GroupPolicy string `protobuf:"bytes,12,opt,name=group_policy,json=groupPolicy,proto3" json:"group_policy,omitempty"`
 	// Hosts the group's members already run on.
 	GroupHosts []string `protobuf:"bytes,13,rep,name=group_hosts,json=groupHosts,proto3" json:"group_hosts,omitempty"`
-	// Hosts of the instances named in same_host / different_host hints.
+	// Instance ids of the same_host / different_host hints: as Nova's SameHostFilter and
+	// DifferentHostFilter, the hosts holding (not holding) any of them by their claims pass.
 	SameHost      []string `protobuf:"bytes,14,rep,name=same_host,json=sameHost,proto3" json:"same_host,omitempty"`
 	DifferentHost []string `protobuf:"bytes,15,rep,name=different_host,json=differentHost,proto3" json:"different_host,omitempty"`
 	// Hosts to avoid (earlier failed attempts).

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file drover/v1/api.proto.
  */
 export const file_drover_v1_api: GenFile = /*@__PURE__*/
-  fileDesc("ChNkcm92ZXIvdjEvYXBpLnByb3RvEglkcm92ZXIudjEiMAoOTmV0d29ya1JlcXVlc3QSDAoEdXVpZBgBIAEoCRIQCghmaXhlZF9pcBgCIAEoCSJKCg5TY2hlZHVsZXJIaW50cxINCgVncm91cBgBIAEoCRIRCglzYW1lX2hvc3QYAiADKAkSFgoOZGlmZmVyZW50X2hvc3QYAyADKAkimQMKE0NyZWF0ZVNlcnZlclJlcXVlc3QSDAoEbmFtZRgBIAEoCRISCgpmbGF2b3JfcmVmGAIgASgJEhEKCWltYWdlX3JlZhgDIAEoCRIrCghuZXR3b3JrcxgEIAMoCzIZLmRyb3Zlci52MS5OZXR3b3JrUmVxdWVzdBITCgthY2Nlc3NfaXB2NBgFIAEoCRITCgthY2Nlc3NfaXB2NhgGIAEoCRIZChFhdmFpbGFiaWxpdHlfem9uZRgHIAEoCRI+CghtZXRhZGF0YRgIIAMoCzIsLmRyb3Zlci52MS5DcmVhdGVTZXJ2ZXJSZXF1ZXN0Lk1ldGFkYXRhRW50cnkSEQoJbWluX2NvdW50GAkgASgFEhEKCW1heF9jb3VudBgKIAEoBRIyCg9zY2hlZHVsZXJfaGludHMYCyABKAsyGS5kcm92ZXIudjEuU2NoZWR1bGVySGludHMSEAoIa2V5X25hbWUYDCABKAkaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBInUKFENyZWF0ZVNlcnZlclJlc3BvbnNlEiEKBnNlcnZlchgBIAEoCzIRLmRyb3Zlci52MS5TZXJ2ZXISFgoOcmVzZXJ2YXRpb25faWQYAiABKAkSIgoHc2VydmVycxgDIAMoCzIRLmRyb3Zlci52MS5TZXJ2ZXIiHgoQR2V0U2VydmVyUmVxdWVzdBIKCgJpZBgBIAEoCSI2ChFHZXRTZXJ2ZXJSZXNwb25zZRIhCgZzZXJ2ZXIYASABKAsyES5kcm92ZXIudjEuU2VydmVyIpkBChJMaXN0U2VydmVyc1JlcXVlc3QSJwoGc3RhdHVzGAEgASgOMhcuZHJvdmVyLnYxLlNlcnZlclN0YXR1cxIMCgRuYW1lGAIgASgJEhEKCXBhZ2Vfc2l6ZRgDIAEoBRISCgpwYWdlX3Rva2VuGAQgASgJEgwKBGhvc3QYBSABKAkSFwoPaW5jbHVkZV9kZWxldGVkGAYgASgIIlIKE0xpc3RTZXJ2ZXJzUmVzcG9uc2USIgoHc2VydmVycxgBIAMoCzIRLmRyb3Zlci52MS5TZXJ2ZXISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIiEKE0RlbGV0ZVNlcnZlclJlcXVlc3QSCgoCaWQYASABKAkiOQoURGVsZXRlU2VydmVyUmVzcG9uc2USIQoGc2VydmVyGAEgASgLMhEuZHJvdmVyLnYxLlNlcnZlciJIChJXYXRjaFNlcnZlclJlcXVlc3QSCgoCaWQYASABKAkSDgoGZm9sbG93GAIgASgIEhYKDnNpbmNlX3JldmlzaW9uGAMgASgDImcKE1dhdGNoU2VydmVyUmVzcG9uc2USIQoGc2VydmVyGAEgASgLMhEuZHJvdmVyLnYxLlNlcnZlchItCgxub3RpZmljYXRpb24YAiABKAsyFy5kcm92ZXIudjEuTm90aWZpY2F0aW9uIi0KGExpc3RTZXJ2ZXJBY3Rpb25zUmVxdWVzdBIRCglzZXJ2ZXJfaWQYASABKAkiRwoZTGlzdFNlcnZlckFjdGlvbnNSZXNwb25zZRIqCgdhY3Rpb25zGAEgAygLMhkuZHJvdmVyLnYxLkluc3RhbmNlQWN0aW9uIhQKEkxpc3RGbGF2b3JzUmVxdWVzdCI5ChNMaXN0Rmxhdm9yc1Jlc3BvbnNlEiIKB2ZsYXZvcnMYASADKAsyES5kcm92ZXIudjEuRmxhdm9yIh4KEEdldEZsYXZvclJlcXVlc3QSCgoCaWQYASABKAkiNgoRR2V0Rmxhdm9yUmVzcG9uc2USIQoGZmxhdm9yGAEgASgLMhEuZHJvdmVyLnYxLkZsYXZvciI4ChNDcmVhdGVGbGF2b3JSZXF1ZXN0EiEKBmZsYXZvchgBIAEoCzIRLmRyb3Zlci52MS5GbGF2b3IiOQoUQ3JlYXRlRmxhdm9yUmVzcG9uc2USIQoGZmxhdm9yGAEgASgLMhEuZHJvdmVyLnYxLkZsYXZvciL5AQoSQ3JlYXRlSW1hZ2VSZXF1ZXN0EgwKBG5hbWUYASABKAkSDAoEcGF0aBgCIAEoCRITCgtkaXNrX2Zvcm1hdBgDIAEoCRITCgtpbml0cmRfcGF0aBgEIAEoCRJBCgpwcm9wZXJ0aWVzGAUgAygLMi0uZHJvdmVyLnYxLkNyZWF0ZUltYWdlUmVxdWVzdC5Qcm9wZXJ0aWVzRW50cnkSEwoLbWluX2Rpc2tfZ2IYBiABKAMSEgoKbWluX3JhbV9tYhgHIAEoAxoxCg9Qcm9wZXJ0aWVzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASI2ChNDcmVhdGVJbWFnZVJlc3BvbnNlEh8KBWltYWdlGAEgASgLMhAuZHJvdmVyLnYxLkltYWdlIhMKEUxpc3RJbWFnZXNSZXF1ZXN0IjYKEkxpc3RJbWFnZXNSZXNwb25zZRIgCgZpbWFnZXMYASADKAsyEC5kcm92ZXIudjEuSW1hZ2UiHQoPR2V0SW1hZ2VSZXF1ZXN0EgoKAmlkGAEgASgJIjMKEEdldEltYWdlUmVzcG9uc2USHwoFaW1hZ2UYASABKAsyEC5kcm92ZXIudjEuSW1hZ2UiIAoSRGVsZXRlSW1hZ2VSZXF1ZXN0EgoKAmlkGAEgASgJIhUKE0RlbGV0ZUltYWdlUmVzcG9uc2UiFQoTTGlzdE5ldHdvcmtzUmVxdWVzdCI8ChRMaXN0TmV0d29ya3NSZXNwb25zZRIkCghuZXR3b3JrcxgBIAMoCzISLmRyb3Zlci52MS5OZXR3b3JrIhIKEExpc3RIb3N0c1JlcXVlc3QiOAoRTGlzdEhvc3RzUmVzcG9uc2USIwoFaG9zdHMYASADKAsyFC5kcm92ZXIudjEuSG9zdFN0YXRlIjUKF0dldENvbnNvbGVPdXRwdXRSZXF1ZXN0EgoKAmlkGAEgASgJEg4KBmxlbmd0aBgCIAEoBSIqChhHZXRDb25zb2xlT3V0cHV0UmVzcG9uc2USDgoGb3V0cHV0GAEgASgJIjgKGENyZWF0ZVNlcnZlckdyb3VwUmVxdWVzdBIMCgRuYW1lGAEgASgJEg4KBnBvbGljeRgCIAEoCSJJChlDcmVhdGVTZXJ2ZXJHcm91cFJlc3BvbnNlEiwKDHNlcnZlcl9ncm91cBgBIAEoCzIWLmRyb3Zlci52MS5TZXJ2ZXJHcm91cCIjChVHZXRTZXJ2ZXJHcm91cFJlcXVlc3QSCgoCaWQYASABKAkiRgoWR2V0U2VydmVyR3JvdXBSZXNwb25zZRIsCgxzZXJ2ZXJfZ3JvdXAYASABKAsyFi5kcm92ZXIudjEuU2VydmVyR3JvdXAiGQoXTGlzdFNlcnZlckdyb3Vwc1JlcXVlc3QiSQoYTGlzdFNlcnZlckdyb3Vwc1Jlc3BvbnNlEi0KDXNlcnZlcl9ncm91cHMYASADKAsyFi5kcm92ZXIudjEuU2VydmVyR3JvdXAiJgoYRGVsZXRlU2VydmVyR3JvdXBSZXF1ZXN0EgoKAmlkGAEgASgJIhsKGURlbGV0ZVNlcnZlckdyb3VwUmVzcG9uc2Uy8QwKCkFwaVNlcnZpY2USTwoMQ3JlYXRlU2VydmVyEh4uZHJvdmVyLnYxLkNyZWF0ZVNlcnZlclJlcXVlc3QaHy5kcm92ZXIudjEuQ3JlYXRlU2VydmVyUmVzcG9uc2USRgoJR2V0U2VydmVyEhsuZHJvdmVyLnYxLkdldFNlcnZlclJlcXVlc3QaHC5kcm92ZXIudjEuR2V0U2VydmVyUmVzcG9uc2USTAoLTGlzdFNlcnZlcnMSHS5kcm92ZXIudjEuTGlzdFNlcnZlcnNSZXF1ZXN0Gh4uZHJvdmVyLnYxLkxpc3RTZXJ2ZXJzUmVzcG9uc2USTwoMRGVsZXRlU2VydmVyEh4uZHJvdmVyLnYxLkRlbGV0ZVNlcnZlclJlcXVlc3QaHy5kcm92ZXIudjEuRGVsZXRlU2VydmVyUmVzcG9uc2USTgoLV2F0Y2hTZXJ2ZXISHS5kcm92ZXIudjEuV2F0Y2hTZXJ2ZXJSZXF1ZXN0Gh4uZHJvdmVyLnYxLldhdGNoU2VydmVyUmVzcG9uc2UwARJeChFMaXN0U2VydmVyQWN0aW9ucxIjLmRyb3Zlci52MS5MaXN0U2VydmVyQWN0aW9uc1JlcXVlc3QaJC5kcm92ZXIudjEuTGlzdFNlcnZlckFjdGlvbnNSZXNwb25zZRJMCgtMaXN0Rmxhdm9ycxIdLmRyb3Zlci52MS5MaXN0Rmxhdm9yc1JlcXVlc3QaHi5kcm92ZXIudjEuTGlzdEZsYXZvcnNSZXNwb25zZRJGCglHZXRGbGF2b3ISGy5kcm92ZXIudjEuR2V0Rmxhdm9yUmVxdWVzdBocLmRyb3Zlci52MS5HZXRGbGF2b3JSZXNwb25zZRJPCgxDcmVhdGVGbGF2b3ISHi5kcm92ZXIudjEuQ3JlYXRlRmxhdm9yUmVxdWVzdBofLmRyb3Zlci52MS5DcmVhdGVGbGF2b3JSZXNwb25zZRJMCgtDcmVhdGVJbWFnZRIdLmRyb3Zlci52MS5DcmVhdGVJbWFnZVJlcXVlc3QaHi5kcm92ZXIudjEuQ3JlYXRlSW1hZ2VSZXNwb25zZRJJCgpMaXN0SW1hZ2VzEhwuZHJvdmVyLnYxLkxpc3RJbWFnZXNSZXF1ZXN0Gh0uZHJvdmVyLnYxLkxpc3RJbWFnZXNSZXNwb25zZRJDCghHZXRJbWFnZRIaLmRyb3Zlci52MS5HZXRJbWFnZVJlcXVlc3QaGy5kcm92ZXIudjEuR2V0SW1hZ2VSZXNwb25zZRJMCgtEZWxldGVJbWFnZRIdLmRyb3Zlci52MS5EZWxldGVJbWFnZVJlcXVlc3QaHi5kcm92ZXIudjEuRGVsZXRlSW1hZ2VSZXNwb25zZRJeChFDcmVhdGVTZXJ2ZXJHcm91cBIjLmRyb3Zlci52MS5DcmVhdGVTZXJ2ZXJHcm91cFJlcXVlc3QaJC5kcm92ZXIudjEuQ3JlYXRlU2VydmVyR3JvdXBSZXNwb25zZRJVCg5HZXRTZXJ2ZXJHcm91cBIgLmRyb3Zlci52MS5HZXRTZXJ2ZXJHcm91cFJlcXVlc3QaIS5kcm92ZXIudjEuR2V0U2VydmVyR3JvdXBSZXNwb25zZRJbChBMaXN0U2VydmVyR3JvdXBzEiIuZHJvdmVyLnYxLkxpc3RTZXJ2ZXJHcm91cHNSZXF1ZXN0GiMuZHJvdmVyLnYxLkxpc3RTZXJ2ZXJHcm91cHNSZXNwb25zZRJeChFEZWxldGVTZXJ2ZXJHcm91cBIjLmRyb3Zlci52MS5EZWxldGVTZXJ2ZXJHcm91cFJlcXVlc3QaJC5kcm92ZXIudjEuRGVsZXRlU2VydmVyR3JvdXBSZXNwb25zZRJPCgxMaXN0TmV0d29ya3MSHi5kcm92ZXIudjEuTGlzdE5ldHdvcmtzUmVxdWVzdBofLmRyb3Zlci52MS5MaXN0TmV0d29ya3NSZXNwb25zZRJGCglMaXN0SG9zdHMSGy5kcm92ZXIudjEuTGlzdEhvc3RzUmVxdWVzdBocLmRyb3Zlci52MS5MaXN0SG9zdHNSZXNwb25zZRJbChBHZXRDb25zb2xlT3V0cHV0EiIuZHJvdmVyLnYxLkdldENvbnNvbGVPdXRwdXRSZXF1ZXN0GiMuZHJvdmVyLnYxLkdldENvbnNvbGVPdXRwdXRSZXNwb25zZUKaAQoNY29tLmRyb3Zlci52MUIIQXBpUHJvdG9QAVo6Z2l0aHViLmNvbS9kcm92ZXIvZHJvdmVyL2NsaWVudHMvZ28vZ2VuL2Ryb3Zlci92MTtkcm92ZXJ2MaICA0RYWKoCCURyb3Zlci5WMcoCCURyb3ZlclxWMeICFURyb3ZlclxWMVxHUEJNZXRhZGF0YeoCCkRyb3Zlcjo6VjFiBnByb3RvMw", [file_drover_v1_scheduler, file_drover_v1_types]);
+  fileDesc("ChNkcm92ZXIvdjEvYXBpLnByb3RvEglkcm92ZXIudjEiMAoOTmV0d29ya1JlcXVlc3QSDAoEdXVpZBgBIAEoCRIQCghmaXhlZF9pcBgCIAEoCSJKCg5TY2hlZHVsZXJIaW50cxINCgVncm91cBgBIAEoCRIRCglzYW1lX2hvc3QYAiADKAkSFgoOZGlmZmVyZW50X2hvc3QYAyADKAkimQMKE0NyZWF0ZVNlcnZlclJlcXVlc3QSDAoEbmFtZRgBIAEoCRISCgpmbGF2b3JfcmVmGAIgASgJEhEKCWltYWdlX3JlZhgDIAEoCRIrCghuZXR3b3JrcxgEIAMoCzIZLmRyb3Zlci52MS5OZXR3b3JrUmVxdWVzdBITCgthY2Nlc3NfaXB2NBgFIAEoCRITCgthY2Nlc3NfaXB2NhgGIAEoCRIZChFhdmFpbGFiaWxpdHlfem9uZRgHIAEoCRI+CghtZXRhZGF0YRgIIAMoCzIsLmRyb3Zlci52MS5DcmVhdGVTZXJ2ZXJSZXF1ZXN0Lk1ldGFkYXRhRW50cnkSEQoJbWluX2NvdW50GAkgASgFEhEKCW1heF9jb3VudBgKIAEoBRIyCg9zY2hlZHVsZXJfaGludHMYCyABKAsyGS5kcm92ZXIudjEuU2NoZWR1bGVySGludHMSEAoIa2V5X25hbWUYDCABKAkaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBInUKFENyZWF0ZVNlcnZlclJlc3BvbnNlEiEKBnNlcnZlchgBIAEoCzIRLmRyb3Zlci52MS5TZXJ2ZXISFgoOcmVzZXJ2YXRpb25faWQYAiABKAkSIgoHc2VydmVycxgDIAMoCzIRLmRyb3Zlci52MS5TZXJ2ZXIiHgoQR2V0U2VydmVyUmVxdWVzdBIKCgJpZBgBIAEoCSI2ChFHZXRTZXJ2ZXJSZXNwb25zZRIhCgZzZXJ2ZXIYASABKAsyES5kcm92ZXIudjEuU2VydmVyIq8BChJMaXN0U2VydmVyc1JlcXVlc3QSJwoGc3RhdHVzGAEgASgOMhcuZHJvdmVyLnYxLlNlcnZlclN0YXR1cxIMCgRuYW1lGAIgASgJEhEKCXBhZ2Vfc2l6ZRgDIAEoBRISCgpwYWdlX3Rva2VuGAQgASgJEgwKBGhvc3QYBSABKAkSFwoPaW5jbHVkZV9kZWxldGVkGAYgASgIEhQKDGFsbF9wcm9qZWN0cxgHIAEoCCJSChNMaXN0U2VydmVyc1Jlc3BvbnNlEiIKB3NlcnZlcnMYASADKAsyES5kcm92ZXIudjEuU2VydmVyEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIhChNEZWxldGVTZXJ2ZXJSZXF1ZXN0EgoKAmlkGAEgASgJIjkKFERlbGV0ZVNlcnZlclJlc3BvbnNlEiEKBnNlcnZlchgBIAEoCzIRLmRyb3Zlci52MS5TZXJ2ZXIiSAoSV2F0Y2hTZXJ2ZXJSZXF1ZXN0EgoKAmlkGAEgASgJEg4KBmZvbGxvdxgCIAEoCBIWCg5zaW5jZV9yZXZpc2lvbhgDIAEoAyJnChNXYXRjaFNlcnZlclJlc3BvbnNlEiEKBnNlcnZlchgBIAEoCzIRLmRyb3Zlci52MS5TZXJ2ZXISLQoMbm90aWZpY2F0aW9uGAIgASgLMhcuZHJvdmVyLnYxLk5vdGlmaWNhdGlvbiItChhMaXN0U2VydmVyQWN0aW9uc1JlcXVlc3QSEQoJc2VydmVyX2lkGAEgASgJIkcKGUxpc3RTZXJ2ZXJBY3Rpb25zUmVzcG9uc2USKgoHYWN0aW9ucxgBIAMoCzIZLmRyb3Zlci52MS5JbnN0YW5jZUFjdGlvbiIUChJMaXN0Rmxhdm9yc1JlcXVlc3QiOQoTTGlzdEZsYXZvcnNSZXNwb25zZRIiCgdmbGF2b3JzGAEgAygLMhEuZHJvdmVyLnYxLkZsYXZvciIeChBHZXRGbGF2b3JSZXF1ZXN0EgoKAmlkGAEgASgJIjYKEUdldEZsYXZvclJlc3BvbnNlEiEKBmZsYXZvchgBIAEoCzIRLmRyb3Zlci52MS5GbGF2b3IiOAoTQ3JlYXRlRmxhdm9yUmVxdWVzdBIhCgZmbGF2b3IYASABKAsyES5kcm92ZXIudjEuRmxhdm9yIjkKFENyZWF0ZUZsYXZvclJlc3BvbnNlEiEKBmZsYXZvchgBIAEoCzIRLmRyb3Zlci52MS5GbGF2b3Ii+QEKEkNyZWF0ZUltYWdlUmVxdWVzdBIMCgRuYW1lGAEgASgJEgwKBHBhdGgYAiABKAkSEwoLZGlza19mb3JtYXQYAyABKAkSEwoLaW5pdHJkX3BhdGgYBCABKAkSQQoKcHJvcGVydGllcxgFIAMoCzItLmRyb3Zlci52MS5DcmVhdGVJbWFnZVJlcXVlc3QuUHJvcGVydGllc0VudHJ5EhMKC21pbl9kaXNrX2diGAYgASgDEhIKCm1pbl9yYW1fbWIYByABKAMaMQoPUHJvcGVydGllc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiNgoTQ3JlYXRlSW1hZ2VSZXNwb25zZRIfCgVpbWFnZRgBIAEoCzIQLmRyb3Zlci52MS5JbWFnZSKFAgoTVXBsb2FkSW1hZ2VNZXRhZGF0YRIMCgRuYW1lGAEgASgJEhMKC2Rpc2tfZm9ybWF0GAIgASgJEhIKCnNpemVfYnl0ZXMYAyABKAMSFwoPY2hlY2tzdW1fc2hhMjU2GAQgASgJEkIKCnByb3BlcnRpZXMYBSADKAsyLi5kcm92ZXIudjEuVXBsb2FkSW1hZ2VNZXRhZGF0YS5Qcm9wZXJ0aWVzRW50cnkSEwoLbWluX2Rpc2tfZ2IYBiABKAMSEgoKbWluX3JhbV9tYhgHIAEoAxoxCg9Qcm9wZXJ0aWVzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJhChJVcGxvYWRJbWFnZVJlcXVlc3QSMgoIbWV0YWRhdGEYASABKAsyHi5kcm92ZXIudjEuVXBsb2FkSW1hZ2VNZXRhZGF0YUgAEg8KBWNodW5rGAIgASgMSABCBgoEcGFydCI2ChNVcGxvYWRJbWFnZVJlc3BvbnNlEh8KBWltYWdlGAEgASgLMhAuZHJvdmVyLnYxLkltYWdlIhMKEUxpc3RJbWFnZXNSZXF1ZXN0IjYKEkxpc3RJbWFnZXNSZXNwb25zZRIgCgZpbWFnZXMYASADKAsyEC5kcm92ZXIudjEuSW1hZ2UiHQoPR2V0SW1hZ2VSZXF1ZXN0EgoKAmlkGAEgASgJIjMKEEdldEltYWdlUmVzcG9uc2USHwoFaW1hZ2UYASABKAsyEC5kcm92ZXIudjEuSW1hZ2UiIAoSRGVsZXRlSW1hZ2VSZXF1ZXN0EgoKAmlkGAEgASgJIhUKE0RlbGV0ZUltYWdlUmVzcG9uc2UiFQoTTGlzdE5ldHdvcmtzUmVxdWVzdCI8ChRMaXN0TmV0d29ya3NSZXNwb25zZRIkCghuZXR3b3JrcxgBIAMoCzISLmRyb3Zlci52MS5OZXR3b3JrIhIKEExpc3RIb3N0c1JlcXVlc3QiOAoRTGlzdEhvc3RzUmVzcG9uc2USIwoFaG9zdHMYASADKAsyFC5kcm92ZXIudjEuSG9zdFN0YXRlIjUKF0dldENvbnNvbGVPdXRwdXRSZXF1ZXN0EgoKAmlkGAEgASgJEg4KBmxlbmd0aBgCIAEoBSIqChhHZXRDb25zb2xlT3V0cHV0UmVzcG9uc2USDgoGb3V0cHV0GAEgASgJIjgKGENyZWF0ZVNlcnZlckdyb3VwUmVxdWVzdBIMCgRuYW1lGAEgASgJEg4KBnBvbGljeRgCIAEoCSJJChlDcmVhdGVTZXJ2ZXJHcm91cFJlc3BvbnNlEiwKDHNlcnZlcl9ncm91cBgBIAEoCzIWLmRyb3Zlci52MS5TZXJ2ZXJHcm91cCIjChVHZXRTZXJ2ZXJHcm91cFJlcXVlc3QSCgoCaWQYASABKAkiRgoWR2V0U2VydmVyR3JvdXBSZXNwb25zZRIsCgxzZXJ2ZXJfZ3JvdXAYASABKAsyFi5kcm92ZXIudjEuU2VydmVyR3JvdXAiLwoXTGlzdFNlcnZlckdyb3Vwc1JlcXVlc3QSFAoMYWxsX3Byb2plY3RzGAEgASgIIkkKGExpc3RTZXJ2ZXJHcm91cHNSZXNwb25zZRItCg1zZXJ2ZXJfZ3JvdXBzGAEgAygLMhYuZHJvdmVyLnYxLlNlcnZlckdyb3VwIiYKGERlbGV0ZVNlcnZlckdyb3VwUmVxdWVzdBIKCgJpZBgBIAEoCSIbChlEZWxldGVTZXJ2ZXJHcm91cFJlc3BvbnNlMsENCgpBcGlTZXJ2aWNlEk8KDENyZWF0ZVNlcnZlchIeLmRyb3Zlci52MS5DcmVhdGVTZXJ2ZXJSZXF1ZXN0Gh8uZHJvdmVyLnYxLkNyZWF0ZVNlcnZlclJlc3BvbnNlEkYKCUdldFNlcnZlchIbLmRyb3Zlci52MS5HZXRTZXJ2ZXJSZXF1ZXN0GhwuZHJvdmVyLnYxLkdldFNlcnZlclJlc3BvbnNlEkwKC0xpc3RTZXJ2ZXJzEh0uZHJvdmVyLnYxLkxpc3RTZXJ2ZXJzUmVxdWVzdBoeLmRyb3Zlci52MS5MaXN0U2VydmVyc1Jlc3BvbnNlEk8KDERlbGV0ZVNlcnZlchIeLmRyb3Zlci52MS5EZWxldGVTZXJ2ZXJSZXF1ZXN0Gh8uZHJvdmVyLnYxLkRlbGV0ZVNlcnZlclJlc3BvbnNlEk4KC1dhdGNoU2VydmVyEh0uZHJvdmVyLnYxLldhdGNoU2VydmVyUmVxdWVzdBoeLmRyb3Zlci52MS5XYXRjaFNlcnZlclJlc3BvbnNlMAESXgoRTGlzdFNlcnZlckFjdGlvbnMSIy5kcm92ZXIudjEuTGlzdFNlcnZlckFjdGlvbnNSZXF1ZXN0GiQuZHJvdmVyLnYxLkxpc3RTZXJ2ZXJBY3Rpb25zUmVzcG9uc2USTAoLTGlzdEZsYXZvcnMSHS5kcm92ZXIudjEuTGlzdEZsYXZvcnNSZXF1ZXN0Gh4uZHJvdmVyLnYxLkxpc3RGbGF2b3JzUmVzcG9uc2USRgoJR2V0Rmxhdm9yEhsuZHJvdmVyLnYxLkdldEZsYXZvclJlcXVlc3QaHC5kcm92ZXIudjEuR2V0Rmxhdm9yUmVzcG9uc2USTwoMQ3JlYXRlRmxhdm9yEh4uZHJvdmVyLnYxLkNyZWF0ZUZsYXZvclJlcXVlc3QaHy5kcm92ZXIudjEuQ3JlYXRlRmxhdm9yUmVzcG9uc2USTAoLQ3JlYXRlSW1hZ2USHS5kcm92ZXIudjEuQ3JlYXRlSW1hZ2VSZXF1ZXN0Gh4uZHJvdmVyLnYxLkNyZWF0ZUltYWdlUmVzcG9uc2USTgoLVXBsb2FkSW1hZ2USHS5kcm92ZXIudjEuVXBsb2FkSW1hZ2VSZXF1ZXN0Gh4uZHJvdmVyLnYxLlVwbG9hZEltYWdlUmVzcG9uc2UoARJJCgpMaXN0SW1hZ2VzEhwuZHJvdmVyLnYxLkxpc3RJbWFnZXNSZXF1ZXN0Gh0uZHJvdmVyLnYxLkxpc3RJbWFnZXNSZXNwb25zZRJDCghHZXRJbWFnZRIaLmRyb3Zlci52MS5HZXRJbWFnZVJlcXVlc3QaGy5kcm92ZXIudjEuR2V0SW1hZ2VSZXNwb25zZRJMCgtEZWxldGVJbWFnZRIdLmRyb3Zlci52MS5EZWxldGVJbWFnZVJlcXVlc3QaHi5kcm92ZXIudjEuRGVsZXRlSW1hZ2VSZXNwb25zZRJeChFDcmVhdGVTZXJ2ZXJHcm91cBIjLmRyb3Zlci52MS5DcmVhdGVTZXJ2ZXJHcm91cFJlcXVlc3QaJC5kcm92ZXIudjEuQ3JlYXRlU2VydmVyR3JvdXBSZXNwb25zZRJVCg5HZXRTZXJ2ZXJHcm91cBIgLmRyb3Zlci52MS5HZXRTZXJ2ZXJHcm91cFJlcXVlc3QaIS5kcm92ZXIudjEuR2V0U2VydmVyR3JvdXBSZXNwb25zZRJbChBMaXN0U2VydmVyR3JvdXBzEiIuZHJvdmVyLnYxLkxpc3RTZXJ2ZXJHcm91cHNSZXF1ZXN0GiMuZHJvdmVyLnYxLkxpc3RTZXJ2ZXJHcm91cHNSZXNwb25zZRJeChFEZWxldGVTZXJ2ZXJHcm91cBIjLmRyb3Zlci52MS5EZWxldGVTZXJ2ZXJHcm91cFJlcXVlc3QaJC5kcm92ZXIudjEuRGVsZXRlU2VydmVyR3JvdXBSZXNwb25zZRJPCgxMaXN0TmV0d29ya3MSHi5kcm92ZXIudjEuTGlzdE5ldHdvcmtzUmVxdWVzdBofLmRyb3Zlci52MS5MaXN0TmV0d29ya3NSZXNwb25zZRJGCglMaXN0SG9zdHMSGy5kcm92ZXIudjEuTGlzdEhvc3RzUmVxdWVzdBocLmRyb3Zlci52MS5MaXN0SG9zdHNSZXNwb25zZRJbChBHZXRDb25zb2xlT3V0cHV0EiIuZHJvdmVyLnYxLkdldENvbnNvbGVPdXRwdXRSZXF1ZXN0GiMuZHJvdmVyLnYxLkdldENvbnNvbGVPdXRwdXRSZXNwb25zZUKaAQoNY29tLmRyb3Zlci52MUIIQXBpUHJvdG9QAVo6Z2l0aHViLmNvbS9kcm92ZXIvZHJvdmVyL2NsaWVudHMvZ28vZ2VuL2Ryb3Zlci92MTtkcm92ZXJ2MaICA0RYWKoCCURyb3Zlci5WMcoCCURyb3ZlclxWMeICFURyb3ZlclxWMVxHUEJNZXRhZGF0YeoCCkRyb3Zlcjo6VjFiBnByb3RvMw", [file_drover_v1_scheduler, file_drover_v1_types]);
 
 /**
  * A requested network attachment (Nova's `networks` entries).
@@ -30,7 +30,7 @@ export type NetworkRequest = Message<"drover.v1.NetworkRequest"> & {
   uuid: string;
 
   /**
-   * Optional fixed IPv4/IPv6 address inside the network.
+   * Optional fixed IPv4/IPv6 address inside the network (at most 64 characters).
    *
    * @generated from field: string fixed_ip = 2;
    */
@@ -58,6 +58,8 @@ export type SchedulerHints = Message<"drover.v1.SchedulerHints"> & {
   group: string;
 
   /**
+   * Server ids (at most 64 each); another project's server counts as not existing.
+   *
    * @generated from field: repeated string same_host = 2;
    */
   sameHost: string[];
@@ -97,11 +99,15 @@ export type CreateServerRequest = Message<"drover.v1.CreateServerRequest"> & {
   imageRef: string;
 
   /**
+   * At most 32 networks per server.
+   *
    * @generated from field: repeated drover.v1.NetworkRequest networks = 4;
    */
   networks: NetworkRequest[];
 
   /**
+   * At most 64 characters each.
+   *
    * @generated from field: string access_ipv4 = 5;
    */
   accessIpv4: string;
@@ -112,17 +118,21 @@ export type CreateServerRequest = Message<"drover.v1.CreateServerRequest"> & {
   accessIpv6: string;
 
   /**
+   * At most 255 characters.
+   *
    * @generated from field: string availability_zone = 7;
    */
   availabilityZone: string;
 
   /**
+   * At most 128 items; keys 1–255 characters, values at most 255.
+   *
    * @generated from field: map<string, string> metadata = 8;
    */
   metadata: { [key: string]: string };
 
   /**
-   * Number of servers, Nova's min_count / max_count (0 means 1).
+   * Number of servers, Nova's min_count / max_count (0 means 1; at most 1000).
    *
    * @generated from field: int32 min_count = 9;
    */
@@ -139,6 +149,8 @@ export type CreateServerRequest = Message<"drover.v1.CreateServerRequest"> & {
   schedulerHints?: SchedulerHints | undefined;
 
   /**
+   * At most 255 characters.
+   *
    * @generated from field: string key_name = 12;
    */
   keyName: string;
@@ -228,7 +240,8 @@ export type ListServersRequest = Message<"drover.v1.ListServersRequest"> & {
   status: ServerStatus;
 
   /**
-   * Filter by name: a regular expression, as in Nova.
+   * Filter by name: a regular expression, as in Nova, in RE2 syntax (matched in linear time;
+   * at most 255 characters).
    *
    * @generated from field: string name = 2;
    */
@@ -242,7 +255,7 @@ export type ListServersRequest = Message<"drover.v1.ListServersRequest"> & {
   pageSize: number;
 
   /**
-   * From a previous response's next_page_token.
+   * From a previous response's next_page_token (at most 256 characters).
    *
    * @generated from field: string page_token = 4;
    */
@@ -254,11 +267,18 @@ export type ListServersRequest = Message<"drover.v1.ListServersRequest"> & {
   host: string;
 
   /**
-   * Include deleted servers (admin).
+   * Include deleted servers (policy ListServers:include_deleted, admin by default).
    *
    * @generated from field: bool include_deleted = 6;
    */
   includeDeleted: boolean;
+
+  /**
+   * Every project's servers, not only the caller's (policy ListServers:all_projects, admin by default).
+   *
+   * @generated from field: bool all_projects = 7;
+   */
+  allProjects: boolean;
 };
 
 /**
@@ -345,7 +365,7 @@ export type WatchServerRequest = Message<"drover.v1.WatchServerRequest"> & {
   /**
    * Start after this revision (e.g. the one CreateServer returned): the changes since then
    * are replayed, notifications included, while the API still holds them (about a minute);
-   * otherwise, and with 0, the stream starts with the server as it is now.
+   * otherwise, and with 0, the stream starts with the server as it is now. 0 to 2^53.
    *
    * @generated from field: int64 since_revision = 3;
    */
@@ -490,6 +510,9 @@ export const GetFlavorResponseSchema: GenMessage<GetFlavorResponse> = /*@__PURE_
  */
 export type CreateFlavorRequest = Message<"drover.v1.CreateFlavorRequest"> & {
   /**
+   * vcpus 1–4096, memory_mb 1–16777216 (16 TiB), root_gb and ephemeral_gb 0–1048576,
+   * swap_mb 0–1048576; at most 64 extra_specs.
+   *
    * @generated from field: drover.v1.Flavor flavor = 1;
    */
   flavor?: Flavor | undefined;
@@ -529,7 +552,8 @@ export type CreateImageRequest = Message<"drover.v1.CreateImageRequest"> & {
   name: string;
 
   /**
-   * Path of the disk image (qcow2/raw) or kernel on the API host.
+   * Path of the disk image (qcow2/raw) or kernel on the API host, inside one of the configured
+   * image directories (api.image_dirs; admin only). At most 4096 characters.
    *
    * @generated from field: string path = 2;
    */
@@ -543,16 +567,22 @@ export type CreateImageRequest = Message<"drover.v1.CreateImageRequest"> & {
   diskFormat: string;
 
   /**
+   * At most 4096 characters; inside an image directory too.
+   *
    * @generated from field: string initrd_path = 4;
    */
   initrdPath: string;
 
   /**
+   * At most 64 properties; keys at most 255 characters, values at most 1024.
+   *
    * @generated from field: map<string, string> properties = 5;
    */
   properties: { [key: string]: string };
 
   /**
+   * 0–1048576 GB and 0–16777216 MB.
+   *
    * @generated from field: int64 min_disk_gb = 6;
    */
   minDiskGb: bigint;
@@ -588,6 +618,109 @@ export const CreateImageResponseSchema: GenMessage<CreateImageResponse> = /*@__P
   messageDesc(file_drover_v1_api, 21);
 
 /**
+ * @generated from message drover.v1.UploadImageMetadata
+ */
+export type UploadImageMetadata = Message<"drover.v1.UploadImageMetadata"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * qcow2 or raw; detected when empty (a qcow2 with a backing file is refused).
+   *
+   * @generated from field: string disk_format = 2;
+   */
+  diskFormat: string;
+
+  /**
+   * Exact size in bytes (at most api.max_image_upload_bytes) and SHA-256 (64 hex digits).
+   *
+   * @generated from field: int64 size_bytes = 3;
+   */
+  sizeBytes: bigint;
+
+  /**
+   * @generated from field: string checksum_sha256 = 4;
+   */
+  checksumSha256: string;
+
+  /**
+   * At most 64 properties; keys at most 255 characters, values at most 1024.
+   *
+   * @generated from field: map<string, string> properties = 5;
+   */
+  properties: { [key: string]: string };
+
+  /**
+   * @generated from field: int64 min_disk_gb = 6;
+   */
+  minDiskGb: bigint;
+
+  /**
+   * @generated from field: int64 min_ram_mb = 7;
+   */
+  minRamMb: bigint;
+};
+
+/**
+ * Describes the message drover.v1.UploadImageMetadata.
+ * Use `create(UploadImageMetadataSchema)` to create a new message.
+ */
+export const UploadImageMetadataSchema: GenMessage<UploadImageMetadata> = /*@__PURE__*/
+  messageDesc(file_drover_v1_api, 22);
+
+/**
+ * @generated from message drover.v1.UploadImageRequest
+ */
+export type UploadImageRequest = Message<"drover.v1.UploadImageRequest"> & {
+  /**
+   * @generated from oneof drover.v1.UploadImageRequest.part
+   */
+  part: {
+    /**
+     * First message only.
+     *
+     * @generated from field: drover.v1.UploadImageMetadata metadata = 1;
+     */
+    value: UploadImageMetadata;
+    case: "metadata";
+  } | {
+    /**
+     * Every later message: at most 1 MiB.
+     *
+     * @generated from field: bytes chunk = 2;
+     */
+    value: Uint8Array;
+    case: "chunk";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message drover.v1.UploadImageRequest.
+ * Use `create(UploadImageRequestSchema)` to create a new message.
+ */
+export const UploadImageRequestSchema: GenMessage<UploadImageRequest> = /*@__PURE__*/
+  messageDesc(file_drover_v1_api, 23);
+
+/**
+ * @generated from message drover.v1.UploadImageResponse
+ */
+export type UploadImageResponse = Message<"drover.v1.UploadImageResponse"> & {
+  /**
+   * @generated from field: drover.v1.Image image = 1;
+   */
+  image?: Image | undefined;
+};
+
+/**
+ * Describes the message drover.v1.UploadImageResponse.
+ * Use `create(UploadImageResponseSchema)` to create a new message.
+ */
+export const UploadImageResponseSchema: GenMessage<UploadImageResponse> = /*@__PURE__*/
+  messageDesc(file_drover_v1_api, 24);
+
+/**
  * @generated from message drover.v1.ListImagesRequest
  */
 export type ListImagesRequest = Message<"drover.v1.ListImagesRequest"> & {
@@ -598,7 +731,7 @@ export type ListImagesRequest = Message<"drover.v1.ListImagesRequest"> & {
  * Use `create(ListImagesRequestSchema)` to create a new message.
  */
 export const ListImagesRequestSchema: GenMessage<ListImagesRequest> = /*@__PURE__*/
-  messageDesc(file_drover_v1_api, 22);
+  messageDesc(file_drover_v1_api, 25);
 
 /**
  * @generated from message drover.v1.ListImagesResponse
@@ -615,7 +748,7 @@ export type ListImagesResponse = Message<"drover.v1.ListImagesResponse"> & {
  * Use `create(ListImagesResponseSchema)` to create a new message.
  */
 export const ListImagesResponseSchema: GenMessage<ListImagesResponse> = /*@__PURE__*/
-  messageDesc(file_drover_v1_api, 23);
+  messageDesc(file_drover_v1_api, 26);
 
 /**
  * @generated from message drover.v1.GetImageRequest
@@ -634,7 +767,7 @@ export type GetImageRequest = Message<"drover.v1.GetImageRequest"> & {
  * Use `create(GetImageRequestSchema)` to create a new message.
  */
 export const GetImageRequestSchema: GenMessage<GetImageRequest> = /*@__PURE__*/
-  messageDesc(file_drover_v1_api, 24);
+  messageDesc(file_drover_v1_api, 27);
 
 /**
  * @generated from message drover.v1.GetImageResponse
@@ -651,9 +784,12 @@ export type GetImageResponse = Message<"drover.v1.GetImageResponse"> & {
  * Use `create(GetImageResponseSchema)` to create a new message.
  */
 export const GetImageResponseSchema: GenMessage<GetImageResponse> = /*@__PURE__*/
-  messageDesc(file_drover_v1_api, 25);
+  messageDesc(file_drover_v1_api, 28);
 
 /**
+ * Only the owner project's members or an admin; an image a server still uses is
+ * FAILED_PRECONDITION.
+ *
  * @generated from message drover.v1.DeleteImageRequest
  */
 export type DeleteImageRequest = Message<"drover.v1.DeleteImageRequest"> & {
@@ -668,7 +804,7 @@ export type DeleteImageRequest = Message<"drover.v1.DeleteImageRequest"> & {
  * Use `create(DeleteImageRequestSchema)` to create a new message.
  */
 export const DeleteImageRequestSchema: GenMessage<DeleteImageRequest> = /*@__PURE__*/
-  messageDesc(file_drover_v1_api, 26);
+  messageDesc(file_drover_v1_api, 29);
 
 /**
  * @generated from message drover.v1.DeleteImageResponse
@@ -681,7 +817,7 @@ export type DeleteImageResponse = Message<"drover.v1.DeleteImageResponse"> & {
  * Use `create(DeleteImageResponseSchema)` to create a new message.
  */
 export const DeleteImageResponseSchema: GenMessage<DeleteImageResponse> = /*@__PURE__*/
-  messageDesc(file_drover_v1_api, 27);
+  messageDesc(file_drover_v1_api, 30);
 
 /**
  * @generated from message drover.v1.ListNetworksRequest
@@ -694,7 +830,7 @@ export type ListNetworksRequest = Message<"drover.v1.ListNetworksRequest"> & {
  * Use `create(ListNetworksRequestSchema)` to create a new message.
  */
 export const ListNetworksRequestSchema: GenMessage<ListNetworksRequest> = /*@__PURE__*/
-  messageDesc(file_drover_v1_api, 28);
+  messageDesc(file_drover_v1_api, 31);
 
 /**
  * @generated from message drover.v1.ListNetworksResponse
@@ -711,7 +847,7 @@ export type ListNetworksResponse = Message<"drover.v1.ListNetworksResponse"> & {
  * Use `create(ListNetworksResponseSchema)` to create a new message.
  */
 export const ListNetworksResponseSchema: GenMessage<ListNetworksResponse> = /*@__PURE__*/
-  messageDesc(file_drover_v1_api, 29);
+  messageDesc(file_drover_v1_api, 32);
 
 /**
  * @generated from message drover.v1.ListHostsRequest
@@ -724,7 +860,7 @@ export type ListHostsRequest = Message<"drover.v1.ListHostsRequest"> & {
  * Use `create(ListHostsRequestSchema)` to create a new message.
  */
 export const ListHostsRequestSchema: GenMessage<ListHostsRequest> = /*@__PURE__*/
-  messageDesc(file_drover_v1_api, 30);
+  messageDesc(file_drover_v1_api, 33);
 
 /**
  * @generated from message drover.v1.ListHostsResponse
@@ -741,7 +877,7 @@ export type ListHostsResponse = Message<"drover.v1.ListHostsResponse"> & {
  * Use `create(ListHostsResponseSchema)` to create a new message.
  */
 export const ListHostsResponseSchema: GenMessage<ListHostsResponse> = /*@__PURE__*/
-  messageDesc(file_drover_v1_api, 31);
+  messageDesc(file_drover_v1_api, 34);
 
 /**
  * @generated from message drover.v1.GetConsoleOutputRequest
@@ -753,7 +889,7 @@ export type GetConsoleOutputRequest = Message<"drover.v1.GetConsoleOutputRequest
   id: string;
 
   /**
-   * Last N lines (0: all).
+   * Last N lines (0: all; at most 10000).
    *
    * @generated from field: int32 length = 2;
    */
@@ -765,7 +901,7 @@ export type GetConsoleOutputRequest = Message<"drover.v1.GetConsoleOutputRequest
  * Use `create(GetConsoleOutputRequestSchema)` to create a new message.
  */
 export const GetConsoleOutputRequestSchema: GenMessage<GetConsoleOutputRequest> = /*@__PURE__*/
-  messageDesc(file_drover_v1_api, 32);
+  messageDesc(file_drover_v1_api, 35);
 
 /**
  * @generated from message drover.v1.GetConsoleOutputResponse
@@ -782,7 +918,7 @@ export type GetConsoleOutputResponse = Message<"drover.v1.GetConsoleOutputRespon
  * Use `create(GetConsoleOutputResponseSchema)` to create a new message.
  */
 export const GetConsoleOutputResponseSchema: GenMessage<GetConsoleOutputResponse> = /*@__PURE__*/
-  messageDesc(file_drover_v1_api, 33);
+  messageDesc(file_drover_v1_api, 36);
 
 /**
  * @generated from message drover.v1.CreateServerGroupRequest
@@ -806,7 +942,7 @@ export type CreateServerGroupRequest = Message<"drover.v1.CreateServerGroupReque
  * Use `create(CreateServerGroupRequestSchema)` to create a new message.
  */
 export const CreateServerGroupRequestSchema: GenMessage<CreateServerGroupRequest> = /*@__PURE__*/
-  messageDesc(file_drover_v1_api, 34);
+  messageDesc(file_drover_v1_api, 37);
 
 /**
  * @generated from message drover.v1.CreateServerGroupResponse
@@ -823,7 +959,7 @@ export type CreateServerGroupResponse = Message<"drover.v1.CreateServerGroupResp
  * Use `create(CreateServerGroupResponseSchema)` to create a new message.
  */
 export const CreateServerGroupResponseSchema: GenMessage<CreateServerGroupResponse> = /*@__PURE__*/
-  messageDesc(file_drover_v1_api, 35);
+  messageDesc(file_drover_v1_api, 38);
 
 /**
  * @generated from message drover.v1.GetServerGroupRequest
@@ -840,7 +976,7 @@ export type GetServerGroupRequest = Message<"drover.v1.GetServerGroupRequest"> &
  * Use `create(GetServerGroupRequestSchema)` to create a new message.
  */
 export const GetServerGroupRequestSchema: GenMessage<GetServerGroupRequest> = /*@__PURE__*/
-  messageDesc(file_drover_v1_api, 36);
+  messageDesc(file_drover_v1_api, 39);
 
 /**
  * @generated from message drover.v1.GetServerGroupResponse
@@ -857,12 +993,18 @@ export type GetServerGroupResponse = Message<"drover.v1.GetServerGroupResponse">
  * Use `create(GetServerGroupResponseSchema)` to create a new message.
  */
 export const GetServerGroupResponseSchema: GenMessage<GetServerGroupResponse> = /*@__PURE__*/
-  messageDesc(file_drover_v1_api, 37);
+  messageDesc(file_drover_v1_api, 40);
 
 /**
  * @generated from message drover.v1.ListServerGroupsRequest
  */
 export type ListServerGroupsRequest = Message<"drover.v1.ListServerGroupsRequest"> & {
+  /**
+   * Every project's groups, not only the caller's (policy ListServerGroups:all_projects, admin by default).
+   *
+   * @generated from field: bool all_projects = 1;
+   */
+  allProjects: boolean;
 };
 
 /**
@@ -870,7 +1012,7 @@ export type ListServerGroupsRequest = Message<"drover.v1.ListServerGroupsRequest
  * Use `create(ListServerGroupsRequestSchema)` to create a new message.
  */
 export const ListServerGroupsRequestSchema: GenMessage<ListServerGroupsRequest> = /*@__PURE__*/
-  messageDesc(file_drover_v1_api, 38);
+  messageDesc(file_drover_v1_api, 41);
 
 /**
  * @generated from message drover.v1.ListServerGroupsResponse
@@ -887,7 +1029,7 @@ export type ListServerGroupsResponse = Message<"drover.v1.ListServerGroupsRespon
  * Use `create(ListServerGroupsResponseSchema)` to create a new message.
  */
 export const ListServerGroupsResponseSchema: GenMessage<ListServerGroupsResponse> = /*@__PURE__*/
-  messageDesc(file_drover_v1_api, 39);
+  messageDesc(file_drover_v1_api, 42);
 
 /**
  * @generated from message drover.v1.DeleteServerGroupRequest
@@ -904,7 +1046,7 @@ export type DeleteServerGroupRequest = Message<"drover.v1.DeleteServerGroupReque
  * Use `create(DeleteServerGroupRequestSchema)` to create a new message.
  */
 export const DeleteServerGroupRequestSchema: GenMessage<DeleteServerGroupRequest> = /*@__PURE__*/
-  messageDesc(file_drover_v1_api, 40);
+  messageDesc(file_drover_v1_api, 43);
 
 /**
  * @generated from message drover.v1.DeleteServerGroupResponse
@@ -917,13 +1059,21 @@ export type DeleteServerGroupResponse = Message<"drover.v1.DeleteServerGroupResp
  * Use `create(DeleteServerGroupResponseSchema)` to create a new message.
  */
 export const DeleteServerGroupResponseSchema: GenMessage<DeleteServerGroupResponse> = /*@__PURE__*/
-  messageDesc(file_drover_v1_api, 41);
+  messageDesc(file_drover_v1_api, 44);
 
 /**
  * ApiService is drover's public API: what nova-api is to Nova.
  *
- * Identity comes from request metadata: `x-project-id` and `x-user-id`
- * (default "admin"); `x-request-id` is echoed into instance actions.
+ * Every call carries `authorization: Bearer <JWT>` (drover's built-in issuer, or a configured
+ * OIDC issuer): none or a bad one is UNAUTHENTICATED. The token's claims name the project, the
+ * user and the roles (reader, member, admin); the policy table (`drover policy list`) maps each
+ * RPC to the roles it needs (PERMISSION_DENIED). Another project's servers, groups and images
+ * are NOT_FOUND. `x-request-id` (at most 128 printable characters) is echoed into instance
+ * actions and quoted by INTERNAL errors.
+ *
+ * Bounds, enforced before any method runs (INVALID_ARGUMENT naming the field): every string is at
+ * most 255 characters and every list or map at most 64 entries unless its comment says otherwise;
+ * the API accepts messages of at most 2 MiB.
  *
  * @generated from service drover.v1.ApiService
  */
@@ -1025,6 +1175,18 @@ export const ApiService: GenService<{
     methodKind: "unary";
     input: typeof CreateImageRequestSchema;
     output: typeof CreateImageResponseSchema;
+  },
+  /**
+   * Upload an image's bytes (a member of the project): the first message carries the metadata
+   * with the exact size and SHA-256, the rest the bytes (chunks of at most 1 MiB). The image is
+   * private to the project; a size or checksum mismatch stores nothing.
+   *
+   * @generated from rpc drover.v1.ApiService.UploadImage
+   */
+  uploadImage: {
+    methodKind: "client_streaming";
+    input: typeof UploadImageRequestSchema;
+    output: typeof UploadImageResponseSchema;
   },
   /**
    * @generated from rpc drover.v1.ApiService.ListImages

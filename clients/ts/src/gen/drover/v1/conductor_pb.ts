@@ -8,7 +8,7 @@ import type { CastAck, CastHeader } from "./casts_pb.js";
 import { file_drover_v1_casts } from "./casts_pb.js";
 import type { RequestSpec } from "./scheduler_pb.js";
 import { file_drover_v1_scheduler } from "./scheduler_pb.js";
-import type { Fault, Notification, PowerState, Server, ServerAddress, TaskState, VmState } from "./types_pb.js";
+import type { Fault, Notification, PowerState, Server, TaskState, VmState } from "./types_pb.js";
 import { file_drover_v1_types } from "./types_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file drover/v1/conductor.proto.
  */
 export const file_drover_v1_conductor: GenFile = /*@__PURE__*/
-  fileDesc("Chlkcm92ZXIvdjEvY29uZHVjdG9yLnByb3RvEglkcm92ZXIudjEiTgoSQnVpbGRJbnN0YW5jZXNDYXN0EiQKBHNwZWMYASABKAsyFi5kcm92ZXIudjEuUmVxdWVzdFNwZWMSEgoKcmVxdWVzdF9pZBgCIAEoCSI9ChJEZWxldGVJbnN0YW5jZUNhc3QSEwoLaW5zdGFuY2VfaWQYASABKAkSEgoKcmVxdWVzdF9pZBgCIAEoCSLCAQoRQWN0aW9uRXZlbnRVcGRhdGUSDgoGYWN0aW9uGAEgASgJEg0KBWV2ZW50GAIgASgJEi4KCnN0YXJ0X3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2ZpbmlzaF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZyZXN1bHQYBSABKAkSDwoHZGV0YWlscxgGIAEoCRIMCgRob3N0GAcgASgJIvQDChJJbnN0YW5jZVVwZGF0ZUNhc3QSEwoLaW5zdGFuY2VfaWQYASABKAkSKQoIdm1fc3RhdGUYAiABKA4yEi5kcm92ZXIudjEuVm1TdGF0ZUgAiAEBEi0KCnRhc2tfc3RhdGUYAyABKA4yFC5kcm92ZXIudjEuVGFza1N0YXRlSAGIAQESLwoLcG93ZXJfc3RhdGUYBCABKA4yFS5kcm92ZXIudjEuUG93ZXJTdGF0ZUgCiAEBEh8KBWZhdWx0GAUgASgLMhAuZHJvdmVyLnYxLkZhdWx0Ei0KDG5vdGlmaWNhdGlvbhgGIAEoCzIXLmRyb3Zlci52MS5Ob3RpZmljYXRpb24SLAoGZXZlbnRzGAcgAygLMhwuZHJvdmVyLnYxLkFjdGlvbkV2ZW50VXBkYXRlEi8KC2xhdW5jaGVkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIUCgxidWlsZF9mYWlsZWQYCSABKAgSEgoKdGVybWluYXRlZBgKIAEoCBIMCgRob3N0GAsgASgJEisKCWFkZHJlc3NlcxgMIAMoCzIYLmRyb3Zlci52MS5TZXJ2ZXJBZGRyZXNzQgsKCV92bV9zdGF0ZUINCgtfdGFza19zdGF0ZUIOCgxfcG93ZXJfc3RhdGUivwIKIkNvbmR1Y3RvclNlcnZpY2VTdHJlYW1DYXN0c1JlcXVlc3QSJQoGaGVhZGVyGAEgASgLMhUuZHJvdmVyLnYxLkNhc3RIZWFkZXISOAoPYnVpbGRfaW5zdGFuY2VzGAogASgLMh0uZHJvdmVyLnYxLkJ1aWxkSW5zdGFuY2VzQ2FzdEgAEjgKD2RlbGV0ZV9pbnN0YW5jZRgLIAEoCzIdLmRyb3Zlci52MS5EZWxldGVJbnN0YW5jZUNhc3RIABI4Cg9pbnN0YW5jZV91cGRhdGUYDCABKAsyHS5kcm92ZXIudjEuSW5zdGFuY2VVcGRhdGVDYXN0SAASPAoFYmF0Y2gYFCADKAsyLS5kcm92ZXIudjEuQ29uZHVjdG9yU2VydmljZVN0cmVhbUNhc3RzUmVxdWVzdEIGCgRjYXN0IkYKI0NvbmR1Y3RvclNlcnZpY2VTdHJlYW1DYXN0c1Jlc3BvbnNlEh8KA2FjaxgBIAEoCzISLmRyb3Zlci52MS5DYXN0QWNrIi0KFVdhdGNoSW5zdGFuY2VzUmVxdWVzdBIUCgxpbnN0YW5jZV9pZHMYASADKAkiYgoOSW5zdGFuY2VDaGFuZ2USIQoGc2VydmVyGAEgASgLMhEuZHJvdmVyLnYxLlNlcnZlchItCgxub3RpZmljYXRpb24YAiABKAsyFy5kcm92ZXIudjEuTm90aWZpY2F0aW9uIkQKFldhdGNoSW5zdGFuY2VzUmVzcG9uc2USKgoHY2hhbmdlcxgBIAMoCzIZLmRyb3Zlci52MS5JbnN0YW5jZUNoYW5nZTLdAQoQQ29uZHVjdG9yU2VydmljZRJwCgtTdHJlYW1DYXN0cxItLmRyb3Zlci52MS5Db25kdWN0b3JTZXJ2aWNlU3RyZWFtQ2FzdHNSZXF1ZXN0Gi4uZHJvdmVyLnYxLkNvbmR1Y3RvclNlcnZpY2VTdHJlYW1DYXN0c1Jlc3BvbnNlKAEwARJXCg5XYXRjaEluc3RhbmNlcxIgLmRyb3Zlci52MS5XYXRjaEluc3RhbmNlc1JlcXVlc3QaIS5kcm92ZXIudjEuV2F0Y2hJbnN0YW5jZXNSZXNwb25zZTABQqABCg1jb20uZHJvdmVyLnYxQg5Db25kdWN0b3JQcm90b1ABWjpnaXRodWIuY29tL2Ryb3Zlci9kcm92ZXIvY2xpZW50cy9nby9nZW4vZHJvdmVyL3YxO2Ryb3ZlcnYxogIDRFhYqgIJRHJvdmVyLlYxygIJRHJvdmVyXFYx4gIVRHJvdmVyXFYxXEdQQk1ldGFkYXRh6gIKRHJvdmVyOjpWMWIGcHJvdG8z", [file_drover_v1_casts, file_drover_v1_scheduler, file_drover_v1_types, file_google_protobuf_timestamp]);
+  fileDesc("Chlkcm92ZXIvdjEvY29uZHVjdG9yLnByb3RvEglkcm92ZXIudjEiTgoSQnVpbGRJbnN0YW5jZXNDYXN0EiQKBHNwZWMYASABKAsyFi5kcm92ZXIudjEuUmVxdWVzdFNwZWMSEgoKcmVxdWVzdF9pZBgCIAEoCSI9ChJEZWxldGVJbnN0YW5jZUNhc3QSEwoLaW5zdGFuY2VfaWQYASABKAkSEgoKcmVxdWVzdF9pZBgCIAEoCSLCAQoRQWN0aW9uRXZlbnRVcGRhdGUSDgoGYWN0aW9uGAEgASgJEg0KBWV2ZW50GAIgASgJEi4KCnN0YXJ0X3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2ZpbmlzaF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZyZXN1bHQYBSABKAkSDwoHZGV0YWlscxgGIAEoCRIMCgRob3N0GAcgASgJIp4DCgxJbnN0YW5jZVN0ZXASKQoIdm1fc3RhdGUYASABKA4yEi5kcm92ZXIudjEuVm1TdGF0ZUgAiAEBEi0KCnRhc2tfc3RhdGUYAiABKA4yFC5kcm92ZXIudjEuVGFza1N0YXRlSAGIAQESLwoLcG93ZXJfc3RhdGUYAyABKA4yFS5kcm92ZXIudjEuUG93ZXJTdGF0ZUgCiAEBEh8KBWZhdWx0GAQgASgLMhAuZHJvdmVyLnYxLkZhdWx0Ei0KDG5vdGlmaWNhdGlvbhgFIAEoCzIXLmRyb3Zlci52MS5Ob3RpZmljYXRpb24SLAoGZXZlbnRzGAYgAygLMhwuZHJvdmVyLnYxLkFjdGlvbkV2ZW50VXBkYXRlEi8KC2xhdW5jaGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIUCgxidWlsZF9mYWlsZWQYCCABKAgSEgoKdGVybWluYXRlZBgJIAEoCEILCglfdm1fc3RhdGVCDQoLX3Rhc2tfc3RhdGVCDgoMX3Bvd2VyX3N0YXRlIl8KEkluc3RhbmNlVXBkYXRlQ2FzdBITCgtpbnN0YW5jZV9pZBgBIAEoCRIMCgRob3N0GAIgASgJEiYKBXN0ZXBzGAMgAygLMhcuZHJvdmVyLnYxLkluc3RhbmNlU3RlcCK/AgoiQ29uZHVjdG9yU2VydmljZVN0cmVhbUNhc3RzUmVxdWVzdBIlCgZoZWFkZXIYASABKAsyFS5kcm92ZXIudjEuQ2FzdEhlYWRlchI4Cg9idWlsZF9pbnN0YW5jZXMYCiABKAsyHS5kcm92ZXIudjEuQnVpbGRJbnN0YW5jZXNDYXN0SAASOAoPZGVsZXRlX2luc3RhbmNlGAsgASgLMh0uZHJvdmVyLnYxLkRlbGV0ZUluc3RhbmNlQ2FzdEgAEjgKD2luc3RhbmNlX3VwZGF0ZRgMIAEoCzIdLmRyb3Zlci52MS5JbnN0YW5jZVVwZGF0ZUNhc3RIABI8CgViYXRjaBgUIAMoCzItLmRyb3Zlci52MS5Db25kdWN0b3JTZXJ2aWNlU3RyZWFtQ2FzdHNSZXF1ZXN0QgYKBGNhc3QiRgojQ29uZHVjdG9yU2VydmljZVN0cmVhbUNhc3RzUmVzcG9uc2USHwoDYWNrGAEgASgLMhIuZHJvdmVyLnYxLkNhc3RBY2siLQoVV2F0Y2hJbnN0YW5jZXNSZXF1ZXN0EhQKDGluc3RhbmNlX2lkcxgBIAMoCSJiCg5JbnN0YW5jZUNoYW5nZRIhCgZzZXJ2ZXIYASABKAsyES5kcm92ZXIudjEuU2VydmVyEi0KDG5vdGlmaWNhdGlvbhgCIAEoCzIXLmRyb3Zlci52MS5Ob3RpZmljYXRpb24iRAoWV2F0Y2hJbnN0YW5jZXNSZXNwb25zZRIqCgdjaGFuZ2VzGAEgAygLMhkuZHJvdmVyLnYxLkluc3RhbmNlQ2hhbmdlMt0BChBDb25kdWN0b3JTZXJ2aWNlEnAKC1N0cmVhbUNhc3RzEi0uZHJvdmVyLnYxLkNvbmR1Y3RvclNlcnZpY2VTdHJlYW1DYXN0c1JlcXVlc3QaLi5kcm92ZXIudjEuQ29uZHVjdG9yU2VydmljZVN0cmVhbUNhc3RzUmVzcG9uc2UoATABElcKDldhdGNoSW5zdGFuY2VzEiAuZHJvdmVyLnYxLldhdGNoSW5zdGFuY2VzUmVxdWVzdBohLmRyb3Zlci52MS5XYXRjaEluc3RhbmNlc1Jlc3BvbnNlMAFCoAEKDWNvbS5kcm92ZXIudjFCDkNvbmR1Y3RvclByb3RvUAFaOmdpdGh1Yi5jb20vZHJvdmVyL2Ryb3Zlci9jbGllbnRzL2dvL2dlbi9kcm92ZXIvdjE7ZHJvdmVydjGiAgNEWFiqAglEcm92ZXIuVjHKAglEcm92ZXJcVjHiAhVEcm92ZXJcVjFcR1BCTWV0YWRhdGHqAgpEcm92ZXI6OlYxYgZwcm90bzM", [file_drover_v1_casts, file_drover_v1_scheduler, file_drover_v1_types, file_google_protobuf_timestamp]);
 
 /**
  * compute_task_api.build_instances: schedule and build these instances.
@@ -124,7 +124,72 @@ export const ActionEventUpdateSchema: GenMessage<ActionEventUpdate> = /*@__PURE_
   messageDesc(file_drover_v1_conductor, 2);
 
 /**
- * A compute agent's update to an instance (Nova's instance.save() via conductor).
+ * One change of an instance on its compute, in the order it happened.
+ *
+ * @generated from message drover.v1.InstanceStep
+ */
+export type InstanceStep = Message<"drover.v1.InstanceStep"> & {
+  /**
+   * @generated from field: optional drover.v1.VmState vm_state = 1;
+   */
+  vmState?: VmState | undefined;
+
+  /**
+   * @generated from field: optional drover.v1.TaskState task_state = 2;
+   */
+  taskState?: TaskState | undefined;
+
+  /**
+   * @generated from field: optional drover.v1.PowerState power_state = 3;
+   */
+  powerState?: PowerState | undefined;
+
+  /**
+   * @generated from field: drover.v1.Fault fault = 4;
+   */
+  fault?: Fault | undefined;
+
+  /**
+   * @generated from field: drover.v1.Notification notification = 5;
+   */
+  notification?: Notification | undefined;
+
+  /**
+   * @generated from field: repeated drover.v1.ActionEventUpdate events = 6;
+   */
+  events: ActionEventUpdate[];
+
+  /**
+   * @generated from field: google.protobuf.Timestamp launched_at = 7;
+   */
+  launchedAt?: Timestamp | undefined;
+
+  /**
+   * The build failed on this host; may be rescheduled to an alternate.
+   *
+   * @generated from field: bool build_failed = 8;
+   */
+  buildFailed: boolean;
+
+  /**
+   * The instance is gone from the host (terminate finished).
+   *
+   * @generated from field: bool terminated = 9;
+   */
+  terminated: boolean;
+};
+
+/**
+ * Describes the message drover.v1.InstanceStep.
+ * Use `create(InstanceStepSchema)` to create a new message.
+ */
+export const InstanceStepSchema: GenMessage<InstanceStep> = /*@__PURE__*/
+  messageDesc(file_drover_v1_conductor, 3);
+
+/**
+ * A compute agent's progress report on one instance (Nova's instance.save() via conductor):
+ * the steps it took since its last report, in order. Each step is persisted and published
+ * with its own revision.
  *
  * @generated from message drover.v1.InstanceUpdateCast
  */
@@ -135,63 +200,16 @@ export type InstanceUpdateCast = Message<"drover.v1.InstanceUpdateCast"> & {
   instanceId: string;
 
   /**
-   * @generated from field: optional drover.v1.VmState vm_state = 2;
-   */
-  vmState?: VmState | undefined;
-
-  /**
-   * @generated from field: optional drover.v1.TaskState task_state = 3;
-   */
-  taskState?: TaskState | undefined;
-
-  /**
-   * @generated from field: optional drover.v1.PowerState power_state = 4;
-   */
-  powerState?: PowerState | undefined;
-
-  /**
-   * @generated from field: drover.v1.Fault fault = 5;
-   */
-  fault?: Fault | undefined;
-
-  /**
-   * @generated from field: drover.v1.Notification notification = 6;
-   */
-  notification?: Notification | undefined;
-
-  /**
-   * @generated from field: repeated drover.v1.ActionEventUpdate events = 7;
-   */
-  events: ActionEventUpdate[];
-
-  /**
-   * @generated from field: google.protobuf.Timestamp launched_at = 8;
-   */
-  launchedAt?: Timestamp | undefined;
-
-  /**
-   * The build failed on this host; may be rescheduled to an alternate.
+   * The host the steps happened on; a report from a host the instance has left is late news.
    *
-   * @generated from field: bool build_failed = 9;
-   */
-  buildFailed: boolean;
-
-  /**
-   * The instance is gone from the host (terminate finished).
-   *
-   * @generated from field: bool terminated = 10;
-   */
-  terminated: boolean;
-
-  /**
-   * @generated from field: string host = 11;
+   * @generated from field: string host = 2;
    */
   host: string;
 
   /**
-   * @generated from field: repeated drover.v1.ServerAddress addresses = 12;
+   * @generated from field: repeated drover.v1.InstanceStep steps = 3;
    */
-  addresses: ServerAddress[];
+  steps: InstanceStep[];
 };
 
 /**
@@ -199,7 +217,7 @@ export type InstanceUpdateCast = Message<"drover.v1.InstanceUpdateCast"> & {
  * Use `create(InstanceUpdateCastSchema)` to create a new message.
  */
 export const InstanceUpdateCastSchema: GenMessage<InstanceUpdateCast> = /*@__PURE__*/
-  messageDesc(file_drover_v1_conductor, 3);
+  messageDesc(file_drover_v1_conductor, 4);
 
 /**
  * @generated from message drover.v1.ConductorServiceStreamCastsRequest
@@ -247,7 +265,7 @@ export type ConductorServiceStreamCastsRequest = Message<"drover.v1.ConductorSer
  * Use `create(ConductorServiceStreamCastsRequestSchema)` to create a new message.
  */
 export const ConductorServiceStreamCastsRequestSchema: GenMessage<ConductorServiceStreamCastsRequest> = /*@__PURE__*/
-  messageDesc(file_drover_v1_conductor, 4);
+  messageDesc(file_drover_v1_conductor, 5);
 
 /**
  * @generated from message drover.v1.ConductorServiceStreamCastsResponse
@@ -264,7 +282,7 @@ export type ConductorServiceStreamCastsResponse = Message<"drover.v1.ConductorSe
  * Use `create(ConductorServiceStreamCastsResponseSchema)` to create a new message.
  */
 export const ConductorServiceStreamCastsResponseSchema: GenMessage<ConductorServiceStreamCastsResponse> = /*@__PURE__*/
-  messageDesc(file_drover_v1_conductor, 5);
+  messageDesc(file_drover_v1_conductor, 6);
 
 /**
  * @generated from message drover.v1.WatchInstancesRequest
@@ -283,7 +301,7 @@ export type WatchInstancesRequest = Message<"drover.v1.WatchInstancesRequest"> &
  * Use `create(WatchInstancesRequestSchema)` to create a new message.
  */
 export const WatchInstancesRequestSchema: GenMessage<WatchInstancesRequest> = /*@__PURE__*/
-  messageDesc(file_drover_v1_conductor, 6);
+  messageDesc(file_drover_v1_conductor, 7);
 
 /**
  * One persisted change of an instance.
@@ -309,7 +327,7 @@ export type InstanceChange = Message<"drover.v1.InstanceChange"> & {
  * Use `create(InstanceChangeSchema)` to create a new message.
  */
 export const InstanceChangeSchema: GenMessage<InstanceChange> = /*@__PURE__*/
-  messageDesc(file_drover_v1_conductor, 7);
+  messageDesc(file_drover_v1_conductor, 8);
 
 /**
  * @generated from message drover.v1.WatchInstancesResponse
@@ -328,7 +346,7 @@ export type WatchInstancesResponse = Message<"drover.v1.WatchInstancesResponse">
  * Use `create(WatchInstancesResponseSchema)` to create a new message.
  */
 export const WatchInstancesResponseSchema: GenMessage<WatchInstancesResponse> = /*@__PURE__*/
-  messageDesc(file_drover_v1_conductor, 8);
+  messageDesc(file_drover_v1_conductor, 9);
 
 /**
  * ConductorService orchestrates builds and deletes and owns instance

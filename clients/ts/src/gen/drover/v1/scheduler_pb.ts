@@ -90,7 +90,8 @@ export type RequestSpec = Message<"drover.v1.RequestSpec"> & {
   groupHosts: string[];
 
   /**
-   * Hosts of the instances named in same_host / different_host hints.
+   * Instance ids of the same_host / different_host hints: as Nova's SameHostFilter and
+   * DifferentHostFilter, the hosts holding (not holding) any of them by their claims pass.
    *
    * @generated from field: repeated string same_host = 14;
    */
