@@ -207,3 +207,18 @@ func TestExampleCreateAndWatch(t *testing.T) {
 		t.Errorf("example output on NoValidHost:\n%s", out)
 	}
 }
+
+func TestBadTokenRefused(t *testing.T) {
+	if mesh.token() == "" {
+		t.Skip("the API does not authenticate yet (no admin.token in the mesh's data dir)")
+	}
+	c, err := drover.Dial(mesh.API, drover.WithToken("not-a-valid-token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, err = c.GetServer(context.Background(), "00000000-0000-0000-0000-000000000000")
+	if e := drover.AsError(err); e == nil || e.Code != codes.Unauthenticated {
+		t.Fatalf("error %v, want UNAUTHENTICATED", err)
+	}
+}

@@ -69,10 +69,10 @@ pub fn no_valid_host(server: &Server) -> Option<&Explanation> {
         .flatten()
 }
 
-/// The explanation in lines: the summary, then what each filter rejected.
+/// The explanation in lines: the summary, then each filter that rejected hosts.
 pub fn explain_no_valid_host(x: &Explanation) -> String {
     let mut out = x.summary.clone();
-    for r in &x.rejections {
+    for r in x.rejections.iter().filter(|r| r.rejected > 0) {
         out.push_str(&format!("\n  {} rejected {}", r.filter, r.rejected));
         if let Some(sample) = r.sample_reasons.first() {
             out.push_str(&format!(" ({sample})"));

@@ -191,6 +191,26 @@ async fn watch_resumes_from_last_revision_after_a_disconnect() {
 }
 
 #[tokio::test]
+async fn bad_token_is_refused() {
+    let _one = SERIAL.lock().await;
+    let m = tokio::task::spawn_blocking(mesh).await.unwrap();
+    if m.token().is_empty() {
+        eprintln!(
+            "skipped: the API does not authenticate yet (no admin.token in the mesh's data dir)"
+        );
+        return;
+    }
+    let c = Client::connect(&m.api, Options::default().token("not-a-valid-token"))
+        .await
+        .unwrap();
+    let err = c
+        .get_server("00000000-0000-0000-0000-000000000000")
+        .await
+        .expect_err("a bad token was accepted");
+    assert_eq!(err.code, Code::Unauthenticated);
+}
+
+#[tokio::test]
 async fn create_and_watch_example() {
     let _one = SERIAL.lock().await;
     let m = tokio::task::spawn_blocking(mesh).await.unwrap();

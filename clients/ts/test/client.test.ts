@@ -134,6 +134,18 @@ describe("drover TypeScript client against a real mesh", () => {
     assert.ok(notifications(events).includes("instance.create.end"));
   });
 
+  test("a bad token is refused", async (t) => {
+    if (!mesh.token()) {
+      t.skip("the API does not authenticate yet (no admin.token in the mesh's data dir)");
+      return;
+    }
+    const c = connect({ token: "not-a-valid-token" });
+    await assert.rejects(c.getServer("00000000-0000-0000-0000-000000000000"), (err: unknown) => {
+      assert.equal(decodeError(err).code, Code.Unauthenticated);
+      return true;
+    });
+  });
+
   test("the create-and-watch example", async () => {
     const example = join(dirname(fileURLToPath(import.meta.url)), "..", "examples", "create-and-watch.js");
     const run = (flavor: string) => promisify(execFile)(process.execPath, [example, "--addr", mesh.info.api,
