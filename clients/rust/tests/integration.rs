@@ -179,6 +179,25 @@ async fn watch_resumes_from_last_revision_after_a_disconnect() {
     assert!(resumes >= 1, "the cut did not break the watch's stream");
     assert_eq!(last(&events).status(), ServerStatus::Active);
     assert_eq!(task_states(&events), BUILD_STEPS);
+    // Nothing replayed twice: a resume starts after the last revision seen.
+    let keys: Vec<(i64, String)> = events
+        .iter()
+        .map(|e| {
+            (
+                e.server.as_ref().unwrap().revision,
+                e.notification
+                    .as_ref()
+                    .map(|n| n.event_type.clone())
+                    .unwrap_or_default(),
+            )
+        })
+        .collect();
+    let unique: std::collections::HashSet<_> = keys.iter().collect();
+    assert_eq!(
+        unique.len(),
+        keys.len(),
+        "an event was delivered twice: {keys:?}"
+    );
     let revisions: Vec<i64> = events
         .iter()
         .map(|e| e.server.as_ref().unwrap().revision)

@@ -129,6 +129,9 @@ describe("drover TypeScript client against a real mesh", () => {
     assert.ok(opened >= 2, `the watch was opened ${opened} time(s): the cut did not break it`);
     assert.equal(last(events).status, ServerStatus.ACTIVE);
     assert.deepEqual(taskStates(events), BUILD_STEPS);
+    // Nothing replayed twice: a resume starts after the last revision seen.
+    const keys = events.map((ev) => `${ev.server!.revision} ${ev.notification?.eventType ?? ""}`);
+    assert.equal(new Set(keys).size, keys.length, `an event was delivered twice: ${keys.join(", ")}`);
     const revisions = events.map((ev) => ev.server!.revision);
     assert.deepEqual(revisions, [...revisions].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)));
     assert.ok(notifications(events).includes("instance.create.end"));
