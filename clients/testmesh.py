@@ -96,7 +96,8 @@ def _prepare_catalog(address: str, token: str, data_dir: Path) -> None:
             if time.monotonic() > deadline:
                 raise RuntimeError("the fake hosts never reported to the scheduler")
             time.sleep(0.1)
-        disk = data_dir / "client-test-disk.raw"
+        disk = data_dir / "images" / "client-test-disk.raw"  # inside the API's default image directories
+        disk.parent.mkdir(exist_ok=True)
         disk.write_bytes(b"\0" * 4096)
         api.CreateImage(api_pb2.CreateImageRequest(name=IMAGE, path=str(disk), disk_format="raw"),
                         metadata=md, timeout=30)

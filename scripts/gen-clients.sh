@@ -6,7 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-client-tools.sh
-export PATH="$(/usr/local/go/bin/go env GOPATH)/bin:$PATH"
+export PATH="/usr/local/go/bin:$PATH"
+export PATH="$(go env GOPATH)/bin:$PATH"   # protoc-gen-go, protoc-gen-go-grpc
 buf=$PWD/clients/ts/node_modules/.bin/buf
 generated=(clients/go/gen clients/ts/src/gen)
 

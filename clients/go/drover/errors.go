@@ -76,11 +76,14 @@ func NoValidHost(s *droverv1.Server) *droverv1.Explanation {
 	return s.GetSchedulerExplanation()
 }
 
-// ExplainNoValidHost renders the explanation in lines: the summary, then one line per filter.
+// ExplainNoValidHost renders the explanation in lines: the summary, then each filter that rejected hosts.
 func ExplainNoValidHost(x *droverv1.Explanation) string {
 	var b strings.Builder
 	b.WriteString(x.GetSummary())
 	for _, r := range x.GetRejections() {
+		if r.GetRejected() == 0 {
+			continue
+		}
 		fmt.Fprintf(&b, "\n  %s rejected %d", r.GetFilter(), r.GetRejected())
 		if len(r.GetSampleReasons()) > 0 {
 			fmt.Fprintf(&b, " (%s)", r.GetSampleReasons()[0])

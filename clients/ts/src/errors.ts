@@ -51,10 +51,10 @@ export function noValidHost(s: Server): Explanation | undefined {
   return s.vmState === VmState.ERROR ? s.schedulerExplanation : undefined;
 }
 
-/** The explanation in lines: the summary, then what each filter rejected. */
+/** The explanation in lines: the summary, then each filter that rejected hosts. */
 export function explainNoValidHost(x: Explanation): string {
   const lines = [x.summary];
-  for (const r of x.rejections) {
+  for (const r of x.rejections.filter((r) => r.rejected > 0n)) {
     const sample = r.sampleReasons[0];
     lines.push(`  ${r.filter} rejected ${r.rejected}${sample ? ` (${sample})` : ""}`);
   }
