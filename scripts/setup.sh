@@ -42,6 +42,9 @@ if ! command -v grpcurl >/dev/null && [[ ! -x "$HOME/go/bin/grpcurl" ]]; then
   PATH="/usr/local/go/bin:$PATH" go install github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.4
 fi
 
+log "client tools (protoc-gen-go, protoc-gen-go-grpc, npm ci): the Go/TypeScript code generation and the clients' tests"
+bash scripts/install-client-tools.sh
+
 log "default guest image (Debian cloud kernel + busybox initramfs)"
 bash scripts/build-default-image.sh >/dev/null
 

@@ -18,6 +18,8 @@ step "cargo test"
 cargo test --quiet
 step "stubs match the Rust module (mypy stubtest)"
 python3 -m mypy.stubtest drover.scheduler_core
+step "the contract (buf lint, buf breaking) and the Go, TypeScript and Rust clients against a real mesh"
+bash scripts/test-clients.sh
 step "pytest"
 if [[ "${SKIP_LIBVIRT:-0}" != 1 ]]; then
   export DROVER_REQUIRE_LIBVIRT=1  # libvirt was set up: its tests must run, not skip
