@@ -1,5 +1,6 @@
 //! Planning a request: filter, weigh, choose for each instance of the batch; then claim.
 
+use std::cell::RefCell;
 use std::time::Instant;
 
 use crate::ctx::Ctx;
@@ -8,6 +9,19 @@ use crate::filters::{fused_prefix, run_filter, Filter};
 use crate::model::{Explanation, Outcome, Request, SelectionOut, TopHost};
 use crate::table::HostTable;
 use crate::weighers::{self, exact_weight, top_k, weigher_stats};
+
+/// Per-thread buffers reused by every plan on the thread (no allocation or page faults for
+/// the per-host arrays on the hot path).
+#[derive(Default)]
+struct Scratch {
+    cands: Vec<u32>,
+    failed: Vec<u32>,
+    approx: Vec<f64>,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
 
 impl HostTable {
     /// Filter + weigh + choose for every instance of the request, without claiming.
@@ -35,8 +49,12 @@ impl HostTable {
             .collect();
         let mut ignored = rejection("ignore_hosts");
 
-        let mut cands: Vec<u32> = Vec::with_capacity(n);
-        let mut approx: Vec<f64> = Vec::new();
+        // taken out of the thread's scratch for this plan and put back at its end
+        let mut scratch = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
+        let mut cands = std::mem::take(&mut scratch.cands);
+        cands.clear();
+        cands.reserve(n);
+        let mut approx = std::mem::take(&mut scratch.approx);
         let mut first = true;
         let mut picks: Vec<usize> = Vec::new();
         let mut top_hosts: Vec<TopHost> = Vec::new();
@@ -64,7 +82,7 @@ impl HostTable {
             }
             let mut fused = 0;
             if all {
-                fused = fused_prefix(self, &mut cands, &ctx, &mut rejections);
+                fused = fused_prefix(self, &mut cands, &mut scratch.failed, &ctx, &mut rejections);
                 if fused > 0 {
                     all = false;
                 }
@@ -166,6 +184,9 @@ impl HostTable {
             summary,
             elapsed_us: t0.elapsed().as_secs_f64() * 1e6,
         };
+        scratch.cands = cands;
+        scratch.approx = approx;
+        SCRATCH.with(|s| *s.borrow_mut() = scratch);
         let chosen = if ok { picks } else { Vec::new() };
         (
             Outcome {

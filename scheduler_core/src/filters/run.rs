@@ -77,6 +77,7 @@ pub(crate) fn run_filter(
 pub(crate) fn fused_prefix(
     t: &HostTable,
     cands: &mut Vec<u32>,
+    failed: &mut Vec<u32>,
     ctx: &Ctx,
     rejections: &mut [Rejection],
 ) -> usize {
@@ -128,10 +129,12 @@ pub(crate) fn fused_prefix(
     let mut mm: ScanOut = [0; 8];
     cands.clear();
     cands.resize(n + 8, 0);
-    let mut failed: Vec<u32> = vec![0; n + 8];
-    let (w, nf) = kernels::scan(&p, n, cands, &mut failed, &mut mm);
+    if failed.len() < n + 8 {
+        failed.resize(n + 8, 0); // kept at this length: the scan writes before anything reads
+    }
+    let (w, nf) = kernels::scan(&p, n, cands, &mut failed[..n + 8], &mut mm);
     cands.truncate(w);
-    failed.truncate(nf);
+    let failed = &failed[..nf];
     // counts per first failing filter (configured order), then up to 3 sample reasons each
     let mut need: usize = 0;
     for (j, &(fi, _, _)) in order.iter().enumerate() {
@@ -139,7 +142,7 @@ pub(crate) fn fused_prefix(
         rejections[fi].rejected += k;
         need += k.min(3);
     }
-    for &i in &failed {
+    for &i in failed {
         if need == 0 {
             break;
         }

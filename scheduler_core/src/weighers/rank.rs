@@ -5,6 +5,12 @@ use crate::ctx::Ctx;
 use crate::kernels;
 use crate::table::HostTable;
 
+#[inline(always)]
+fn chunk_max(c: &[f64]) -> f64 {
+    c.iter()
+        .fold(f64::NEG_INFINITY, |a, &b| if b > a { b } else { a })
+}
+
 /// The k-th largest value (k >= 1) or -inf if there are fewer than k values.
 #[inline(never)]
 fn kth_largest(v: &[f64], k: usize) -> f64 {
@@ -25,9 +31,7 @@ fn kth_largest(v: &[f64], k: usize) -> f64 {
     let rest = chunks.remainder();
     for c in chunks {
         // one comparison per 8 values once the k best are known
-        let m = c
-            .iter()
-            .fold(f64::NEG_INFINITY, |a, &b| if b > a { b } else { a });
+        let m = chunk_max(c);
         if best.len() < k || m > best[best.len() - 1] {
             for &a in c {
                 insert(&mut best, a);
@@ -81,13 +85,13 @@ pub(crate) fn top_k(
     let threshold = kth_largest(approx, k) - 2.0 * err;
     let mut last_row = [f64::NAN; LANES];
     let mut last_w = 0.0;
-    for (p, &c) in cands.iter().enumerate() {
-        let a = approx[p];
+    let mut consider = |p: usize| {
+        let (a, c) = (approx[p], cands[p]);
         if a < threshold {
-            continue;
+            return;
         }
         if top.len() == k && a < top[k - 1].0 - 2.0 * err {
-            continue;
+            return;
         }
         let r = t.row(c as usize, ctx, &mut tmp);
         let w = if *r == last_row {
@@ -104,6 +108,20 @@ pub(crate) fn top_k(
                 top.pop();
             }
         }
+    };
+    // In candidate order; most candidates are far below the threshold, so 8 at a time are
+    // skipped with one vectorised test when all are below it (a NaN is never skipped).
+    let mut p = 0;
+    while p < cands.len() {
+        let end = (p + 8).min(cands.len());
+        #[allow(clippy::neg_cmp_op_on_partial_ord)] // exactly "not below": NaN is not skipped
+        let any_reaches = approx[p..end]
+            .iter()
+            .fold(false, |acc, &a| acc | !(a < threshold));
+        if any_reaches {
+            (p..end).for_each(&mut consider);
+        }
+        p = end;
     }
     top
 }
