@@ -27,7 +27,7 @@ PROPERTIES: dict[str, str] = {
     "ready_marker": READY_MARKER,
 }
 MIN_MEMORY_MB = 128  # the cloud kernel does not get to /init with 64 MiB
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]  # drover/agent/libvirt/ → the repository
 
 
 def build_dir() -> Path:
