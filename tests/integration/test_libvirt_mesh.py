@@ -16,9 +16,8 @@ from pathlib import Path
 import grpc
 import pytest
 
-from drover.localmesh import LocalMesh
 from drover.v1 import api_pb2, api_pb2_grpc, types_pb2
-from tests.integration.conftest import _wait_hosts
+from tests.integration.conftest import running_mesh
 
 pytestmark = pytest.mark.libvirt
 REPO = Path(__file__).resolve().parents[2]
@@ -58,19 +57,14 @@ def real_mesh(conn, tmp_path_factory):
         subprocess.run(["bash", str(REPO / "scripts" / "build-default-image.sh")], check=True)
     data = tmp_path_factory.mktemp("libvirt-mesh")
     host = f"drover-test-{uuid.uuid4().hex[:8]}"
-    mesh = LocalMesh.on_free_ports(data, COMPUTE__DRIVER="libvirt", COMPUTE__HOST=host,
-                                   COMPUTE__INSTANCES_PATH=str(data / "instances"), COMPUTE__REPORT_INTERVAL="1")
-    mesh.start()
-    try:
-        _wait_hosts(mesh.addresses["api"], 1)
+    for mesh in running_mesh(data, 1, COMPUTE__DRIVER="libvirt", COMPUTE__HOST=host,
+                             COMPUTE__INSTANCES_PATH=str(data / "instances"), COMPUTE__REPORT_INTERVAL="1"):
         with grpc.insecure_channel(mesh.addresses["api"]) as chan:
             api = api_pb2_grpc.ApiServiceStub(chan)
             image = api.CreateImage(api_pb2.CreateImageRequest(
                 name="drover-tiny", path=str(kernel), initrd_path=str(initrd), disk_format="kernel",
                 properties=default_image.PROPERTIES), timeout=60).image
             yield mesh, api, image, host, data
-    finally:
-        mesh.stop()
 
 
 def _watch(api, sid: str, follow: bool = False, timeout: float = 120):

@@ -93,7 +93,35 @@ async def test_stream_cut_mid_flight_replays_without_duplicates() -> None:
         for k in range(7):
             got = [a for a in rec.applied if a.startswith(f"k{k}-")]
             assert got == [e for e in expected if e.startswith(f"k{k}-")]
-        assert rec.receiver.duplicates >= 0
+        # the cuts caught casts applied (or being applied) but not yet acknowledged: their replays
+        # were recognised, and only replays can be duplicates
+        assert 0 < rec.receiver.duplicates <= sender.replays, (rec.receiver.duplicates, sender.replays)
+    finally:
+        await sender.close()
+        await chan.close()
+        await server.stop(0)
+
+
+class FailsOnce(Recorder):
+    async def handle(self, msg: Any) -> None:
+        if msg.delete_instance.instance_id == "k0-1":
+            raise RuntimeError("deliberate handler failure")
+        await super().handle(msg)
+
+
+async def test_a_cast_whose_handler_raises_is_acked_but_counted_and_logged_as_error(caplog) -> None:
+    rec = FailsOnce()
+    server, address = await _server(rec)
+    chan, sender = _sender(address)
+    try:
+        for i in range(3):
+            _cast(sender, f"k0-{i}")
+        assert await sender.flush(10)  # acknowledged: a replay would only fail again
+        assert rec.applied == ["k0-0", "k0-2"]
+        assert (rec.receiver.failed, rec.receiver.applied) == (1, 3)
+        errors = [r for r in caplog.records if r.levelname == "ERROR"]
+        assert len(errors) == 1 and errors[0].exc_info is not None, errors
+        assert "cast" in errors[0].getMessage()
     finally:
         await sender.close()
         await chan.close()

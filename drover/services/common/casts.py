@@ -270,6 +270,9 @@ class CastReceiver(Generic[Resp]):
         self._tasks: set[asyncio.Task[None]] = set()
         self.applied = 0
         self.duplicates = 0
+        # Casts whose handler raised: acknowledged all the same (a replay would raise again and wedge
+        # the stream), so they are counted and logged at ERROR for operators and tests to see.
+        self.failed = 0
 
     @property
     def inflight(self) -> int:
@@ -350,6 +353,7 @@ class CastReceiver(Generic[Resp]):
                 raise
             except Exception:
                 # The handler reports its own failures to the user; a crash must not wedge the stream.
+                self.failed += 1
                 log.exception("%s: cast %s:%s failed", self.name, msg.header.sender_id, seq)
             finally:
                 self._sem.release()
