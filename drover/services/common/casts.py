@@ -30,6 +30,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import grpc
 
+from drover.services.common import metrics
 from drover.v1 import casts_pb2
 
 log = logging.getLogger(__name__)
@@ -98,6 +99,7 @@ class CastSender(Generic[Req]):
         header = casts_pb2.CastHeader(sender_id=self.sender_id, seq=self._seq)
         header.sent_at.GetCurrentTime()
         self._pending[self._seq] = self._make_request(header=header, **payload)
+        metrics.CASTS_SENT.labels(self.name).inc()
         self._drained.clear()
         self._wakeup.set()
         self.start()
