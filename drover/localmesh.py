@@ -72,6 +72,8 @@ class LocalMesh:
     # Service name → Prometheus /metrics URL.
     metrics: dict[str, str] = field(default_factory=dict)
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    # Every service that ended: (name, exit code, signal we stopped it with; 0 if it ended by itself).
+    ended: list[tuple[str, int, int]] = field(default_factory=list)
 
     @classmethod
     def on_free_ports(cls, data_dir: Path, **settings: str) -> LocalMesh:
@@ -199,14 +201,18 @@ class LocalMesh:
 
     def stop_service(self, name: str, sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:
         proc = self.procs.pop(name, None)
-        if proc is None or proc.poll() is not None:
+        if proc is None:
+            return
+        if proc.poll() is not None:
+            self.ended.append((name, proc.returncode, 0))
             return
         proc.send_signal(sig)
         try:
             proc.wait(timeout)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            proc.kill()  # recorded as -9 after `sig`: an unexpected exit unless sig was SIGKILL
             proc.wait()
+        self.ended.append((name, proc.returncode, sig))
 
     def start_extra_api(self, name: str = "api2", timeout: float = 60.0) -> str:
         """Another ApiService process on the same store and services (two APIs behind a balancer);
@@ -224,6 +230,11 @@ class LocalMesh:
 
     def exited(self) -> dict[str, int]:
         return {n: p.returncode for n, p in self.procs.items() if p.poll() is not None}
+
+    def unexpected_exits(self) -> list[tuple[str, int]]:
+        """Services that ended by themselves, or not as the signal we stopped them with asked."""
+        gone = [(n, rc, 0) for n, rc in self.exited().items()]
+        return [(n, rc) for n, rc, sig in self.ended + gone if sig == 0 or rc not in (0, -sig)]
 
     def log_tail(self, name: str, lines: int = 40) -> str:
         path = self.log_dir / f"{name}.log"

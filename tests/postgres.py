@@ -10,17 +10,16 @@ import os
 import uuid
 from collections.abc import Iterator
 
-import pytest
 import sqlalchemy as sa
+
+from tests import prerequisites
 
 
 def fresh_database(prefix: str) -> Iterator[str]:
     """Yield the URL of a new, empty database; drop it afterwards (use with ``yield from``)."""
     admin = os.environ.get("DROVER_TEST_POSTGRES_URL", "")
     if not admin:
-        if os.environ.get("DROVER_REQUIRE_POSTGRES") == "1":
-            pytest.fail("DROVER_TEST_POSTGRES_URL is not set (DROVER_REQUIRE_POSTGRES=1)")
-        pytest.skip("DROVER_TEST_POSTGRES_URL is not set (scripts/setup.sh sets up PostgreSQL)")
+        prerequisites.missing("postgres", "DROVER_TEST_POSTGRES_URL is not set (scripts/setup.sh sets up PostgreSQL)")
     name = f"{prefix}_{uuid.uuid4().hex[:8]}"
     server = sa.create_engine(admin, isolation_level="AUTOCOMMIT")
     with server.connect() as conn:

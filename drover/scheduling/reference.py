@@ -913,8 +913,7 @@ class ReferenceScheduler:
             weighed = self.weigh(hosts, spec)
             if not first_weighed:
                 first_weighed = [(w.obj.host, w.weight) for w in weighed]
-            subset = weighed[: self.cfg.host_subset_size]
-            chosen = subset[0] if len(subset) == 1 else self.random.choice(subset)
+            chosen = self.choose(weighed[: self.cfg.host_subset_size])
             picks.append(chosen.obj.host)
             # _consume_selected_host
             chosen.obj.consume_from_request(spec)
@@ -931,11 +930,20 @@ class ReferenceScheduler:
         all_rej = ({"ignore_hosts": n_ignored} if n_ignored else {}) | rejections
         parts = ", ".join(f"{k} rejected {v}" for k, v in all_rej.items() if v)
         if ok:
-            summary = f"placed {len(picks)} of {n_inst}: {len(self.order)} hosts"
+            best = f"; best {first_weighed[0][0]} (weight {first_weighed[0][1]:.4f})" if first_weighed else ""
+            summary = (f"placed {len(picks)} of {n_inst} instance{'' if n_inst == 1 else 's'}: "
+                       f"{len(self.order)} hosts, {len(hosts)} passed" + (f"; {parts}" if parts else "") + best)
         else:
             summary = f"no valid host: {len(self.order)} hosts" + (f"; {parts}" if parts else "")
+            if n_inst > 1:
+                summary += f"; only {len(picks)} of {n_inst} instances could be placed (need {required})"
         del t0
         return Result(selections, len(self.order), len(hosts), all_rej, first_weighed, summary, ok)
+
+    def choose(self, subset: list[WeighedHost]) -> WeighedHost:
+        """Nova's random pick among the best ``host_subset_size`` (differential tests replace it
+        with one that follows the Rust core's pick, as the two random streams differ)."""
+        return subset[0] if len(subset) == 1 else self.random.choice(subset)
 
     def select(self, spec: RequestSpec) -> Result:
         res = self._schedule(spec, claim=True)

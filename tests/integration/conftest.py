@@ -12,27 +12,38 @@ import pytest
 
 from drover.localmesh import LocalMesh
 from drover.v1 import api_pb2, api_pb2_grpc, types_pb2
+from tests.service_logs import watched
 
 FAKE_HOSTS = 4
 
 
+# The fake fleet of the module-wide `mesh`; a test module may add settings with MESH_SETTINGS.
+BASE_SETTINGS = dict(
+    COMPUTE__FAKE_HOSTS=str(FAKE_HOSTS),
+    COMPUTE__FAKE_MEMORY_MB="8192",
+    COMPUTE__FAKE_VCPUS="4",
+    COMPUTE__FAKE_DISK_GB="100",
+    COMPUTE__REPORT_INTERVAL="1",
+    CONDUCTOR__MAX_ATTEMPTS="3",
+)
+
+
+def running_mesh(data: Path, hosts: int, allowed_log_records: tuple[str, ...] = (),
+                 **settings: str) -> Iterator[LocalMesh]:
+    """Start a mesh, wait for its hosts, yield it; the test fails on a service's ERROR, traceback
+    or unexpected exit (tests/service_logs.py). Use with ``yield from`` in a fixture."""
+    m = LocalMesh.on_free_ports(data, **settings)
+    with watched(m, allowed_log_records):
+        m.start()
+        _wait_hosts(m, hosts)
+        yield m
+
+
 @pytest.fixture(scope="module")
-def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalMesh]:
-    data = tmp_path_factory.mktemp("mesh")
-    m = LocalMesh.on_free_ports(
-        data,
-        COMPUTE__FAKE_HOSTS=str(FAKE_HOSTS),
-        COMPUTE__FAKE_MEMORY_MB="8192",
-        COMPUTE__FAKE_VCPUS="4",
-        COMPUTE__FAKE_DISK_GB="100",
-        COMPUTE__REPORT_INTERVAL="1",
-        CONDUCTOR__MAX_ATTEMPTS="3",
-    )
-    m.start()
-    _wait_hosts(m, FAKE_HOSTS)
-    yield m
-    m.stop()
-    assert not any(rc not in (0, -15) for rc in m.exited().values())
+def mesh(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalMesh]:
+    settings = {**BASE_SETTINGS, **getattr(request.module, "MESH_SETTINGS", {})}
+    allowed = getattr(request.module, "ALLOWED_LOG_RECORDS", ())
+    yield from running_mesh(tmp_path_factory.mktemp("mesh"), FAKE_HOSTS, allowed, **settings)
 
 
 def _wait_hosts(mesh: LocalMesh, n: int, timeout: float = 30) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import time
 
 import grpc
@@ -10,6 +11,10 @@ import pytest
 from drover.services.common import states
 from drover.v1 import api_pb2, types_pb2
 from tests.integration.conftest import create, register_image, watch
+from tests.integration.test_observability import metric, scrape
+
+# The deadline of the conductor's select: test_delete_during_scheduling pauses the scheduler within it.
+MESH_SETTINGS = {"CONDUCTOR__SELECT_TIMEOUT": "30"}
 
 
 def test_create_reaches_active_with_notifications_and_events(api, image) -> None:
@@ -173,12 +178,57 @@ def test_delete_while_building(api, image_file) -> None:
     assert used == expected
 
 
-def test_delete_during_scheduling_of_a_no_host_server(api, image) -> None:
-    server = create(api, "errored", image.id, flavor="huge")
-    watch(api, server.id)
-    api.DeleteServer(api_pb2.DeleteServerRequest(id=server.id), timeout=10)
-    final = watch(api, server.id, follow=True)[-1].server
-    assert final.vm_state == types_pb2.VM_STATE_DELETED
+def _schedule_event(api, server_id: str):
+    actions = api.ListServerActions(api_pb2.ListServerActionsRequest(server_id=server_id), timeout=10).actions
+    return next((e for a in actions for e in a.events if e.event == states.EV_SCHEDULE), None)
+
+
+def test_delete_during_scheduling(mesh, api, image) -> None:
+    """With the scheduler paused the conductor's select waits, so the build stays in SCHEDULING; a
+    delete lands there, and the select answered once the scheduler resumes neither builds the
+    deleted server nor keeps its claim."""
+    scheduler = mesh.procs["scheduler"]
+    before = scrape(mesh.metrics["scheduler"])
+    scheduler.send_signal(signal.SIGSTOP)
+    try:
+        server = create(api, "unplaced", image.id)
+        deadline = time.monotonic() + 20
+        while (ev := _schedule_event(api, server.id)) is None:  # the conductor is inside the select
+            assert time.monotonic() < deadline, "the conductor never started scheduling"
+            time.sleep(0.1)
+        assert not ev.HasField("finish_time")
+        api.DeleteServer(api_pb2.DeleteServerRequest(id=server.id), timeout=10)
+        held = api.GetServer(api_pb2.GetServerRequest(id=server.id), timeout=10).server
+        assert (held.vm_state, held.task_state, held.host) == (
+            types_pb2.VM_STATE_BUILDING, types_pb2.TASK_STATE_DELETING, ""), "the delete did not land in scheduling"
+        stream = api.WatchServer(api_pb2.WatchServerRequest(id=server.id, follow=True), timeout=60)
+    finally:
+        scheduler.send_signal(signal.SIGCONT)
+    events = list(stream)
+    assert events[-1].server.vm_state == types_pb2.VM_STATE_DELETED and events[-1].server.host == ""
+    assert not {e.server.vm_state for e in events} & {types_pb2.VM_STATE_ACTIVE, types_pb2.VM_STATE_ERROR}
+    actions = api.ListServerActions(api_pb2.ListServerActionsRequest(server_id=server.id), timeout=10).actions
+    assert not [e for a in actions for e in a.events if e.event == states.EV_BUILD], "a deleted server was built"
+    # the select, answered after the delete, claimed a host; the conductor gave the claim back
+    released = {"grpc_method": "ReleaseClaims", "grpc_code": "OK"}
+    deadline = time.monotonic() + 15
+    while True:
+        after = scrape(mesh.metrics["scheduler"])
+        if metric(after, "grpc_server_handled_total", **released) > metric(before, "grpc_server_handled_total",
+                                                                            **released):
+            break
+        assert time.monotonic() < deadline, "the deleted server's claim was kept"
+        time.sleep(0.2)
+
+    def delta(name: str, **labels: str) -> float:
+        return metric(after, name, **labels) - metric(before, name, **labels)
+
+    assert delta("grpc_server_handled_total", grpc_method="SelectDestinationsBatch", grpc_code="OK") == 1
+    assert delta("drover_scheduler_no_valid_host_total") == 0
+    assert delta("grpc_server_handled_total", **released) == 1
+    assert sum(h.memory_mb_used for h in api.ListHosts(api_pb2.ListHostsRequest(), timeout=10).hosts) == sum(
+        512 for s in api.ListServers(api_pb2.ListServersRequest(page_size=1000), timeout=10).servers
+        if s.host and s.vm_state != types_pb2.VM_STATE_ERROR)
 
 
 def test_a_watch_opened_after_the_build_replays_it_from_the_revision_create_returned(api, image) -> None:

@@ -29,7 +29,7 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalMesh]:
         SCHEDULER__ENABLED_FILTERS=json.dumps(FILTERS),
     )
     m.start()
-    _wait_hosts(m.addresses["api"], FAKE_HOSTS)
+    _wait_hosts(m, FAKE_HOSTS)
     yield m
     m.stop()
 

@@ -49,6 +49,13 @@ def metric(samples: dict[str, float], name: str, **labels: str) -> float:
     return total
 
 
+def exported(samples: dict[str, float], name: str, **labels: str) -> float:
+    """`metric`, for a series that must be there (metric() reads an absent one as 0)."""
+    assert any(re.fullmatch(rf"{name}(\{{.*\}})?", key) and all(f'{k}="{v}"' in key for k, v in labels.items())
+               for key in samples), f"{name}{labels or ''} is not exported"
+    return metric(samples, name, **labels)
+
+
 @pytest.mark.parametrize("service", list(SERVICE_NAMES))
 def test_health_serving(mesh, service) -> None:
     internal = service != "api"
@@ -80,7 +87,12 @@ def test_metrics_move(mesh, api, image) -> None:
     for step in SPAWN_STEPS:
         assert delta("compute", "drover_compute_spawn_step_seconds_count", step=step) == 1
     assert delta("conductor", "drover_casts_applied", receiver="conductor") >= 4
-    assert metric(after["api"], "drover_cast_queue_depth", stream="api->conductor") >= 0
+    assert delta("api", "drover_casts_sent_total", stream="api->conductor") == 1  # the build
+    # ...and the conductor acknowledged it: the api's queue of unacknowledged casts drains to 0
+    deadline = time.monotonic() + 10
+    while exported(scrape(mesh.metrics["api"]), "drover_cast_queue_depth", stream="api->conductor") != 0:
+        assert time.monotonic() < deadline, "the api's build cast was never acknowledged"
+        time.sleep(0.1)
     assert "drover_instances" in {re.sub(r"\{.*", "", k) for k in after["conductor"]}
 
 

@@ -9,10 +9,9 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from drover.localmesh import LocalMesh
 from drover.v1 import api_pb2, api_pb2_grpc
 from tests.integration import test_bad_input, test_create_flow
-from tests.integration.conftest import _wait_hosts, register_image
+from tests.integration.conftest import register_image, running_mesh
 from tests.postgres import fresh_database
 
 
@@ -23,13 +22,9 @@ def pg_url():
 
 @pytest.fixture(scope="module")
 def pg_mesh(pg_url, tmp_path_factory):
-    m = LocalMesh.on_free_ports(tmp_path_factory.mktemp("pg"), DATABASE_URL=pg_url, COMPUTE__FAKE_HOSTS="4",
-                                COMPUTE__FAKE_MEMORY_MB="8192", COMPUTE__FAKE_VCPUS="4",
-                                COMPUTE__FAKE_DISK_GB="100", COMPUTE__REPORT_INTERVAL="1")
-    m.start()
-    _wait_hosts(m, 4)
-    yield m
-    m.stop()
+    yield from running_mesh(tmp_path_factory.mktemp("pg"), 4, DATABASE_URL=pg_url, COMPUTE__FAKE_HOSTS="4",
+                            COMPUTE__FAKE_MEMORY_MB="8192", COMPUTE__FAKE_VCPUS="4",
+                            COMPUTE__FAKE_DISK_GB="100", COMPUTE__REPORT_INTERVAL="1")
 
 
 @pytest.fixture(scope="module")

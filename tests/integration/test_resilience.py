@@ -8,20 +8,15 @@ import time
 import grpc
 import pytest
 
-from drover.localmesh import LocalMesh
 from drover.services.common import states
 from drover.v1 import api_pb2, api_pb2_grpc, types_pb2
-from tests.integration.conftest import _wait_hosts
+from tests.integration.conftest import running_mesh
 
 
 @pytest.fixture()
 def small_mesh(tmp_path):
-    m = LocalMesh.on_free_ports(tmp_path, COMPUTE__FAKE_HOSTS="3", COMPUTE__FAKE_STEP_SECONDS="0.1",
-                                COMPUTE__REPORT_INTERVAL="1", QUOTA__INSTANCES="40")
-    m.start()
-    _wait_hosts(m, 3)
-    yield m
-    m.stop()
+    yield from running_mesh(tmp_path, 3, COMPUTE__FAKE_HOSTS="3", COMPUTE__FAKE_STEP_SECONDS="0.1",
+                            COMPUTE__REPORT_INTERVAL="1", QUOTA__INSTANCES="40")
 
 
 def _image(api, tmp_path) -> str:

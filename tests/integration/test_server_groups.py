@@ -11,6 +11,10 @@ from drover.v1 import api_pb2, types_pb2
 from tests.integration.conftest import FAKE_HOSTS, count_servers, create, watch
 from tests.integration.test_bad_input import _fields
 
+# Pack (Nova's ram_weight_multiplier < 0, the only weigher): without the anti-affinity filter every
+# server of a group would land on the fullest host, so spreading is the filter's doing, not the weigher's.
+MESH_SETTINGS = {"SCHEDULER__WEIGHERS": '{"RAMWeigher": -1.0}'}
+
 
 def _group(api, name: str, policy: str) -> types_pb2.ServerGroup:
     return api.CreateServerGroup(api_pb2.CreateServerGroupRequest(name=name, policy=policy), timeout=10).server_group

@@ -16,24 +16,18 @@ from pathlib import Path
 
 import pytest
 
+from tests import prerequisites
+
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _skip(reason: str) -> None:
-    """Skip, unless CI demands libvirt (DROVER_REQUIRE_LIBVIRT=1): then a missing libvirt fails."""
-    if os.environ.get("DROVER_REQUIRE_LIBVIRT") == "1":
-        pytest.fail(f"{reason} (DROVER_REQUIRE_LIBVIRT=1)")
-    pytest.skip(reason)
-
-
 def libvirt_or_skip():
-    try:
-        import libvirt
-    except ImportError:
-        _skip("libvirt-python is not installed (scripts/setup-libvirt.sh)")
-    if not hasattr(libvirt, "virConnect"):  # tests/libvirt seen as a namespace package
-        _skip("libvirt-python is not installed (scripts/setup-libvirt.sh)")
-    return libvirt
+    return prerequisites.libvirt_module()
+
+
+@pytest.fixture
+def qemu_img() -> str:
+    return prerequisites.tool("qemu-img")
 
 
 def new_id() -> str:
@@ -153,7 +147,7 @@ def system_libvirt():
     try:
         conn = libvirt.open(SYSTEM_URI)
     except libvirt.libvirtError as e:
-        _skip(f"libvirtd is not reachable at {SYSTEM_URI}: {e} (scripts/setup-libvirt.sh)")
+        prerequisites.missing("libvirt", f"libvirtd is not reachable at {SYSTEM_URI}: {e} (scripts/setup-libvirt.sh)")
     conn.close()
     sweep_test_domains(SYSTEM_URI)  # leftovers of an interrupted earlier run
     yield SYSTEM_URI

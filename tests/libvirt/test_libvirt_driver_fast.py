@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import shutil
 import subprocess
 import uuid
 import xml.etree.ElementTree as ET
@@ -19,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from drover.agent.driver import SPAWN_STEPS, DriverError, GuestSpec, ImageInfo, PowerState
+from tests import prerequisites
 
 
 def new_id() -> str:
@@ -26,13 +26,7 @@ def new_id() -> str:
 
 
 def libvirt_or_skip():
-    try:
-        import libvirt
-    except ImportError:
-        pytest.skip("libvirt-python is not installed")
-    if not hasattr(libvirt, "virConnect"):  # tests/libvirt seen as a namespace package
-        pytest.skip("libvirt-python is not installed")
-    return libvirt
+    return prerequisites.libvirt_module()
 
 
 def spec(image: ImageInfo, iid: str | None = None, **kw) -> GuestSpec:
@@ -253,7 +247,7 @@ async def test_invalid_instance_id(test_driver):
 
 
 # ----------------------------------------------------------------- disk images
-needs_qemu_img = pytest.mark.skipif(shutil.which("qemu-img") is None, reason="qemu-img not installed")
+needs_qemu_img = pytest.mark.usefixtures("qemu_img")  # tests/libvirt/conftest.py
 
 
 def make_image(path: Path, fmt: str, size: str) -> None:

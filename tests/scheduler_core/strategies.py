@@ -209,6 +209,9 @@ def config_kwargs(draw: st.DrawFn) -> dict[str, Any]:
         isolated_images=isolated_images,
         isolated_hosts=isolated_hosts,
         restrict_isolated_hosts_to_isolated_images=draw(st.booleans()),
+        # Nova's random pick among the best N: the differential tests check the Rust core's pick is
+        # one of the oracle's N best, then let the oracle follow it
+        host_subset_size=draw(st.sampled_from([1, 1, 2, 3, 5])),
         seed=1,
     )
 

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import itertools
 import random
+import re
+import sys
 import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from drover import scheduler_core as sc
+
+WORKERS = 8
 
 
 def test_concurrent_selects_never_overcommit_and_releases_return() -> None:
@@ -24,14 +32,14 @@ def test_concurrent_selects_never_overcommit_and_releases_return() -> None:
     # nearly full: pre-claim most of every host
     for i, h in enumerate(t.hosts()):
         t.claim(f"pre{i}", h.host, vcpus=h.vcpus - 2, memory_mb=h.memory_mb - 2048, disk_gb=50)
-    placed: list[str] = []
-    failures = [0]
-    lock = threading.Lock()
-    start = threading.Barrier(8)
+    start = threading.Barrier(WORKERS)
 
-    def worker(n: int) -> None:
+    def worker(n: int) -> tuple[list[str], int]:
+        """One thread's selects; returns what it still holds and how often it found no host."""
         r = random.Random(n)
-        start.wait()
+        held: list[str] = []
+        failures = 0
+        start.wait(timeout=30)
         for j in range(150):
             ids = [f"w{n}-{j}-{k}" for k in range(r.choice([1, 1, 2]))]
             spec = sc.RequestSpec(
@@ -44,25 +52,24 @@ def test_concurrent_selects_never_overcommit_and_releases_return() -> None:
             try:
                 res = t.select(spec)
             except sc.NoValidHost:
-                with lock:
-                    failures[0] += 1
+                failures += 1
                 continue
-            with lock:
-                placed.extend(s.instance_id for s in res.selections)
+            got = [s.instance_id for s in res.selections]
+            assert sorted(got) == sorted(ids), (got, ids)
             if r.random() < 0.3:  # a failed build releases its claim
-                for s in res.selections:
-                    assert t.release(s.instance_id)
-                with lock:
-                    for s in res.selections:
-                        placed.remove(s.instance_id)
+                for iid in got:
+                    assert t.release(iid), iid
+            else:
+                held.extend(got)
             t.explain(spec)  # readers interleave with writers
+        return held, failures
 
-    threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    assert placed and failures[0] > 0
+    # .result() re-raises whatever failed inside a worker (an assertion, a panic, a barrier timeout)
+    with ThreadPoolExecutor(WORKERS) as pool:
+        outcomes = [f.result(timeout=120) for f in [pool.submit(worker, n) for n in range(WORKERS)]]
+    placed = [iid for held, _ in outcomes for iid in held]
+    # every worker ran to the end (or .result() raised); the fleet is small enough to fill up
+    assert placed and sum(failures for _, failures in outcomes) > 0, [(len(h), f) for h, f in outcomes]
     rows = t.hosts()
     for h in rows:
         assert h.free_vcpus >= 0 and h.free_memory_mb >= 0 and h.free_disk_gb >= 0, h
@@ -76,26 +83,83 @@ def test_concurrent_selects_never_overcommit_and_releases_return() -> None:
         assert (h.vcpus_used, h.memory_mb_used, h.disk_gb_used, h.num_instances, h.io_ops) == (0, 0, 0, 0, 0)
 
 
-def test_gil_is_released_during_select() -> None:
-    t = sc.HostTable(sc.SchedulerConfig(seed=1))
-    for i in range(100000):
-        t.upsert_host(f"h{i}", vcpus=8, memory_mb=8192 + i, disk_gb=100)
-    spec = sc.RequestSpec(["x"], 1, 1)
-    done = threading.Event()
-    ticks = [0]
+def _longest_stall(call: Callable[[], object]) -> tuple[float, float]:
+    """Run `call` while a pure-Python thread spins; return (longest gap in the spinner's progress
+    during the call, the call's duration). A call that holds the GIL stalls the spinner for all of
+    its native work; one that releases it lets the spinner run on the other core."""
+    stamps: list[float] = []
+    stop = threading.Event()
 
     def spin() -> None:
-        while not done.is_set():
-            ticks[0] += 1
+        while not stop.is_set():
+            stamps.append(time.perf_counter())
 
     th = threading.Thread(target=spin)
     th.start()
     try:
-        before = ticks[0]
-        for _ in range(30):
-            t.explain(spec)
-        # the spinning thread ran while native code held no GIL
-        assert ticks[0] > before
+        while not stamps:
+            time.sleep(0.001)
+        t0 = time.perf_counter()
+        call()
+        t1 = time.perf_counter()
     finally:
-        done.set()
+        stop.set()
         th.join()
+    points = [t0, *(s for s in stamps if t0 < s < t1), t1]
+    return max(b - a for a, b in itertools.pairwise(points)), t1 - t0
+
+
+def _spinner_runs_through(call: Callable[[], object], trials: int = 6) -> list[tuple[float, float]]:
+    """Per trial (stall, duration) until one shows the spinner never stalled for half the call.
+
+    Holding the GIL for the native part makes the stall at least that part (all but the few ms
+    around it), far above half of a >=100 ms call, whatever the 5 ms switch interval does; a
+    loaded machine may deschedule the spinner now and then, hence several trials."""
+    seen: list[tuple[float, float]] = []
+    for _ in range(trials):
+        stall, duration = _longest_stall(call)
+        seen.append((stall, duration))
+        if stall < duration / 2:
+            break
+    return seen
+
+
+def _big_table() -> sc.HostTable:
+    t = sc.HostTable(sc.SchedulerConfig(seed=1))
+    for i in range(100000):
+        t.upsert_host(f"h{i}", vcpus=8, memory_mb=8192 + i, disk_gb=100)
+    return t
+
+
+def _holds_gil_for(seconds: float) -> Callable[[], object]:
+    """A stand-in native call that keeps the GIL: the re engine backtracking (tuned to `seconds`)."""
+    pattern = re.compile(r"(a+)+b")
+    n = 16
+    while True:
+        t0 = time.perf_counter()
+        pattern.match("a" * n)
+        if time.perf_counter() - t0 >= seconds or n > 30:
+            break
+        n += 1
+    text = "a" * n
+    return lambda: pattern.match(text)
+
+
+def test_gil_is_released_during_select_and_explain() -> None:
+    assert sys.getswitchinterval() <= 0.01
+    t = _big_table()
+    spec = sc.RequestSpec([f"x{k}" for k in range(20)], 1, 1)  # ~100-200 ms of native work
+
+    def select_and_release() -> None:
+        for s in t.select(spec).selections:
+            t.release(s.instance_id)
+
+    # the control: the same harness sees a stand-in that keeps the GIL as one long stall
+    control = _longest_stall(_holds_gil_for(0.15))
+    assert control[0] >= control[1] / 2, f"harness blind to a held GIL: {control}"
+
+    for name, call in [("explain", lambda: t.explain(spec)), ("select", select_and_release)]:
+        seen = _spinner_runs_through(call)
+        stall, duration = seen[-1]
+        assert stall < duration / 2, f"{name} held the GIL: (longest stall, call) per trial {seen}"
+    assert t.num_claims() == 0

@@ -51,6 +51,13 @@ def _cast(sender: CastSender[Any], ident: str) -> int:
     return sender.cast(delete_instance=conductor_pb2.DeleteInstanceCast(instance_id=ident))
 
 
+async def _until(cond: Any, timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not cond():
+        assert asyncio.get_running_loop().time() < deadline, "condition never held"
+        await asyncio.sleep(0.0005)
+
+
 async def test_cast_returns_at_once_and_is_applied_and_acked() -> None:
     rec = Recorder()
     server, address = await _server(rec)
@@ -73,27 +80,58 @@ async def test_stream_cut_mid_flight_replays_without_duplicates() -> None:
     chan, sender = _sender(address)
     try:
         expected = []
+        cuts = 0
         for i in range(600):
             ident = f"k{i % 7}-{i}"
             expected.append(ident)
             _cast(sender, ident)
-            if i % 97 == 0:
-                await asyncio.sleep(0.01)
-                sender.break_stream()  # cut: some casts applied but not acked, some not yet sent
+            if i % 97 == 96:
+                # cut while the receiver holds casts it has not acknowledged (being applied), and
+                # maybe some were never sent: their replays must be recognised, not applied again
+                cuts += 1
+                await _until(lambda n=cuts: sender.connects == n and rec.receiver.inflight > 0)
+                sender.break_stream()
         if not await sender.flush(30):
             st = {sid: (x.applied_through, sorted(x.done)[:5], sorted(x.inflight)[:5])
                   for sid, x in rec.receiver._senders.items()}
             pytest.fail(f"{sender.unacked} casts never acknowledged; sender acked={sender._acked} "
                         f"seq={sender._seq} connects={sender.connects} first_pending={min(sender._pending)} "
                         f"task_done={sender._task.done() if sender._task else None} receiver={st}")
-        assert sender.connects > 1, "the stream was never re-established"
+        assert sender.connects == cuts + 1 == 1 + 600 // 97, "the stream was not re-established after each cut"
         assert len(rec.applied) == len(set(rec.applied)), "a replayed cast was applied twice"
         assert sorted(rec.applied) == sorted(expected)
         # Per-key order is the send order.
         for k in range(7):
             got = [a for a in rec.applied if a.startswith(f"k{k}-")]
             assert got == [e for e in expected if e.startswith(f"k{k}-")]
-        assert rec.receiver.duplicates >= 0
+        # every cut caught casts being applied, not yet acknowledged: their replays were recognised
+        assert 0 < rec.receiver.duplicates <= sender.replays, (rec.receiver.duplicates, sender.replays)
+    finally:
+        await sender.close()
+        await chan.close()
+        await server.stop(0)
+
+
+class FailsOnce(Recorder):
+    async def handle(self, msg: Any) -> None:
+        if msg.delete_instance.instance_id == "k0-1":
+            raise RuntimeError("deliberate handler failure")
+        await super().handle(msg)
+
+
+async def test_a_cast_whose_handler_raises_is_acked_but_counted_and_logged_as_error(caplog) -> None:
+    rec = FailsOnce()
+    server, address = await _server(rec)
+    chan, sender = _sender(address)
+    try:
+        for i in range(3):
+            _cast(sender, f"k0-{i}")
+        assert await sender.flush(10)  # acknowledged: a replay would only fail again
+        assert rec.applied == ["k0-0", "k0-2"]
+        assert (rec.receiver.failed, rec.receiver.applied) == (1, 3)
+        errors = [r for r in caplog.records if r.levelname == "ERROR"]
+        assert len(errors) == 1 and errors[0].exc_info is not None, errors
+        assert "cast" in errors[0].getMessage()
     finally:
         await sender.close()
         await chan.close()

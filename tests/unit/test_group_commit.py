@@ -54,7 +54,9 @@ async def test_concurrent_work_shares_transactions_and_a_bad_one_sinks_alone(
     assert isinstance(results[7], ValueError) and "n7 is bad" in str(results[7])
     assert [r for i, r in enumerate(results) if i != 7] == [f"n{i}" for i in range(40) if i != 7]
     assert _names(sessions) == {f"n{i}" for i in range(40) if i != 7}
-    assert gc.batches < 40 + 16  # batched: far fewer transactions than calls, even with the retry
+    # all 40 wait in one loop turn: 3 transactions of at most 16, and the one holding n7 retried
+    # alone (16 more); one call per transaction would be 40
+    assert gc.batches <= -(-40 // 16) + 16, gc.batches
     assert rollbacks  # callers that cache what a transaction wrote were told
 
 

@@ -30,6 +30,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import grpc
 
+from drover.services.common import metrics
 from drover.v1 import casts_pb2
 
 log = logging.getLogger(__name__)
@@ -102,6 +103,7 @@ class CastSender(Generic[Req]):
         header = casts_pb2.CastHeader(sender_id=self.sender_id, seq=self._seq)
         header.sent_at.GetCurrentTime()
         self._pending[self._seq] = self._make_request(header=header, **payload)
+        metrics.CASTS_SENT.labels(self.name).inc()
         self._drained.clear()
         self._wakeup.set()
         self.start()
@@ -274,6 +276,9 @@ class CastReceiver(Generic[Resp]):
         self._tasks: set[asyncio.Task[None]] = set()
         self.applied = 0
         self.duplicates = 0
+        # Casts whose handler raised: acknowledged all the same (a replay would raise again and wedge
+        # the stream), so they are counted and logged at ERROR for operators and tests to see.
+        self.failed = 0
 
     @property
     def inflight(self) -> int:
@@ -371,6 +376,7 @@ class CastReceiver(Generic[Resp]):
                 raise
             except Exception:
                 # The handler reports its own failures to the user; a crash must not wedge the stream.
+                self.failed += 1
                 log.exception("%s: cast %s:%s failed", self.name, msg.header.sender_id, seq)
             finally:
                 self._sem.release()

@@ -47,6 +47,7 @@ CAST_QUEUE = Gauge("drover_cast_queue_depth", "Casts sent but not yet acknowledg
 CAST_REPLAYS = Gauge("drover_cast_replays", "Casts replayed after a reconnect (since start).", ("stream",))
 CASTS_APPLIED = Gauge("drover_casts_applied", "Casts applied by this receiver (since start).", ("receiver",))
 CASTS_DUPLICATE = Gauge("drover_casts_duplicate", "Replayed casts ignored as already applied.", ("receiver",))
+CASTS_FAILED = Gauge("drover_casts_failed", "Casts whose handler raised (since start).", ("receiver",))
 CASTS_INFLIGHT = Gauge("drover_casts_inflight", "Casts being applied now.", ("receiver",))
 INSTANCES = Gauge("drover_instances", "Instances in the store, by vm_state.", ("vm_state",))
 
@@ -60,6 +61,7 @@ def watch_sender(sender: Any) -> None:
 def watch_receiver(receiver: Any) -> None:
     CASTS_APPLIED.labels(receiver.name).set_function(lambda: receiver.applied)
     CASTS_DUPLICATE.labels(receiver.name).set_function(lambda: receiver.duplicates)
+    CASTS_FAILED.labels(receiver.name).set_function(lambda: receiver.failed)
     CASTS_INFLIGHT.labels(receiver.name).set_function(lambda: receiver.inflight)
 
 
