@@ -39,6 +39,7 @@ from drover.services.common.errors import (
     quota_exceeded,
 )
 from drover.services.common.group_commit import GroupCommit
+from drover.services.common.watchdog import Watchdog
 from drover.store import db
 from drover.store import models as m
 from drover.store.tables import ACTIONS, GROUP_MEMBERS, INSTANCES, row_values
@@ -111,6 +112,11 @@ class ApiServicer(ServerGroupRpcs, api_pb2_grpc.ApiServiceServicer):
     def start(self) -> None:
         self.conductor.start()
         self.fanout.start()
+
+    def supervise(self, watchdog: Watchdog) -> None:
+        watchdog.watch("group-commit", lambda: self.db.task, self.db.start)
+        watchdog.watch("casts-to-conductor", lambda: self.conductor.task, self.conductor.start)
+        watchdog.watch("fanout", lambda: self.fanout.task, self.fanout.start)
 
     async def stop(self) -> None:
         await self.db.stop()
@@ -396,7 +402,8 @@ class ApiServicer(ServerGroupRpcs, api_pb2_grpc.ApiServiceServicer):
         who = identity(context)
         if not request.id:
             raise invalid_argument([("id", "is required")])
-        with self.writes.begin() as s:
+
+        def mark_deleting(s: Session) -> types_pb2.Server:
             inst = self._instance(s, who, request.id)
             if inst.task_state != states.DELETING:
                 inst.task_state = states.DELETING
@@ -404,7 +411,10 @@ class ApiServicer(ServerGroupRpcs, api_pb2_grpc.ApiServiceServicer):
                 inst.updated_at = utcnow()
                 s.add(m.InstanceAction(instance_id=inst.id, action="delete", request_id=who.request_id,
                                        user_id=who.user_id, project_id=who.project_id))
-            server = convert.server(inst)
+            return convert.server(inst)
+
+        # Through the group commit like every write: never the store's write lock on the event loop.
+        server = await self.db.run(mark_deleting)
         self.conductor.cast(
             delete_instance=conductor_pb2.DeleteInstanceCast(instance_id=request.id, request_id=who.request_id)
         )
@@ -570,8 +580,7 @@ class ApiServicer(ServerGroupRpcs, api_pb2_grpc.ApiServiceServicer):
                        root_gb=f.root_gb, ephemeral_gb=f.ephemeral_gb, swap_mb=f.swap_mb,
                        is_public=True, disabled=False, extra_specs=dict(f.extra_specs))
         try:
-            with self.writes.begin() as s:
-                s.add(row)
+            await self.db.run(lambda s: s.add(row))
         except IntegrityError:
             raise ApiError(grpc.StatusCode.ALREADY_EXISTS, f"flavor {name!r} or id {row.id!r} exists") from None
         self.catalog.clear()
@@ -609,8 +618,7 @@ class ApiServicer(ServerGroupRpcs, api_pb2_grpc.ApiServiceServicer):
             size_bytes=path.stat().st_size, checksum_sha256=checksum, min_disk_gb=request.min_disk_gb,
             min_ram_mb=request.min_ram_mb, properties=dict(request.properties),
         )
-        with self.writes.begin() as s:
-            s.add(row)
+        await self.db.run(lambda s: s.add(row))
         self.catalog.clear()
         return api_pb2.CreateImageResponse(image=convert.image(row))
 
@@ -636,11 +644,13 @@ class ApiServicer(ServerGroupRpcs, api_pb2_grpc.ApiServiceServicer):
     async def DeleteImage(
         self, request: api_pb2.DeleteImageRequest, context: grpc.aio.ServicerContext
     ) -> api_pb2.DeleteImageResponse:
-        with self.writes.begin() as s:
+        def mark_deleted(s: Session) -> None:
             img = self._image(s, request.id)
             if img is None:
                 raise not_found("image", request.id)
             img.status = "deleted"
+
+        await self.db.run(mark_deleted)
         self.catalog.clear()
         return api_pb2.DeleteImageResponse()
 
@@ -673,6 +683,7 @@ async def serve(cfg: DroverConfig, *, ready: Any = None) -> None:
     host = runtime.ServiceHost(cfg.api.listen, [api_pb2.DESCRIPTOR.services_by_name["ApiService"].full_name],
                                metrics_port=cfg.api.metrics_port)
     host.add(api_pb2_grpc.add_ApiServiceServicer_to_server, servicer)
+    servicer.supervise(host.watchdog)
     try:
         await runtime.serve_until_signal(host, "api", started=servicer.start, stopping=servicer.stop, ready=ready)
     finally:

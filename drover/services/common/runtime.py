@@ -13,6 +13,8 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from drover.services.common.watchdog import Watchdog
+
 log = logging.getLogger(__name__)
 
 CHANNEL_OPTIONS = [
@@ -67,6 +69,9 @@ class ServiceHost:
             self.server,
         )
         self.port = 0
+        # Background tasks of the service: one that dies turns health NOT_SERVING.
+        self.watchdog = Watchdog(self.set_serving, self.service_names[0].rsplit(".", 1)[-1] if self.service_names
+                                 else "service")
 
     def add(self, adder: Callable[[Any, grpc.aio.Server], None], servicer: Any) -> None:
         adder(servicer, self.server)
@@ -92,6 +97,7 @@ class ServiceHost:
             self.metrics_port = serve_http(self.metrics_port, self.listen.rsplit(":", 1)[0] or "127.0.0.1")
             log.info("metrics on http://%s:%d/metrics", self.listen.rsplit(":", 1)[0], self.metrics_port)
         await self.set_serving(True)
+        self.watchdog.start()
         return self.port
 
     async def set_serving(self, serving: bool) -> None:
@@ -102,6 +108,7 @@ class ServiceHost:
                 await res
 
     async def stop(self, grace: float = 2.0) -> None:
+        await self.watchdog.stop()
         await self.set_serving(False)
         await self.server.stop(grace)
 
@@ -128,6 +135,7 @@ async def serve_until_signal(
     try:
         await wait_for_signal()
     finally:
+        await host.watchdog.stop()  # the tasks stopped now are not deaths
         await host.set_serving(False)
         if stopping is not None:
             await stopping()

@@ -339,6 +339,10 @@ class ComputeManager:
                 await asyncio.wait_for(self._report_now.wait(), self.report_interval)
             self._report_now.clear()
 
+    @property
+    def report_task(self) -> asyncio.Task[None] | None:
+        return self._report_task
+
     def start(self) -> None:
         self._report_task = asyncio.get_running_loop().create_task(self.report_loop())
 

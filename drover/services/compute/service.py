@@ -110,6 +110,9 @@ async def serve(cfg: DroverConfig, *, ready: Any = None) -> None:
         manager.start()
         sender.start()
 
+    host.watchdog.watch("casts-to-conductor", lambda: sender.task, sender.start)
+    host.watchdog.watch("reports", lambda: manager.report_task, manager.start)
+
     async def stopping() -> None:
         await sender.close(drain_timeout=2.0)
         await manager.stop()

@@ -26,6 +26,7 @@ from drover.config import DroverConfig
 from drover.services.common import convert, metrics, request_spec, runtime, server_groups, states
 from drover.services.common.casts import CastReceiver, CastSender
 from drover.services.common.group_commit import GroupCommit
+from drover.services.common.watchdog import Watchdog
 from drover.services.conductor import ipam, statements, update_lanes
 from drover.services.conductor.records import ActionRecorder
 from drover.services.conductor.selects import SelectBatcher, SelectError
@@ -681,22 +682,36 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
             except Exception:
                 log.exception("sweep failed")
 
-    def refresh_instance_gauge(self) -> None:
+    def _instance_counts(self) -> dict[str, int]:
         with self.sessions() as s:
-            counts = dict(s.execute(
+            return dict(s.execute(  # type: ignore[arg-type]
                 select(m.Instance.vm_state, func.count()).where(m.Instance.deleted.is_(False))
                 .group_by(m.Instance.vm_state)).all())
+
+    async def refresh_instance_gauge(self) -> None:
+        counts = await asyncio.to_thread(self._instance_counts)  # a scan: never on the event loop
         for state in (states.BUILDING, states.ACTIVE, states.STOPPED, states.ERROR):
             metrics.INSTANCES.labels(state).set(counts.get(state, 0))
 
     async def gauge_loop(self) -> None:
         while True:
             with contextlib.suppress(Exception):
-                self.refresh_instance_gauge()
+                await self.refresh_instance_gauge()
             await asyncio.sleep(5.0)
 
     def start(self) -> None:
         self._sweeper = asyncio.get_running_loop().create_task(self.sweep_loop())
+        self._gauges = asyncio.get_running_loop().create_task(self.gauge_loop())
+
+    def supervise(self, watchdog: Watchdog) -> None:
+        watchdog.watch("group-commit", lambda: self.db.task, self.db.start)
+        watchdog.watch("sweeper", lambda: self._sweeper, self._restart_sweeper)
+        watchdog.watch("gauges", lambda: self._gauges, self._restart_gauges)
+
+    def _restart_sweeper(self) -> None:
+        self._sweeper = asyncio.get_running_loop().create_task(self.sweep_loop())
+
+    def _restart_gauges(self) -> None:
         self._gauges = asyncio.get_running_loop().create_task(self.gauge_loop())
 
     async def stop(self) -> None:
@@ -724,6 +739,7 @@ async def serve(cfg: DroverConfig, *, ready: Any = None) -> None:
         metrics_port=cfg.conductor.metrics_port,
     )
     host.add(conductor_pb2_grpc.add_ConductorServiceServicer_to_server, conductor)
+    conductor.supervise(host.watchdog)
     try:
         await runtime.serve_until_signal(host, "conductor", started=conductor.start, stopping=conductor.stop,
                                          ready=ready)

@@ -213,10 +213,12 @@ async def serve(cfg: DroverConfig, *, ready: Any = None) -> None:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
+    def start_liveness() -> None:
+        tasks[:] = [asyncio.create_task(servicer.liveness_loop())]
+
+    host.watchdog.watch("liveness", lambda: tasks[0] if tasks else None, start_liveness)
     try:
-        await runtime.serve_until_signal(
-            host, "scheduler", started=lambda: tasks.append(asyncio.create_task(servicer.liveness_loop())),
-            stopping=stopping, ready=ready)
+        await runtime.serve_until_signal(host, "scheduler", started=start_liveness, stopping=stopping, ready=ready)
     finally:
         engine.dispose()
 

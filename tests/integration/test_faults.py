@@ -1,0 +1,131 @@
+"""Faults found under chaos, each reproduced over real processes (issue: faults as a test suite)."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from drover.localmesh import LocalMesh
+from drover.v1 import api_pb2, api_pb2_grpc, types_pb2
+from tests.integration.conftest import _wait_hosts
+
+HOSTS = 20
+
+
+def _mesh(tmp_path: Path, **settings: str) -> LocalMesh:
+    m = LocalMesh.on_free_ports(tmp_path, COMPUTE__FAKE_HOSTS=str(HOSTS), COMPUTE__REPORT_INTERVAL="10",
+                                COMPUTE__FAKE_VCPUS="64", COMPUTE__FAKE_MEMORY_MB="65536", **settings)
+    m.start()
+    _wait_hosts(m.addresses["api"], HOSTS)
+    return m
+
+
+@pytest.fixture()
+def fault_mesh(tmp_path: Path) -> Iterator[LocalMesh]:
+    m = _mesh(tmp_path)
+    yield m
+    m.stop()
+
+
+def _image(api: api_pb2_grpc.ApiServiceStub, tmp_path: Path) -> str:
+    path = tmp_path / "disk.raw"
+    path.write_bytes(b"\0" * 1024)
+    return str(api.CreateImage(api_pb2.CreateImageRequest(name="img", path=str(path)), timeout=30).image.id)
+
+
+def _all_servers(api: api_pb2_grpc.ApiServiceStub) -> list[types_pb2.Server]:
+    out, token = [], ""
+    while True:
+        resp = api.ListServers(api_pb2.ListServersRequest(page_size=1000, page_token=token, include_deleted=True),
+                               timeout=30)
+        out.extend(resp.servers)
+        token = resp.next_page_token
+        if not token:
+            return out
+
+
+def _settled(s: types_pb2.Server) -> bool:
+    return s.task_state == types_pb2.TASK_STATE_UNSPECIFIED and s.vm_state in (
+        types_pb2.VM_STATE_ACTIVE, types_pb2.VM_STATE_ERROR, types_pb2.VM_STATE_DELETED, types_pb2.VM_STATE_STOPPED)
+
+
+def _wait_quiet(api: api_pb2_grpc.ApiServiceStub, timeout: float) -> list[types_pb2.Server]:
+    """Every server settled (or the deadline passed): the final list."""
+    deadline = time.monotonic() + timeout
+    while True:
+        servers = _all_servers(api)
+        if all(_settled(s) for s in servers) or time.monotonic() > deadline:
+            return servers
+        time.sleep(0.5)
+
+
+def _stuck(servers: dict[str, types_pb2.Server], ids: list[str]) -> list[str]:
+    return [f"{sid} {types_pb2.VmState.Name(servers[sid].vm_state)}/{types_pb2.TaskState.Name(servers[sid].task_state)}"
+            for sid in ids if not _settled(servers[sid])][:5]
+
+
+def _churn(api: api_pb2_grpc.ApiServiceStub, image_id: str, n: int, rate: float, delete_every: int = 2,
+           stop_early: threading.Event | None = None) -> tuple[list[str], list[str], list[str]]:
+    """Create ``n`` servers at ``rate`` per second from several clients, deleting every ``delete_every``-th
+    as soon as it exists; returns (created ids, deleted ids, errors)."""
+    created: list[str] = []
+    deleted: list[str] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+
+    def one(i: int) -> None:
+        try:
+            sid = api.CreateServer(api_pb2.CreateServerRequest(name=f"s{i}", flavor_ref="m1.tiny",
+                                                               image_ref=image_id), timeout=10).server.id
+        except grpc.RpcError as exc:
+            with lock:
+                errors.append(f"create {i}: {exc.code().name} {exc.details()}")
+            return
+        with lock:
+            created.append(sid)
+        if i % delete_every == 0:
+            try:
+                api.DeleteServer(api_pb2.DeleteServerRequest(id=sid), timeout=10)
+            except grpc.RpcError as exc:
+                with lock:
+                    errors.append(f"delete {sid}: {exc.code().name} {exc.details()}")
+                return
+            with lock:
+                deleted.append(sid)
+
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        start = time.monotonic()
+        futs = []
+        for i in range(n):
+            if stop_early is not None and stop_early.is_set():
+                break
+            time.sleep(max(0.0, start + i / rate - time.monotonic()))
+            futs.append(pool.submit(one, i))
+        for f in futs:
+            f.result()
+    return created, deleted, errors
+
+
+def test_deletes_mixed_with_creates_at_load_finish_and_nothing_is_stuck(fault_mesh: LocalMesh,
+                                                                         tmp_path: Path) -> None:
+    # Before the fix the API took the store's write lock on its event loop while its own group
+    # commit held it: the API froze, deletes failed "database is locked", the conductor's commit
+    # task died and everything after stayed SCHEDULING / DELETING.
+    with grpc.insecure_channel(fault_mesh.addresses["api"]) as chan:
+        api = api_pb2_grpc.ApiServiceStub(chan)
+        image_id = _image(api, tmp_path)
+        created, deleted, errors = _churn(api, image_id, n=300, rate=50)
+        assert errors == [], errors[:5]
+        servers = {s.id: s for s in _wait_quiet(api, timeout=60)}
+        assert _stuck(servers, created) == []
+        assert {servers[sid].vm_state for sid in deleted} == {types_pb2.VM_STATE_DELETED}
+        kept = set(created) - set(deleted)
+        assert {servers[sid].vm_state for sid in kept} == {types_pb2.VM_STATE_ACTIVE}
+        hosts = api.ListHosts(api_pb2.ListHostsRequest(), timeout=10).hosts
+        assert sum(h.memory_mb_used for h in hosts) == 512 * len(kept), "claims must match the servers left"
