@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ HOSTS = 20
 
 
 def _mesh(tmp_path: Path, **settings: str) -> LocalMesh:
-    m = LocalMesh.on_free_ports(tmp_path, COMPUTE__FAKE_HOSTS=str(HOSTS), COMPUTE__REPORT_INTERVAL="10",
+    m = LocalMesh.on_free_ports(tmp_path, COMPUTE__FAKE_HOSTS=str(HOSTS), COMPUTE__REPORT_INTERVAL="60",
                                 COMPUTE__FAKE_VCPUS="64", COMPUTE__FAKE_MEMORY_MB="65536", **settings)
     m.start()
     _wait_hosts(m.addresses["api"], HOSTS)
@@ -73,7 +74,7 @@ def _stuck(servers: dict[str, types_pb2.Server], ids: list[str]) -> list[str]:
 def _churn(api: api_pb2_grpc.ApiServiceStub, image_id: str, n: int, rate: float, delete_every: int = 2,
            stop_early: threading.Event | None = None) -> tuple[list[str], list[str], list[str]]:
     """Create ``n`` servers at ``rate`` per second from several clients, deleting every ``delete_every``-th
-    as soon as it exists; returns (created ids, deleted ids, errors)."""
+    (0: none) as soon as it exists; returns (created ids, deleted ids, errors)."""
     created: list[str] = []
     deleted: list[str] = []
     errors: list[str] = []
@@ -89,7 +90,7 @@ def _churn(api: api_pb2_grpc.ApiServiceStub, image_id: str, n: int, rate: float,
             return
         with lock:
             created.append(sid)
-        if i % delete_every == 0:
+        if delete_every and i % delete_every == 0:
             try:
                 api.DeleteServer(api_pb2.DeleteServerRequest(id=sid), timeout=10)
             except grpc.RpcError as exc:
@@ -129,3 +130,64 @@ def test_deletes_mixed_with_creates_at_load_finish_and_nothing_is_stuck(fault_me
         assert {servers[sid].vm_state for sid in kept} == {types_pb2.VM_STATE_ACTIVE}
         hosts = api.ListHosts(api_pb2.ListHostsRequest(), timeout=10).hosts
         assert sum(h.memory_mb_used for h in hosts) == 512 * len(kept), "claims must match the servers left"
+
+
+def _placed_memory(servers: dict[str, types_pb2.Server]) -> dict[str, int]:
+    """Memory the servers placed on each host hold (ERROR and deleted servers hold none)."""
+    out: dict[str, int] = {}
+    for s in servers.values():
+        if s.host and s.vm_state in (types_pb2.VM_STATE_ACTIVE, types_pb2.VM_STATE_BUILDING,
+                                     types_pb2.VM_STATE_STOPPED):
+            out[s.host] = out.get(s.host, 0) + 512
+    return out
+
+
+def _host_memory(api: api_pb2_grpc.ApiServiceStub) -> dict[str, int]:
+    return {h.host: h.memory_mb_used for h in api.ListHosts(api_pb2.ListHostsRequest(), timeout=10).hosts
+            if h.memory_mb_used}
+
+
+def test_scheduler_restart_under_creates_turns_no_server_to_error(fault_mesh: LocalMesh, tmp_path: Path) -> None:
+    # Before the fix a restarted scheduler answered "no valid host: 0 hosts" until each compute's
+    # next report (60 s here), and the conductor turned that into ERROR.
+    with grpc.insecure_channel(fault_mesh.addresses["api"]) as chan:
+        api = api_pb2_grpc.ApiServiceStub(chan)
+        image_id = _image(api, tmp_path)
+
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            churn = pool.submit(_churn, api, image_id, n=150, rate=30, delete_every=0)
+            time.sleep(1.5)
+            # From this thread: a service dies with the thread that started it (PR_SET_PDEATHSIG).
+            fault_mesh.stop_service("scheduler", sig=signal.SIGKILL)
+            fault_mesh.start_service("scheduler")
+            created, _, errors = churn.result()
+        assert errors == [], errors[:5]
+        servers = {s.id: s for s in _wait_quiet(api, timeout=90)}
+        assert _stuck(servers, created) == []
+        failed = [f"{s.id}: {s.fault.message}" for s in servers.values() if s.vm_state == types_pb2.VM_STATE_ERROR]
+        assert failed == [], failed[:5]
+        assert {servers[sid].vm_state for sid in created} == {types_pb2.VM_STATE_ACTIVE}
+
+
+def test_deletes_right_after_a_scheduler_restart_leave_claims_equal_to_the_servers(
+        fault_mesh: LocalMesh, tmp_path: Path) -> None:
+    # Before the fix the scheduler restored claims into a pending list that ReleaseClaims never
+    # looked at: the deleted servers' claims came back with the next report and stayed.
+    with grpc.insecure_channel(fault_mesh.addresses["api"]) as chan:
+        api = api_pb2_grpc.ApiServiceStub(chan)
+        image_id = _image(api, tmp_path)
+        created, _, errors = _churn(api, image_id, n=60, rate=60, delete_every=0)
+        assert errors == []
+        _wait_quiet(api, timeout=60)
+        fault_mesh.stop_service("scheduler", sig=signal.SIGKILL)
+        fault_mesh.start_service("scheduler")
+        for sid in created[::2]:
+            api.DeleteServer(api_pb2.DeleteServerRequest(id=sid), timeout=10)
+        servers = {s.id: s for s in _wait_quiet(api, timeout=60)}
+        assert _stuck(servers, created) == []
+        want = _placed_memory(servers)
+        assert sum(want.values()) == 512 * (len(created) - len(created[::2]))
+        deadline = time.monotonic() + 30
+        while (got := _host_memory(api)) != want and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert got == want, "host usage must equal the servers placed there"

@@ -88,6 +88,7 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
         self._lanes: dict[str, update_lanes.Lane] = {}
         self._watchers: set[asyncio.Queue[conductor_pb2.InstanceChange | None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
+        self._late_releases: set[asyncio.Task[None]] = set()
         self._gauges: asyncio.Task[None] | None = None
         self.recorder = ActionRecorder()
         self._catalog: TTLCache[tuple[str, str], Any] = TTLCache(maxsize=1024, ttl=5.0)
@@ -228,10 +229,25 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
         spec.group_hosts.extend(group_hosts)
         await self._schedule_and_build(spec, cast.request_id)
 
+    async def _select(self, spec: scheduler_pb2.RequestSpec) -> scheduler_pb2.SelectDestinationsResponse:
+        """Hosts for ``spec``. A scheduler that is away or still warming up (UNAVAILABLE) is asked again
+        with backoff for as long as a build may take: that is no reason to fail a build."""
+        delay, give_up = 0.2, asyncio.get_running_loop().time() + self.cfg.build_timeout
+        while True:
+            try:
+                return await self.selects.select(spec)
+            except SelectError as exc:
+                if exc.code != grpc.StatusCode.UNAVAILABLE or asyncio.get_running_loop().time() + delay > give_up:
+                    raise
+                log.info("scheduler unavailable (%s); selecting again in %.1f s", exc.message, delay)
+                metrics.SELECT_RETRIES.inc()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
     async def _schedule_and_build(self, spec: scheduler_pb2.RequestSpec, request_id: str) -> None:
         ids = list(spec.instance_ids)
         try:
-            resp = await self.selects.select(spec)
+            resp = await self._select(spec)
         except SelectError as exc:
             expl = exc.explanation
             if exc.code == grpc.StatusCode.FAILED_PRECONDITION and expl is not None:
@@ -350,10 +366,28 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
             self._set_error(s, inst, reason, event, explanation)
 
     async def _release(self, ids: list[str]) -> None:
+        """Release the claims of ``ids``; one that cannot land now (the scheduler is away) is retried
+        in the background until it does, so a deleted server's claim never outlives it."""
         try:
             await self.scheduler.ReleaseClaims(scheduler_pb2.ReleaseClaimsRequest(instance_ids=ids), timeout=10)
         except grpc.aio.AioRpcError as exc:
-            log.warning("could not release claims of %s: %s", ids, exc.code().name)
+            log.warning("could not release claims of %s now (%s); retrying", ids, exc.code().name)
+            task = asyncio.get_running_loop().create_task(self._release_later(ids))
+            self._late_releases.add(task)
+            task.add_done_callback(self._late_releases.discard)
+
+    async def _release_later(self, ids: list[str]) -> None:
+        delay = 0.2
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                await self.scheduler.ReleaseClaims(scheduler_pb2.ReleaseClaimsRequest(instance_ids=ids), timeout=10)
+            except grpc.aio.AioRpcError:
+                delay = min(delay * 2, 5.0)
+                continue
+            metrics.RELEASES_LATE.inc(len(ids))
+            log.info("released the claims of %d instances late", len(ids))
+            return
 
     # ---- delete ---------------------------------------------------------------------
 
@@ -716,7 +750,7 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
 
     async def stop(self) -> None:
         await self.db.stop()
-        for task in (self._sweeper, self._gauges):
+        for task in (self._sweeper, self._gauges, *self._late_releases):
             if task:
                 task.cancel()
         await self.receiver.drain(5.0)
