@@ -191,3 +191,38 @@ def test_deletes_right_after_a_scheduler_restart_leave_claims_equal_to_the_serve
         while (got := _host_memory(api)) != want and time.monotonic() < deadline:
             time.sleep(0.5)
         assert got == want, "host usage must equal the servers placed there"
+
+
+def test_servers_whose_guests_died_with_a_fake_compute_become_error_with_a_fault(
+        tmp_path: Path) -> None:
+    # The fake driver keeps guests in memory: a compute restart loses them. Before the fix the
+    # servers stayed ACTIVE while their hosts reported 0 instances and nothing compared the two.
+    mesh = _mesh(tmp_path, COMPUTE__SYNC_POWER_STATE_INTERVAL="2")
+    try:
+        with grpc.insecure_channel(mesh.addresses["api"]) as chan:
+            api = api_pb2_grpc.ApiServiceStub(chan)
+            image_id = _image(api, tmp_path)
+            created, _, errors = _churn(api, image_id, n=20, rate=40, delete_every=0)
+            assert errors == []
+            before = {s.id: s for s in _wait_quiet(api, timeout=60)}
+            assert {before[sid].vm_state for sid in created} == {types_pb2.VM_STATE_ACTIVE}
+            mesh.stop_service("compute", sig=signal.SIGKILL)
+            mesh.start_service("compute")
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                servers = {s.id: s for s in _all_servers(api)}
+                if all(servers[sid].vm_state == types_pb2.VM_STATE_ERROR for sid in created):
+                    break
+                time.sleep(0.5)
+            assert {types_pb2.VmState.Name(servers[sid].vm_state) for sid in created} == {"VM_STATE_ERROR"}
+            assert all("is gone from host" in servers[sid].fault.message for sid in created)
+            deadline = time.monotonic() + 15
+            while (used := _host_memory(api)) and time.monotonic() < deadline:
+                time.sleep(0.5)
+            assert used == {}, "a server without a guest holds no resources"
+            # The agent serves new builds as before.
+            more, _, errors = _churn(api, image_id, n=5, rate=20, delete_every=0)
+            final = {s.id: s for s in _wait_quiet(api, timeout=60)}
+            assert errors == [] and {final[sid].vm_state for sid in more} == {types_pb2.VM_STATE_ACTIVE}
+    finally:
+        mesh.stop()

@@ -56,6 +56,7 @@ STATUS_NAMES = {
 CREATE_START, CREATE_END, CREATE_ERROR = "instance.create.start", "instance.create.end", "instance.create.error"
 DELETE_START, DELETE_END = "instance.delete.start", "instance.delete.end"
 POWER_UPDATE = "instance.power_update"
+GUEST_MISSING = "instance.guest_missing"  # reconciliation found no guest for a settled server
 
 # Instance action event names (Nova's, plus compute_spawn for the driver step).
 EV_SCHEDULE = "conductor_schedule_and_build_instances"

@@ -289,8 +289,30 @@ class ComputeManager:
             self._last_sync = now
             try:
                 self.sync_power_states()
+                self.send_inventory()
             except Exception:
                 log.exception("power state sync failed")
+
+    # ---- what the driver has, against the store ----------------------------------
+
+    def adopt_guests(self) -> int:
+        """After a restart: the guests the driver still has are this agent's (their host counts
+        them, the power sync watches them). Guests the driver lost are found by the conductor
+        from the inventory."""
+        found = self.driver.instance_hosts()
+        for iid, host in found.items():
+            self._host_of.setdefault(iid, host)
+        if found:
+            log.info("adopted %d guests the driver has", len(found))
+        return len(found)
+
+    def send_inventory(self) -> None:
+        """Tell the conductor which guests the driver has on our hosts; it compares with the store."""
+        inventory = conductor_pb2.GuestInventoryCast(
+            hosts=[h.host for h in self.driver.host_resources()], instance_ids=self.driver.list_instances(),
+            agent_address=self.advertise)
+        inventory.taken_at.CopyFrom(_now())
+        self.conductor.cast(guest_inventory=inventory)
 
     # ---- resource reports ----------------------------------------------------
 
@@ -366,6 +388,10 @@ class ComputeManager:
         return self._reconnect_task
 
     def start(self) -> None:
+        if self._report_task is None:  # the first start, not a watchdog's restart
+            self.adopt_guests()
+            if self.sync_power_state_interval > 0:
+                self.send_inventory()
         self._report_task = asyncio.get_running_loop().create_task(self.report_loop())
 
     def watch_scheduler(self, channel: grpc.aio.Channel) -> None:

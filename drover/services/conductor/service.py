@@ -197,6 +197,8 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
             await self.delete_instance(msg.delete_instance.instance_id)
         elif kind == "instance_update":
             await self.instance_update(msg.instance_update)
+        elif kind == "guest_inventory":
+            await self.reconcile(msg.guest_inventory)
 
     # ---- build ----------------------------------------------------------------------
 
@@ -633,6 +635,69 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
                                   same_host=hints.get("same_host_hosts", []),
                                   different_host=hints.get("different_host_hosts", []),
                                   group_id=group_id, group_policy=policy, group_hosts=hosts)
+
+    # ---- reconciliation: the store against what a compute's driver has ------------------------
+
+    async def reconcile(self, inv: conductor_pb2.GuestInventoryCast) -> None:
+        """Nova's _sync_power_states and _cleanup_running_deleted_instances, judged here where the
+        store is: a settled server on the agent's hosts without a guest goes to ERROR with a fault
+        (and its claim is released); a guest of a deleted server is terminated; a guest the store
+        does not know is reported."""
+        judged = await asyncio.to_thread(self._judge_inventory, inv)  # a scan: off the event loop
+        missing, deleted, unknown = judged
+        if missing:
+            taken = inv.taken_at.ToDatetime()
+            lost = await self.db.run(lambda s: self._mark_guests_missing(s, missing, taken))
+            if lost:
+                log.error("reconciliation: %d servers on %s have no guest there any more; now ERROR",
+                          len(lost), inv.agent_address)
+                metrics.RECONCILE_FIXES.labels("guest_missing").inc(len(lost))
+                await self._release(lost)
+        for iid, host in deleted:
+            log.warning("reconciliation: guest of deleted server %s still on %s; terminating it", iid, host)
+            metrics.RECONCILE_FIXES.labels("deleted_guest_reaped").inc()
+            self.compute(inv.agent_address).cast(
+                terminate_instance=compute_pb2.TerminateInstanceCast(instance_id=iid, host=host))
+        if unknown:
+            log.warning("reconciliation: %d guests on %s are unknown to the store: %s", len(unknown),
+                        inv.agent_address, ", ".join(sorted(unknown)[:10]))
+            metrics.RECONCILE_FIXES.labels("unknown_guest").inc(len(unknown))
+
+    def _judge_inventory(self, inv: conductor_pb2.GuestInventoryCast
+                         ) -> tuple[list[str], list[tuple[str, str]], list[str]]:
+        hosts, have = set(inv.hosts), set(inv.instance_ids)
+        taken = inv.taken_at.ToDatetime()
+        with self.sessions() as s:
+            settled = s.execute(select(m.Instance.id, m.Instance.host).where(
+                m.Instance.deleted.is_(False), m.Instance.host.is_not(None), m.Instance.task_state.is_(None),
+                m.Instance.vm_state.in_((states.ACTIVE, states.STOPPED)), m.Instance.updated_at < taken)).all()
+            missing = [iid for iid, host in settled if host in hosts and iid not in have]
+            known: dict[str, tuple[bool, str]] = {}
+            ids = sorted(have)
+            for i in range(0, len(ids), 500):
+                for iid, gone, host in s.execute(select(m.Instance.id, m.Instance.deleted, m.Instance.host)
+                                                 .where(m.Instance.id.in_(ids[i:i + 500]))):
+                    known[iid] = (bool(gone), host or "")
+        reap = [(iid, host) for iid, (gone, host) in known.items() if gone]
+        return missing, reap, [iid for iid in ids if iid not in known]
+
+    def _mark_guests_missing(self, s: Session, ids: list[str], taken: dt.datetime) -> list[str]:
+        lost = []
+        for inst in s.execute(select(m.Instance).where(m.Instance.id.in_(ids))).scalars():
+            # Judged on a read: only what is still settled and unchanged since the driver was asked.
+            if inst.deleted or inst.task_state is not None or inst.vm_state not in (states.ACTIVE, states.STOPPED) \
+                    or inst.updated_at >= taken:
+                continue
+            reason = f"the guest of instance {inst.id} is gone from host {inst.host} (found by reconciliation)"
+            inst.vm_state = states.ERROR
+            inst.power_state = 0
+            inst.fault_code = 500
+            inst.fault_message = reason
+            inst.fault_at = utcnow()
+            self._touch(inst)
+            self.publish(inst, _notification(states.GUEST_MISSING, inst.id, inst.host or "", reason=reason))
+            lost.append(inst.id)
+        return lost
 
     # ---- recovery: the store is the durable outbox -----------------------------------------
 
