@@ -226,3 +226,53 @@ def test_servers_whose_guests_died_with_a_fake_compute_become_error_with_a_fault
             assert errors == [] and {final[sid].vm_state for sid in more} == {types_pb2.VM_STATE_ACTIVE}
     finally:
         mesh.stop()
+
+
+def _health_latencies(address: str, seconds: float) -> list[float]:
+    """How long each health check took, asked back to back for ``seconds``."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    out = []
+    with grpc.insecure_channel(address) as chan:
+        stub = health_pb2_grpc.HealthStub(chan)
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            t0 = time.monotonic()
+            try:
+                stub.Check(health_pb2.HealthCheckRequest(), timeout=5)
+            except grpc.RpcError:
+                pass
+            out.append(time.monotonic() - t0)
+            time.sleep(0.05)
+    return out
+
+
+def test_a_conductor_restarting_with_a_large_backlog_serves_at_once(fault_mesh: LocalMesh, tmp_path: Path) -> None:
+    # Before the fix the conductor read and re-drove its whole backlog on its event loop: health
+    # checks (and every cast) waited until it was through.
+    import datetime as dt
+    import uuid
+
+    from sqlalchemy import create_engine, insert
+
+    from drover.store.tables import INSTANCES
+
+    with grpc.insecure_channel(fault_mesh.addresses["api"]) as chan:
+        image_id = _image(api_pb2_grpc.ApiServiceStub(chan), tmp_path)
+    fault_mesh.stop_service("conductor", sig=signal.SIGKILL)
+    old = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(minutes=5)
+    rows = [dict(id=str(uuid.uuid4()), name=f"b{i}", project_id="p", user_id="u", reservation_id="r",
+                 flavor_id="1", image_id=image_id, vcpus=1, memory_mb=512, root_gb=1, ephemeral_gb=0, swap_mb=0,
+                 vm_state="building", task_state="scheduling", power_state=0, availability_zone="",
+                 access_ip_v4="", access_ip_v6="", key_name="", requested_networks=[], addresses=[], metadata={},
+                 scheduler_hints={}, fault_code=0, fault_message="", fault_details="", scheduler_explanation={},
+                 build_attempts=0, revision=1, created_at=old, updated_at=old, deleted=False) for i in range(6000)]
+    engine = create_engine(f"sqlite:///{tmp_path / 'drover.db'}")
+    with engine.begin() as c:
+        c.execute(insert(INSTANCES), rows)
+    engine.dispose()
+    started = time.monotonic()
+    fault_mesh.start_service("conductor")
+    assert time.monotonic() - started < 10
+    latencies = _health_latencies(fault_mesh.addresses["conductor"], 6.0)
+    assert max(latencies) < 1.0, f"health waited {max(latencies):.1f} s while the backlog was re-driven"

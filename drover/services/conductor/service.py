@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
 from typing import Any
 
 import grpc
@@ -45,6 +45,8 @@ from drover.v1 import (
 
 log = logging.getLogger(__name__)
 utcnow = m.utcnow
+# Re-driven builds and deletes run this many at a time (their selects share batch calls).
+REDRIVE_BATCH = 256
 
 
 def _cast_keys(msg: conductor_pb2.ConductorServiceStreamCastsRequest) -> Iterable[str]:
@@ -707,8 +709,36 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
         A build that holds a host but never reached the compute (still SCHEDULING)
         is cast again to that host; a delete still DELETING is driven again.
         Computes ignore builds they already have, and terminate is idempotent.
+        The backlog is read in a worker thread and driven in batches that run side by side,
+        so a conductor restarting with a large backlog serves (and answers health) at once.
         """
         cutoff = utcnow() - dt.timedelta(seconds=older_than)
+        casts, specs, deletes = await asyncio.to_thread(self._orphans, cutoff)
+        for host, cast in casts:
+            address = await self._agent_address(host)
+            if address:
+                self.compute(address).cast(build_and_run_instance=cast)
+        await self._in_batches([self.delete_instance(iid) for iid in deletes])
+        await self._in_batches([self.build_instances(conductor_pb2.BuildInstancesCast(spec=spec)) for spec in specs])
+        metrics.REDRIVES.labels("build").inc(len(casts))
+        metrics.REDRIVES.labels("unscheduled").inc(len(specs))
+        metrics.REDRIVES.labels("delete").inc(len(deletes))
+        if casts or deletes or specs:
+            log.info("re-drove %d builds, %d unscheduled builds and %d deletes", len(casts), len(specs),
+                     len(deletes))
+        return len(casts) + len(deletes) + len(specs)
+
+    @staticmethod
+    async def _in_batches(work: list[Coroutine[Any, Any, None]], size: int = REDRIVE_BATCH) -> None:
+        for i in range(0, len(work), size):
+            results = await asyncio.gather(*work[i:i + size], return_exceptions=True)
+            for r in results:
+                if isinstance(r, Exception):
+                    log.warning("re-drive failed: %r", r)
+
+    def _orphans(self, cutoff: dt.datetime) -> tuple[list[tuple[str, compute_pb2.BuildAndRunInstanceCast]],
+                                                     list[scheduler_pb2.RequestSpec], list[str]]:
+        """What a dead conductor left half-done (read in a worker thread)."""
         with self.sessions() as s:
             builds = s.execute(select(m.Instance).where(
                 m.Instance.vm_state == states.BUILDING, m.Instance.task_state == states.SCHEDULING,
@@ -719,34 +749,21 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
                 flavor, image = s.get(m.Flavor, inst.flavor_id), s.get(m.Image, inst.image_id)
                 if flavor is not None and image is not None:
                     casts.append((inst.host or "", self._build_cast(inst, flavor, image, "")))
-            unscheduled = s.execute(select(m.Instance.id).where(
+            unscheduled = s.execute(select(m.Instance).where(
                 m.Instance.vm_state == states.BUILDING, m.Instance.task_state == states.SCHEDULING,
                 m.Instance.host.is_(None), m.Instance.deleted.is_(False), m.Instance.updated_at <= cutoff,
             )).scalars().all()
             specs = []
-            for iid in unscheduled:
-                row = s.get(m.Instance, iid)
-                flavor = s.get(m.Flavor, row.flavor_id) if row else None
-                image = s.get(m.Image, row.image_id) if row else None
-                if row is not None and flavor is not None and image is not None:
+            for row in unscheduled:
+                flavor, image = s.get(m.Flavor, row.flavor_id), s.get(m.Image, row.image_id)
+                if flavor is not None and image is not None:
                     specs.append(self._spec_for(s, row, flavor, image,
                                                 ignore_hosts=(row.scheduler_hints or {}).get("_tried_hosts", [])))
-            deletes = s.execute(select(m.Instance.id).where(
+            deletes = list(s.execute(select(m.Instance.id).where(
                 m.Instance.task_state == states.DELETING, m.Instance.deleted.is_(False),
                 m.Instance.updated_at <= cutoff,
-            )).scalars().all()
-        for host, cast in casts:
-            address = await self._agent_address(host)
-            if address:
-                self.compute(address).cast(build_and_run_instance=cast)
-        for iid in deletes:
-            await self.delete_instance(iid)
-        for spec in specs:
-            await self.build_instances(conductor_pb2.BuildInstancesCast(spec=spec))
-        if casts or deletes or specs:
-            log.info("re-drove %d builds, %d unscheduled builds and %d deletes", len(casts), len(specs),
-                     len(deletes))
-        return len(casts) + len(deletes) + len(specs)
+            )).scalars().all())
+        return casts, specs, deletes
 
     # ---- stuck builds ------------------------------------------------------------------
 
