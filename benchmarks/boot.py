@@ -54,6 +54,7 @@ from benchmarks.mesh import git_info, machine_info, proc_cpu_s, wait_hosts
 from benchmarks.stats import summary
 from drover.agent.driver import GuestSpec, PowerState
 from drover.agent.libvirt import default_image
+from drover.auth.client import authorized_aio_channel, authorized_channel
 from drover.v1 import api_pb2, api_pb2_grpc, types_pb2
 
 REPO = Path(__file__).resolve().parents[1]
@@ -447,8 +448,8 @@ async def delete_via_mesh(api: Any, sid: str, timeout: float) -> dict[str, Any]:
 
 async def mesh_rounds(args: argparse.Namespace, address: str, image_id: str, marker: str, created: list[str],
                       inspect: Callable[[str], dict[str, Any]],
-                      cpu_probe: Callable[[], dict[str, float | None]]) -> dict[str, Any]:
-    async with grpc.aio.insecure_channel(address) as chan:
+                      cpu_probe: Callable[[], dict[str, float | None]], token: str) -> dict[str, Any]:
+    async with authorized_aio_channel(address, token) as chan:
         api = api_pb2_grpc.ApiServiceStub(chan)
         # warm the image cache, the page cache and every RPC path; not measured
         warm = await boot_via_mesh(api, "boot-warmup", image_id, args.flavor, marker, args.timeout, created,
@@ -492,9 +493,10 @@ async def mesh_rounds(args: argparse.Namespace, address: str, image_id: str, mar
     return {"warmup": warm, "domain": domain, "records": records, "wall": wall, "busy": busy, "cpu_s": cpu}
 
 
-def mesh_leftovers(address: str, conn: Any, host: str, server_ids: list[str], instances: Path) -> dict[str, Any]:
+def mesh_leftovers(address: str, token: str, conn: Any, host: str, server_ids: list[str],
+                   instances: Path) -> dict[str, Any]:
     """What the run left behind (as tests/integration/test_libvirt_mesh.py checks); empty when clean."""
-    with grpc.insecure_channel(address) as chan:
+    with authorized_channel(address, token) as chan:
         api = api_pb2_grpc.ApiServiceStub(chan)
         undeleted = [s.id for s in api.ListServers(api_pb2.ListServersRequest(page_size=1000), timeout=30).servers]
         claims: dict[str, int] = {}
@@ -569,7 +571,7 @@ def run_mesh(args: argparse.Namespace) -> dict:
         mesh.start(timeout=120)
         setup["mesh_start_s"] = round(time.monotonic() - t, 2)
         setup["hosts_wait_s"] = round(wait_hosts(mesh.addresses["scheduler"], 1, time.monotonic() + 60, mesh), 2)
-        with grpc.insecure_channel(mesh.addresses["api"]) as chan:
+        with mesh.api_channel() as chan:
             api = api_pb2_grpc.ApiServiceStub(chan)
             image = api.CreateImage(api_pb2.CreateImageRequest(
                 name=MESH_IMAGE_NAME, path=str(default_image.kernel_path(img_dir)),
@@ -586,8 +588,9 @@ def run_mesh(args: argparse.Namespace) -> dict:
         def cpu_probe() -> dict[str, float | None]:
             return {**{svc: proc_cpu_s(p.pid) for svc, p in mesh.procs.items()}, "machine": host_cpu_busy_s()}
 
-        out = asyncio.run(mesh_rounds(args, mesh.addresses["api"], image.id, marker, created, inspect, cpu_probe))
-        leftovers = mesh_leftovers(mesh.addresses["api"], conn, host, created, instances)
+        out = asyncio.run(mesh_rounds(args, mesh.addresses["api"], image.id, marker, created, inspect, cpu_probe,
+                                      mesh.token))
+        leftovers = mesh_leftovers(mesh.addresses["api"], mesh.token, conn, host, created, instances)
     finally:
         try:
             forced = destroy_leftover_domains(conn, created)

@@ -48,6 +48,8 @@ import grpc
 
 from benchmarks import _mesh_client as client
 from benchmarks.stats import pct, summary
+from drover.auth.client import authorized_channel, bearer, resolve_token
+from drover.cli.client import upload_image
 from drover.v1 import api_pb2, api_pb2_grpc, scheduler_pb2, scheduler_pb2_grpc
 
 REPO = Path(__file__).resolve().parents[1]
@@ -243,6 +245,13 @@ def mesh_settings(args: argparse.Namespace, metrics_ports: dict[str, int]) -> di
     return settings
 
 
+def client_token(flag: str | None, target: str) -> str | None:
+    """--token, DROVER_TOKEN, or the admin token of the mesh whose data dir this environment names."""
+    from drover.config import load_config
+
+    return resolve_token(flag, target, load_config().data_path)
+
+
 def wait_hosts(scheduler: str, want: int, deadline: float, mesh: Any) -> float:
     """Poll SchedulerService.ListHosts(limit=1).total until the scheduler knows ``want`` hosts."""
     t0 = time.monotonic()
@@ -266,9 +275,9 @@ def wait_hosts(scheduler: str, want: int, deadline: float, mesh: Any) -> float:
             time.sleep(0.2)
 
 
-def ensure_image(api: str, name: str | None, workdir: Path) -> str:
+def ensure_image(api: str, name: str | None, workdir: Path, token: str | None) -> str:
     """The image to boot: ``name`` if given (must exist), else one named mesh-bench (registered if missing)."""
-    with grpc.insecure_channel(api) as chan:
+    with authorized_channel(api, token) as chan:
         stub = api_pb2_grpc.ApiServiceStub(chan)
         if name:
             return stub.GetImage(api_pb2.GetImageRequest(id=name), timeout=10).image.id
@@ -277,9 +286,7 @@ def ensure_image(api: str, name: str | None, workdir: Path) -> str:
                 return img.id
         path = workdir / "mesh-bench.raw"
         path.write_bytes(b"\0" * (1 << 20))
-        img = stub.CreateImage(api_pb2.CreateImageRequest(name=IMAGE_NAME, path=str(path), disk_format="raw"),
-                               timeout=30).image
-        return img.id
+        return upload_image(stub, str(path), IMAGE_NAME, disk_format="raw", timeout=60).id
 
 
 # ---- load ------------------------------------------------------------------------------
@@ -304,7 +311,7 @@ def run_load(args: argparse.Namespace, target: str, image: str, deadline: float,
             "target": target, "image": image, "flavor": args.flavor, "n_total": args.servers, "first": w,
             "stride": workers, "concurrency": conc, "rpc_timeout": args.rpc_timeout, "watch_retries": 3,
             "settle_timeout": args.settle_timeout,
-            "metadata": (), "name_prefix": f"bench-{run_id}-w{w}",
+            "metadata": (bearer(args.token),) if args.token else (), "name_prefix": f"bench-{run_id}-w{w}",
         }
         p = ctx.Process(target=client.worker_main, args=(w, cfg, counters, stop, out), daemon=True,
                         name=f"mesh-client-{w}")
@@ -389,7 +396,9 @@ def _ts(t: Any) -> float | None:
     return t.seconds + t.nanos / 1e9
 
 
-async def _sample_actions(target: str, recs: list[dict[str, Any]], parallel: int = 8) -> list[dict[str, Any]]:
+async def _sample_actions(target: str, recs: list[dict[str, Any]], token: str | None,
+                          parallel: int = 8) -> list[dict[str, Any]]:
+    md = (bearer(token),) if token else ()
     out: list[dict[str, Any]] = []
     async with grpc.aio.insecure_channel(target) as chan:
         stub = api_pb2_grpc.ApiServiceStub(chan)
@@ -398,7 +407,8 @@ async def _sample_actions(target: str, recs: list[dict[str, Any]], parallel: int
         async def one(r: dict[str, Any]) -> None:
             async with sem:
                 try:
-                    resp = await stub.ListServerActions(api_pb2.ListServerActionsRequest(server_id=r["id"]), timeout=30)
+                    resp = await stub.ListServerActions(api_pb2.ListServerActionsRequest(server_id=r["id"]),
+                                                        timeout=30, metadata=md)
                 except grpc.aio.AioRpcError:
                     return
             row: dict[str, Any] = {"id": r["id"], "t_accept_wall": r["t_accept_wall"]}
@@ -414,18 +424,19 @@ async def _sample_actions(target: str, recs: list[dict[str, Any]], parallel: int
     return out
 
 
-async def _get_servers(target: str, ids: list[str]) -> list[dict[str, Any]]:
+async def _get_servers(target: str, ids: list[str], token: str | None) -> list[dict[str, Any]]:
     """Store view of servers whose watch did not settle (to tell a lost event from a stuck build)."""
     from google.protobuf.json_format import MessageToDict
 
+    md = (bearer(token),) if token else ()
     out: list[dict[str, Any]] = []
     async with grpc.aio.insecure_channel(target) as chan:
         stub = api_pb2_grpc.ApiServiceStub(chan)
         for sid in ids:
             try:
-                srv = (await stub.GetServer(api_pb2.GetServerRequest(id=sid), timeout=10)).server
+                srv = (await stub.GetServer(api_pb2.GetServerRequest(id=sid), timeout=10, metadata=md)).server
                 acts = (await stub.ListServerActions(api_pb2.ListServerActionsRequest(server_id=sid),
-                                                     timeout=10)).actions
+                                                     timeout=10, metadata=md)).actions
             except grpc.aio.AioRpcError as exc:
                 out.append({"id": sid, "error": exc.code().name})
                 continue
@@ -659,6 +670,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--concurrency", type=int, default=64, help="servers in flight (create + watch) at once (C)")
     ap.add_argument("--hosts", type=int, default=1000, help="fake hosts presented by the compute agent (H)")
     ap.add_argument("--target", help="API address of a running mesh (loopback); default: start one")
+    ap.add_argument("--token", help="with --target: bearer token (default: env DROVER_TOKEN, else the admin "
+                                    "token in DROVER_DATA_DIR); a local mesh's admin token otherwise")
     ap.add_argument("--image", help="image name or id to boot (with --target); default: register mesh-bench")
     ap.add_argument("--flavor", default=FLAVOR_DEFAULT)
     ap.add_argument("--json", type=Path, help="default benchmarks/results/mesh-<H>h-<N>s.json")
@@ -715,6 +728,7 @@ def main(argv: list[str] | None = None) -> int:
             for kv in args.metrics or []:
                 svc, _, url = kv.partition("=")
                 metrics_urls[svc] = url
+            args.token = client_token(args.token, target)
             log(f"target {target} (running mesh); hosts as configured there")
         else:
             from drover.localmesh import LocalMesh, free_port
@@ -730,6 +744,7 @@ def main(argv: list[str] | None = None) -> int:
             mesh.start(timeout=max(10.0, min(180.0, deadline - time.monotonic())))
             setup["mesh_start_s"] = round(time.monotonic() - t, 2)
             target = mesh.addresses["api"]
+            args.token = mesh.token  # the load goes through the authenticated path, as any client
             offered = getattr(mesh, "metrics_addresses", None)  # if LocalMesh learns to tell us
             if isinstance(offered, dict) and offered:
                 metrics_urls = {k: v if v.startswith("http") else f"http://{v}/metrics" for k, v in offered.items()}
@@ -738,7 +753,7 @@ def main(argv: list[str] | None = None) -> int:
             log(f"mesh up in {setup['mesh_start_s']} s: {mesh.addresses} (data {workdir / 'data'})")
             setup["hosts_wait_s"] = round(wait_hosts(mesh.addresses["scheduler"], args.hosts, deadline, mesh), 2)
             log(f"scheduler knows {args.hosts} hosts after {setup['hosts_wait_s']} s")
-        image = ensure_image(target, args.image, workdir)
+        image = ensure_image(target, args.image, workdir, args.token)
         log(f"image {image}, flavor {args.flavor}; {args.servers} servers, concurrency {args.concurrency}, "
             f"{min(args.workers, args.concurrency, args.servers)} client processes")
         if time.monotonic() > deadline:
@@ -770,11 +785,11 @@ def main(argv: list[str] | None = None) -> int:
         act = [r for r in recs if r["final"] == "ACTIVE"]
         unfinished = [r for r in recs if r["id"] and r["final"] not in ("ACTIVE", "ERROR")]
         if unfinished:
-            stuck = asyncio.run(_get_servers(target, [r["id"] for r in unfinished[:20]]))
+            stuck = asyncio.run(_get_servers(target, [r["id"] for r in unfinished[:20]], args.token))
             log(f"{len(unfinished)} servers did not settle; the store says: " + json.dumps(stuck[:5]))
         sample = random.Random(42).sample(act, min(args.sample, len(act)))
         if sample and time.monotonic() < deadline + 30:
-            sample_rows = asyncio.run(_sample_actions(target, sample))
+            sample_rows = asyncio.run(_sample_actions(target, sample, args.token))
         for svc, url in metrics_urls.items():
             try:
                 text = scrape(url)

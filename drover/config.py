@@ -34,6 +34,11 @@ class ApiConfig(ServiceEndpoint):
     scheduler: str = "127.0.0.1:8782"
     default_page_size: int = 100
     max_page_size: int = 1000
+    # Directories an admin may register host files from as images (CreateImage). Empty: the data
+    # dir's images/ and the default image's build directory (DROVER_IMAGE_DIR or images/build).
+    image_dirs: list[str] = Field(default_factory=list)
+    # Largest image a project may upload (UploadImage), bytes.
+    max_image_upload_bytes: int = 8 * 1024**3
 
 
 class ConductorConfig(ServiceEndpoint):
@@ -114,6 +119,34 @@ class QuotaConfig(BaseModel):
     ram_mb: int = -1
 
 
+class OidcIssuerConfig(BaseModel):
+    """An external OIDC issuer whose tokens the API accepts (verified by its JWKS)."""
+
+    issuer: str
+    audience: str
+    # JWKS document: a file path or an https:// URL (fetched at start, refreshed on an unknown key id).
+    jwks: str
+    # Claims that carry the project, the user and the roles.
+    project_claim: str = "project_id"
+    user_claim: str = "sub"
+    roles_claim: str = "roles"
+
+
+class AuthConfig(BaseModel):
+    """Bearer tokens on the public API: drover's built-in issuer, plus optional OIDC issuers."""
+
+    # The built-in issuer's name and the audience its tokens carry (and the API accepts).
+    issuer: str = "drover"
+    audience: str = "drover"
+    # Lifetime of the admin token `drover up` writes to <data_dir>/admin.token, seconds.
+    admin_token_ttl: float = 30 * 24 * 3600.0
+    # Clock skew allowed on exp/nbf/iat, seconds.
+    leeway: float = 30.0
+    oidc: list[OidcIssuerConfig] = Field(default_factory=list)
+    # TOML or YAML file overriding the default API policy rules (`drover policy list` shows them).
+    policy_file: str = ""
+
+
 class DroverConfig(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DROVER_", env_nested_delimiter="__", extra="ignore")
 
@@ -126,6 +159,7 @@ class DroverConfig(BaseSettings):
     scheduler: SchedulerConfigModel = Field(default_factory=SchedulerConfigModel)
     compute: ComputeConfig = Field(default_factory=ComputeConfig)
     quota: QuotaConfig = Field(default_factory=QuotaConfig)
+    auth: AuthConfig = Field(default_factory=AuthConfig)
 
     @classmethod
     def settings_customise_sources(

@@ -15,6 +15,9 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from drover import parent_watch
+from drover.auth import keys, tokens
+from drover.auth.client import admin_token_path, authorized_channel
+from drover.config import DroverConfig
 
 SERVICES = ("scheduler", "conductor", "compute", "api")
 
@@ -82,14 +85,14 @@ class LocalMesh:
     def log_dir(self) -> Path:
         return self.data_dir / "logs"
 
-    def prepare_store(self) -> None:
+    def config(self) -> DroverConfig:
+        """The configuration the services see (this mesh's DROVER_* variables applied)."""
         from drover.config import load_config
-        from drover.store.seed import prepare
 
         saved = {k: os.environ.get(k) for k in self.env}
         os.environ.update(self.env)
         try:
-            prepare(load_config().db_url)
+            return load_config()
         finally:
             for k, v in saved.items():
                 if v is None:
@@ -97,13 +100,44 @@ class LocalMesh:
                 else:
                     os.environ[k] = v
 
-    def start_service(self, name: str, timeout: float = 60.0) -> None:
+    def prepare_store(self) -> None:
+        from drover.store.seed import prepare
+
+        prepare(self.config().db_url)
+
+    def write_admin_token(self) -> None:
+        """Create the built-in issuer's key on first start and write an admin token (0600)."""
+        cfg = self.config()
+        key = keys.ensure_signing_key(cfg.data_path)
+        token = tokens.issue(key, cfg.auth, project="admin", user="admin", roles=["admin"],
+                             ttl=cfg.auth.admin_token_ttl)
+        keys.write_private(admin_token_path(cfg.data_path), token.encode() + b"\n")
+
+    @property
+    def token(self) -> str:
+        """The admin token this mesh's API accepts."""
+        return admin_token_path(self.data_dir).read_text().strip()
+
+    def issue_token(self, project: str, user: str, roles: list[str], ttl: float = 3600.0) -> str:
+        """A token of this mesh's built-in issuer (tests: other projects and roles)."""
+        cfg = self.config()
+        return tokens.issue(keys.load_signing_key(cfg.data_path), cfg.auth, project=project, user=user,
+                            roles=roles, ttl=ttl)
+
+    def api_channel(self, token: str | None = None, api: str = "api") -> grpc.Channel:
+        """A synchronous channel to the API (or another one, ``api``) that sends ``token`` (default:
+        the admin token)."""
+        return authorized_channel(self.addresses[api], token if token is not None else self.token)
+
+    def start_service(self, name: str, timeout: float = 60.0, *, command: str = "",
+                      env: dict[str, str] | None = None) -> None:
+        """Start service ``name`` (``command``: which `drover` subcommand, default the name)."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_file = (self.log_dir / f"{name}.log").open("ab")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "drover", name],
+            [sys.executable, "-m", "drover", command or name],
             # Children die with us even if we are killed hard; armed in the child (no preexec_fn).
-            env={**os.environ, **self.env, parent_watch.ENV: str(os.getpid())},
+            env={**os.environ, **self.env, **(env or {}), parent_watch.ENV: str(os.getpid())},
             stdout=log_file,
             stderr=subprocess.STDOUT,
         )
@@ -116,6 +150,7 @@ class LocalMesh:
     def start(self, timeout: float = 60.0) -> LocalMesh:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.prepare_store()
+        self.write_admin_token()
         for name in SERVICES:
             self.start_service(name, timeout)
         return self
@@ -131,8 +166,18 @@ class LocalMesh:
             proc.kill()
             proc.wait()
 
+    def start_extra_api(self, name: str = "api2", timeout: float = 60.0) -> str:
+        """Another ApiService process on the same store and services (two APIs behind a balancer);
+        returns its address."""
+        address = f"127.0.0.1:{free_port()}"
+        self.addresses[name] = address
+        self.start_service(name, timeout, command="api",
+                           env={"DROVER_API__LISTEN": address, "DROVER_API__METRICS_PORT": "0"})
+        return address
+
     def stop(self) -> None:
-        for name in reversed(SERVICES):
+        extras = [n for n in self.procs if n not in SERVICES]
+        for name in [*extras, *reversed(SERVICES)]:
             self.stop_service(name)
 
     def exited(self) -> dict[str, int]:

@@ -7,13 +7,13 @@ from typing import Annotated
 import typer
 
 from drover.cli import client
-from drover.cli.output import Format, FormatOpt, show_list, show_record, to_dict
+from drover.cli.output import Format, FormatOpt, fail, show_list, show_record, to_dict
 from drover.v1 import api_pb2, types_pb2
 
 UrlOpt = Annotated[str | None, typer.Option("--url", help="API address (env DROVER_URL).")]
 
 flavor_app = typer.Typer(help="Flavors.", no_args_is_help=True)
-image_app = typer.Typer(help="Images, registered from local files.", no_args_is_help=True)
+image_app = typer.Typer(help="Images: uploaded, or registered from the API host.", no_args_is_help=True)
 network_app = typer.Typer(help="Networks.", no_args_is_help=True)
 host_app = typer.Typer(help="Compute hosts (admin).", no_args_is_help=True)
 
@@ -53,7 +53,7 @@ def flavor_create(
     with client.api(url) as stub:
         f = stub.CreateFlavor(api_pb2.CreateFlavorRequest(flavor=types_pb2.Flavor(
             id=flavor_id, name=name, vcpus=vcpus, memory_mb=ram, root_gb=disk, extra_specs=specs)),
-            timeout=10, metadata=client.metadata()).flavor
+            timeout=10).flavor
     d = to_dict(f)
     show_record(list(d.items()), fmt, d)
 
@@ -61,27 +61,40 @@ def flavor_create(
 def _image_fields(i: types_pb2.Image) -> list[tuple[str, object]]:
     return [("id", i.id), ("name", i.name), ("disk_format", i.disk_format), ("path", i.path),
             ("initrd_path", i.initrd_path or None), ("size", i.size_bytes), ("checksum", i.checksum_sha256),
+            ("owner", i.owner or None), ("visibility", i.visibility),
             ("properties", ", ".join(f"{k}={v}" for k, v in sorted(i.properties.items())) or None)]
 
 
 @image_app.command("create")
 def image_create(
     name: str,
-    file: Annotated[str, typer.Option("--file", help="Disk image, or kernel for direct boot")],
-    disk_format: Annotated[str, typer.Option("--disk-format", help="qcow2, raw or kernel")] = "",
-    initrd: Annotated[str, typer.Option("--initrd", help="Initrd for direct kernel boot")] = "",
+    file: Annotated[str, typer.Option("--file", help="Upload this local disk image (qcow2 or raw) to the "
+                                                     "project")] = "",
+    path: Annotated[str, typer.Option("--path", help="Admin: register a file already in one of the API host's "
+                                                     "image directories (a kernel for direct boot too)")] = "",
+    disk_format: Annotated[str, typer.Option("--disk-format", help="qcow2, raw, or kernel (--path)")] = "",
+    initrd: Annotated[str, typer.Option("--initrd", help="Initrd for direct kernel boot (--path)")] = "",
     prop: Annotated[list[str] | None, typer.Option("--property", help="key=value")] = None,
     fmt: Format = FormatOpt,
     url: UrlOpt = None,
 ) -> None:
-    """Register an image from a local file."""
+    """Upload an image (--file), or register one from the API host's image directories (--path)."""
     import os
 
+    if bool(file) == bool(path):
+        fail("give exactly one of --file (upload) or --path (a file on the API host)")
+    if file and not os.path.isfile(file):
+        fail(f"{file} is not a file")
+    if file and initrd:
+        fail("--initrd goes with --path (a kernel registered on the API host)")
     props = dict(p.split("=", 1) for p in (prop or []) if "=" in p)
     with client.api(url) as stub:
-        i = stub.CreateImage(api_pb2.CreateImageRequest(
-            name=name, path=os.path.abspath(file), disk_format=disk_format,
-            initrd_path=os.path.abspath(initrd) if initrd else "", properties=props), timeout=120).image
+        if file:
+            i = client.upload_image(stub, file, name, disk_format=disk_format, properties=props)
+        else:
+            i = stub.CreateImage(api_pb2.CreateImageRequest(
+                name=name, path=path, disk_format=disk_format, initrd_path=initrd, properties=props),
+                timeout=120).image
     show_record(_image_fields(i), fmt, to_dict(i))
 
 
@@ -118,7 +131,7 @@ def network_list(fmt: Format = FormatOpt, url: UrlOpt = None) -> None:
 @host_app.command("list")
 def host_list(fmt: Format = FormatOpt, url: UrlOpt = None) -> None:
     with client.api(url) as stub:
-        resp = stub.ListHosts(api_pb2.ListHostsRequest(), timeout=10, metadata=client.metadata())
+        resp = stub.ListHosts(api_pb2.ListHostsRequest(), timeout=10)
     show_list(
         ["Host", "Zone", "State", "Status", "vCPUs (used/total)", "RAM MB (used/total)", "Disk GB (used/total)",
          "Instances"],

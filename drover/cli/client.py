@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 import grpc
 
+from drover.auth.client import authorized_channel, resolve_token
 from drover.cli.output import describe_rpc_error, fail
 from drover.v1 import api_pb2, api_pb2_grpc, types_pb2
 
@@ -19,9 +19,21 @@ def api_url(url: str | None) -> str:
     return url or os.environ.get("DROVER_URL", DEFAULT_URL)
 
 
+# Set by the root command's --token option.
+token_option: str | None = None
+
+
+def token_for(target: str) -> str | None:
+    """--token, DROVER_TOKEN, or the admin token of a local mesh (`drover up`) in the data dir."""
+    from drover.config import load_config
+
+    return resolve_token(token_option, target, load_config().data_path)
+
+
 @contextmanager
 def api(url: str | None) -> Iterator[api_pb2_grpc.ApiServiceStub]:
-    channel = grpc.insecure_channel(api_url(url))
+    target = api_url(url)
+    channel = authorized_channel(target, token_for(target))
     try:
         yield api_pb2_grpc.ApiServiceStub(channel)
     except grpc.RpcError as exc:
@@ -49,9 +61,28 @@ def find_server(stub: api_pb2_grpc.ApiServiceStub, ref: str, *, deleted: bool = 
     return resp.servers[0]
 
 
-def metadata(**extra: Any) -> list[tuple[str, str]]:
-    md = []
-    for key, env in (("x-project-id", "DROVER_PROJECT"), ("x-user-id", "DROVER_USER")):
-        if os.environ.get(env):
-            md.append((key, os.environ[env]))
-    return md
+UPLOAD_CHUNK = 1 << 20  # the API's per-message limit for image bytes
+
+
+def upload_image(stub: api_pb2_grpc.ApiServiceStub, path: str, name: str, *, disk_format: str = "",
+                 properties: dict[str, str] | None = None, timeout: float = 600) -> types_pb2.Image:
+    """Upload a local file as an image of the caller's project (UploadImage: metadata, then chunks)."""
+    import hashlib
+    from pathlib import Path
+
+    file = Path(path)
+    digest = hashlib.sha256()
+    with file.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(UPLOAD_CHUNK), b""):
+            digest.update(chunk)
+    size = file.stat().st_size
+
+    def requests() -> Iterator[api_pb2.UploadImageRequest]:
+        yield api_pb2.UploadImageRequest(metadata=api_pb2.UploadImageMetadata(
+            name=name, disk_format=disk_format, size_bytes=size, checksum_sha256=digest.hexdigest(),
+            properties=properties or {}))
+        with file.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(UPLOAD_CHUNK), b""):
+                yield api_pb2.UploadImageRequest(chunk=chunk)
+
+    return stub.UploadImage(requests(), timeout=timeout).image

@@ -32,16 +32,19 @@ def group_create(
 ) -> None:
     """Create a server group; boot into it with `server create --hint group=ID`."""
     with client.api(url) as stub:
-        g = stub.CreateServerGroup(api_pb2.CreateServerGroupRequest(name=name, policy=policy), timeout=10,
-                                   metadata=client.metadata()).server_group
+        g = stub.CreateServerGroup(api_pb2.CreateServerGroupRequest(name=name, policy=policy), timeout=10).server_group
     _record(g, fmt)
 
 
 @app.command("list")
-def group_list(fmt: Format = FormatOpt, url: UrlOpt = None) -> None:
+def group_list(
+    all_projects: Annotated[bool, typer.Option("--all-projects", help="Every project's groups (admin)")] = False,
+    fmt: Format = FormatOpt,
+    url: UrlOpt = None,
+) -> None:
     with client.api(url) as stub:
-        groups = stub.ListServerGroups(api_pb2.ListServerGroupsRequest(), timeout=10,
-                                       metadata=client.metadata()).server_groups
+        groups = stub.ListServerGroups(api_pb2.ListServerGroupsRequest(all_projects=all_projects),
+                                       timeout=10).server_groups
     show_list(["ID", "Name", "Policy", "Members"], ([g.id, g.name, g.policy, len(g.members)] for g in groups),
               fmt, [to_dict(g) for g in groups])
 
@@ -49,8 +52,7 @@ def group_list(fmt: Format = FormatOpt, url: UrlOpt = None) -> None:
 @app.command("show")
 def group_show(group: str, fmt: Format = FormatOpt, url: UrlOpt = None) -> None:
     with client.api(url) as stub:
-        g = stub.GetServerGroup(api_pb2.GetServerGroupRequest(id=group), timeout=10,
-                                metadata=client.metadata()).server_group
+        g = stub.GetServerGroup(api_pb2.GetServerGroupRequest(id=group), timeout=10).server_group
     _record(g, fmt)
 
 
@@ -59,5 +61,4 @@ def group_delete(groups: list[str], url: UrlOpt = None) -> None:
     """Delete server groups; their servers keep running."""
     with client.api(url) as stub:
         for group in groups:
-            stub.DeleteServerGroup(api_pb2.DeleteServerGroupRequest(id=group), timeout=10,
-                                   metadata=client.metadata())
+            stub.DeleteServerGroup(api_pb2.DeleteServerGroupRequest(id=group), timeout=10)

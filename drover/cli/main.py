@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from drover.cli import catalog, servers
+from drover.cli import auth, catalog, client, servers
 from drover.config import DroverConfig, load_config
 
 app = typer.Typer(
@@ -20,12 +20,23 @@ app.add_typer(catalog.flavor_app, name="flavor")
 app.add_typer(catalog.image_app, name="image")
 app.add_typer(catalog.network_app, name="network")
 app.add_typer(catalog.host_app, name="host")
+app.add_typer(auth.token_app, name="token")
+app.add_typer(auth.policy_app, name="policy")
 db_app = typer.Typer(help="The store.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 
 ConfigOpt = Annotated[str | None, typer.Option("--config", help="TOML configuration file (env DROVER_CONFIG).")]
 DataOpt = Annotated[str | None, typer.Option("--data-dir", help="Where the embedded store and logs live.")]
 DbOpt = Annotated[str | None, typer.Option("--database-url", help="SQLAlchemy URL (default: SQLite in data dir).")]
+
+
+@app.callback()
+def _root(
+    token: Annotated[str | None, typer.Option(
+        "--token", help="Bearer token for the API (else env DROVER_TOKEN, else a local mesh's "
+                        "<data_dir>/admin.token).")] = None,
+) -> None:
+    client.token_option = token
 
 
 def _config(config: str | None, data_dir: str | None, database_url: str | None, **sections: dict) -> DroverConfig:

@@ -9,8 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-import grpc
-
+from drover.auth.client import admin_token_path
 from drover.config import DroverConfig
 from drover.localmesh import LocalMesh
 
@@ -31,7 +30,7 @@ def build_default_image() -> tuple[Path, Path] | None:
     return default_image_files()
 
 
-def register_default_image(api_address: str) -> str | None:
+def register_default_image(mesh: LocalMesh) -> str | None:
     """Register the default kernel+initrd image once; returns its name (or None when not built)."""
     from drover.agent.libvirt import default_image
     from drover.v1 import api_pb2, api_pb2_grpc
@@ -40,7 +39,7 @@ def register_default_image(api_address: str) -> str | None:
     if files is None:
         return None
     kernel, initrd = files
-    with grpc.insecure_channel(api_address) as chan:
+    with mesh.api_channel() as chan:
         stub = api_pb2_grpc.ApiServiceStub(chan)
         images = stub.ListImages(api_pb2.ListImagesRequest(), timeout=10).images
         if any(i.name == DEFAULT_IMAGE_NAME and i.path == str(kernel) for i in images):
@@ -83,12 +82,13 @@ def run_mesh(cfg: DroverConfig, env_overrides: dict[str, str]) -> int:
         except RuntimeError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
-        image = register_default_image(cfg.api.listen)
+        image = register_default_image(mesh)
         hosts = cfg.compute.fake_hosts if cfg.compute.driver == "fake" else 1
         print(f"drover is up: {cfg.compute.driver} driver, {hosts} host(s), store {cfg.db_url}")
         for name, address in mesh.addresses.items():
             print(f"  {name:<10} grpc {address}   metrics {mesh.metrics.get(name, '-')}")
         print(f"  logs       {mesh.log_dir}")
+        print(f"  admin token {admin_token_path(data)} (the CLI on this machine uses it)")
         if image:
             print(f"try: drover server create demo --flavor m1.tiny --image {image} --wait")
         else:

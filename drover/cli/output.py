@@ -79,6 +79,9 @@ def describe_rpc_error(exc: grpc.RpcError) -> str:
     details = exc.details() if hasattr(exc, "details") else str(exc)
     if code == grpc.StatusCode.UNAVAILABLE:
         return f"cannot reach drover ({details}); is `drover up` running?"
+    if code == grpc.StatusCode.UNAUTHENTICATED:
+        return (f"UNAUTHENTICATED: {details} (pass --token, set DROVER_TOKEN, or run where `drover up` keeps "
+                "its data dir)")
     parts = [f"{code.name if code else 'ERROR'}: {details}"]
     trailing = dict(exc.trailing_metadata() or ()) if hasattr(exc, "trailing_metadata") else {}
     raw = trailing.get("grpc-status-details-bin")

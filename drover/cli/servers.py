@@ -63,7 +63,7 @@ def _wait(stub: client.api_pb2_grpc.ApiServiceStub, server_id: str, follow: bool
     deadline = time.monotonic() + timeout
     try:
         request = api_pb2.WatchServerRequest(id=server_id, follow=follow, since_revision=since_revision)
-        for ev in stub.WatchServer(request, timeout=timeout, metadata=client.metadata()):
+        for ev in stub.WatchServer(request, timeout=timeout):
             last = ev.server
             if not quiet and ev.HasField("notification"):
                 typer.echo(f"  {ev.notification.event_type}", err=True)
@@ -84,8 +84,7 @@ def _wait_ready(stub: client.api_pb2_grpc.ApiServiceStub, server: types_pb2.Serv
         fail(f"image {image.name} has no ready_marker property; --wait is all there is to wait for")
     deadline = time.monotonic() + max(timeout, 1.0)
     while time.monotonic() < deadline:
-        out = stub.GetConsoleOutput(api_pb2.GetConsoleOutputRequest(id=server.id), timeout=10,
-                                    metadata=client.metadata()).output
+        out = stub.GetConsoleOutput(api_pb2.GetConsoleOutputRequest(id=server.id), timeout=10).output
         if marker in out:
             typer.echo(f"  guest ready ({marker})", err=True)
             return
@@ -145,7 +144,7 @@ def create(
                                       availability_zone=availability_zone, min_count=min_count,
                                       max_count=max_count, metadata=meta, scheduler_hints=_hints(hint or []))
     with client.api(url) as stub:
-        resp = stub.CreateServer(req, timeout=30, metadata=client.metadata())
+        resp = stub.CreateServer(req, timeout=30)
         server = resp.server
         started = time.monotonic()
         if wait or wait_ready:
@@ -165,6 +164,7 @@ def list_(
     limit: Annotated[int, typer.Option("--limit", help="Page size")] = 0,
     marker: Annotated[str, typer.Option("--marker", help="Page token from a previous list")] = "",
     all_pages: Annotated[bool, typer.Option("--all", help="Follow every page")] = False,
+    all_projects: Annotated[bool, typer.Option("--all-projects", help="Every project's servers (admin)")] = False,
     fmt: Format = FormatOpt,
     url: UrlOpt = None,
 ) -> None:
@@ -181,8 +181,8 @@ def list_(
     with client.api(url) as stub:
         while True:
             resp = stub.ListServers(api_pb2.ListServersRequest(status=st, name=name, host=host, page_size=limit,
-                                                               page_token=token), timeout=30,
-                                    metadata=client.metadata())
+                                                               page_token=token, all_projects=all_projects),
+                                    timeout=30)
             servers.extend(resp.servers)
             token = resp.next_page_token
             if not all_pages or not token:
@@ -220,8 +220,7 @@ def delete(
         done = []
         for ref in servers:
             s = client.find_server(stub, ref)
-            done.append(stub.DeleteServer(api_pb2.DeleteServerRequest(id=s.id), timeout=30,
-                                          metadata=client.metadata()).server)
+            done.append(stub.DeleteServer(api_pb2.DeleteServerRequest(id=s.id), timeout=30).server)
         if wait:
             done = [_wait(stub, d.id, True, timeout, quiet=True, since_revision=d.revision) for d in done]
     show_list(["ID", "Name", "Status", "Task State"],
@@ -240,8 +239,7 @@ def console_log(
     """Show the guest's serial console (as it is; -f json: {"id", "name", "output"})."""
     with client.api(url) as stub:
         s = client.find_server(stub, server)
-        out = stub.GetConsoleOutput(api_pb2.GetConsoleOutputRequest(id=s.id, length=lines), timeout=30,
-                                    metadata=client.metadata())
+        out = stub.GetConsoleOutput(api_pb2.GetConsoleOutputRequest(id=s.id, length=lines), timeout=30)
     if fmt == Format.json:
         print_json({"id": s.id, "name": s.name, "output": out.output})
         return
@@ -253,8 +251,7 @@ def event_list(server: str, fmt: Format = FormatOpt, url: UrlOpt = None) -> None
     """List a server's actions and their events (`openstack server event list` + `show`)."""
     with client.api(url) as stub:
         s = client.find_server(stub, server, deleted=True)
-        resp = stub.ListServerActions(api_pb2.ListServerActionsRequest(server_id=s.id), timeout=30,
-                                      metadata=client.metadata())
+        resp = stub.ListServerActions(api_pb2.ListServerActionsRequest(server_id=s.id), timeout=30)
     rows = []
     for a in resp.actions:
         rows.append([a.request_id, a.action, a.start_time.ToJsonString(),

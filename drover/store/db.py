@@ -13,6 +13,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from drover.store import regexp
+
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -43,6 +45,8 @@ def make_engine(url: str, *, for_writes: bool = False) -> Engine:
             cur.execute("PRAGMA busy_timeout=30000")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
+            # REGEXP in RE2 (linear time), replacing the Python ``re`` one SQLAlchemy installs.
+            dbapi_conn.create_function("regexp", 2, regexp.sqlite_regexp, deterministic=True)
 
         if for_writes:
 

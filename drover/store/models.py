@@ -58,6 +58,10 @@ class Image(Base):
     min_ram_mb: Mapped[int] = mapped_column(BigInteger, default=0)
     properties: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    # The project that uploaded it ("" for images an admin registered from the API host), and
+    # who sees it: "public" (every project) or "private" (its owner; admins).
+    owner: Mapped[str] = mapped_column(String(255), default="", server_default="")
+    visibility: Mapped[str] = mapped_column(String(16), default="public", server_default="public")
 
 
 class Network(Base):

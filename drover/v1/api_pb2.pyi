@@ -31,7 +31,7 @@ class NetworkRequest(_message.Message):
     uuid: _builtins.str
     """Network id; "auto" or "none" as the only entry, as in Nova."""
     fixed_ip: _builtins.str
-    """Optional fixed IPv4/IPv6 address inside the network."""
+    """Optional fixed IPv4/IPv6 address inside the network (at most 64 characters)."""
     def __init__(
         self,
         *,
@@ -58,7 +58,9 @@ class SchedulerHints(_message.Message):
     group: _builtins.str
     """Server group id: the new servers join it and obey its policy."""
     @_builtins.property
-    def same_host(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def same_host(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Server ids (at most 64 each); another project's server counts as not existing."""
+
     @_builtins.property
     def different_host(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(
@@ -117,16 +119,23 @@ class CreateServerRequest(_message.Message):
     flavor_ref: _builtins.str
     image_ref: _builtins.str
     access_ipv4: _builtins.str
+    """At most 64 characters each."""
     access_ipv6: _builtins.str
     availability_zone: _builtins.str
+    """At most 255 characters."""
     min_count: _builtins.int
-    """Number of servers, Nova's min_count / max_count (0 means 1)."""
+    """Number of servers, Nova's min_count / max_count (0 means 1; at most 1000)."""
     max_count: _builtins.int
     key_name: _builtins.str
+    """At most 255 characters."""
     @_builtins.property
-    def networks(self) -> _containers.RepeatedCompositeFieldContainer[Global___NetworkRequest]: ...
+    def networks(self) -> _containers.RepeatedCompositeFieldContainer[Global___NetworkRequest]:
+        """At most 32 networks per server."""
+
     @_builtins.property
-    def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
+    def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """At most 128 items; keys 1–255 characters, values at most 255."""
+
     @_builtins.property
     def scheduler_hints(self) -> Global___SchedulerHints: ...
     def __init__(
@@ -233,17 +242,22 @@ class ListServersRequest(_message.Message):
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     HOST_FIELD_NUMBER: _builtins.int
     INCLUDE_DELETED_FIELD_NUMBER: _builtins.int
+    ALL_PROJECTS_FIELD_NUMBER: _builtins.int
     status: _types_pb2.ServerStatus.ValueType
     """Filter by status (BUILD, ACTIVE, ERROR, SHUTOFF, DELETED)."""
     name: _builtins.str
-    """Filter by name: a regular expression, as in Nova."""
+    """Filter by name: a regular expression, as in Nova, in RE2 syntax (matched in linear time;
+    at most 255 characters).
+    """
     page_size: _builtins.int
     """At most this many (default 100, max 1000)."""
     page_token: _builtins.str
-    """From a previous response's next_page_token."""
+    """From a previous response's next_page_token (at most 256 characters)."""
     host: _builtins.str
     include_deleted: _builtins.bool
-    """Include deleted servers (admin)."""
+    """Include deleted servers (policy ListServers:include_deleted, admin by default)."""
+    all_projects: _builtins.bool
+    """Every project's servers, not only the caller's (policy ListServers:all_projects, admin by default)."""
     def __init__(
         self,
         *,
@@ -253,10 +267,11 @@ class ListServersRequest(_message.Message):
         page_token: _builtins.str = ...,
         host: _builtins.str = ...,
         include_deleted: _builtins.bool = ...,
+        all_projects: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["host", b"host", "include_deleted", b"include_deleted", "name", b"name", "page_size", b"page_size", "page_token", b"page_token", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["all_projects", b"all_projects", "host", b"host", "include_deleted", b"include_deleted", "name", b"name", "page_size", b"page_size", "page_token", b"page_token", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -338,7 +353,7 @@ class WatchServerRequest(_message.Message):
     since_revision: _builtins.int
     """Start after this revision (e.g. the one CreateServer returned): the changes since then
     are replayed, notifications included, while the API still holds them (about a minute);
-    otherwise, and with 0, the stream starts with the server as it is now.
+    otherwise, and with 0, the stream starts with the server as it is now. 0 to 2^53.
     """
     def __init__(
         self,
@@ -503,7 +518,11 @@ class CreateFlavorRequest(_message.Message):
 
     FLAVOR_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def flavor(self) -> _types_pb2.Flavor: ...
+    def flavor(self) -> _types_pb2.Flavor:
+        """vcpus 1–4096, memory_mb 1–16777216 (16 TiB), root_gb and ephemeral_gb 0–1048576,
+        swap_mb 0–1048576; at most 64 extra_specs.
+        """
+
     def __init__(
         self,
         *,
@@ -570,14 +589,20 @@ class CreateImageRequest(_message.Message):
     MIN_RAM_MB_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     path: _builtins.str
-    """Path of the disk image (qcow2/raw) or kernel on the API host."""
+    """Path of the disk image (qcow2/raw) or kernel on the API host, inside one of the configured
+    image directories (api.image_dirs; admin only). At most 4096 characters.
+    """
     disk_format: _builtins.str
     """qcow2, raw or kernel; detected with qemu-img when empty."""
     initrd_path: _builtins.str
+    """At most 4096 characters; inside an image directory too."""
     min_disk_gb: _builtins.int
+    """0–1048576 GB and 0–16777216 MB."""
     min_ram_mb: _builtins.int
     @_builtins.property
-    def properties(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
+    def properties(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """At most 64 properties; keys at most 255 characters, values at most 1024."""
+
     def __init__(
         self,
         *,
@@ -616,6 +641,116 @@ class CreateImageResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CreateImageResponse: _TypeAlias = CreateImageResponse  # noqa: Y015
+
+@_typing.final
+class UploadImageMetadata(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class PropertiesEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    NAME_FIELD_NUMBER: _builtins.int
+    DISK_FORMAT_FIELD_NUMBER: _builtins.int
+    SIZE_BYTES_FIELD_NUMBER: _builtins.int
+    CHECKSUM_SHA256_FIELD_NUMBER: _builtins.int
+    PROPERTIES_FIELD_NUMBER: _builtins.int
+    MIN_DISK_GB_FIELD_NUMBER: _builtins.int
+    MIN_RAM_MB_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    disk_format: _builtins.str
+    """qcow2 or raw; detected when empty (a qcow2 with a backing file is refused)."""
+    size_bytes: _builtins.int
+    """Exact size in bytes (at most api.max_image_upload_bytes) and SHA-256 (64 hex digits)."""
+    checksum_sha256: _builtins.str
+    min_disk_gb: _builtins.int
+    min_ram_mb: _builtins.int
+    @_builtins.property
+    def properties(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """At most 64 properties; keys at most 255 characters, values at most 1024."""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        disk_format: _builtins.str = ...,
+        size_bytes: _builtins.int = ...,
+        checksum_sha256: _builtins.str = ...,
+        properties: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        min_disk_gb: _builtins.int = ...,
+        min_ram_mb: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checksum_sha256", b"checksum_sha256", "disk_format", b"disk_format", "min_disk_gb", b"min_disk_gb", "min_ram_mb", b"min_ram_mb", "name", b"name", "properties", b"properties", "size_bytes", b"size_bytes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UploadImageMetadata: _TypeAlias = UploadImageMetadata  # noqa: Y015
+
+@_typing.final
+class UploadImageRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    METADATA_FIELD_NUMBER: _builtins.int
+    CHUNK_FIELD_NUMBER: _builtins.int
+    chunk: _builtins.bytes
+    """Every later message: at most 1 MiB."""
+    @_builtins.property
+    def metadata(self) -> Global___UploadImageMetadata:
+        """First message only."""
+
+    def __init__(
+        self,
+        *,
+        metadata: Global___UploadImageMetadata | None = ...,
+        chunk: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "metadata", b"metadata", "part", b"part"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "metadata", b"metadata", "part", b"part"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_part: _TypeAlias = _typing.Literal["metadata", "chunk"]  # noqa: Y015
+    _WhichOneofArgType_part: _TypeAlias = _typing.Literal["part", b"part"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_part) -> _WhichOneofReturnType_part | None: ...
+
+Global___UploadImageRequest: _TypeAlias = UploadImageRequest  # noqa: Y015
+
+@_typing.final
+class UploadImageResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IMAGE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def image(self) -> _types_pb2.Image: ...
+    def __init__(
+        self,
+        *,
+        image: _types_pb2.Image | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["image", b"image"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["image", b"image"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UploadImageResponse: _TypeAlias = UploadImageResponse  # noqa: Y015
 
 @_typing.final
 class ListImagesRequest(_message.Message):
@@ -694,6 +829,10 @@ Global___GetImageResponse: _TypeAlias = GetImageResponse  # noqa: Y015
 
 @_typing.final
 class DeleteImageRequest(_message.Message):
+    """Only the owner project's members or an admin; an image a server still uses is
+    FAILED_PRECONDITION.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
@@ -804,7 +943,7 @@ class GetConsoleOutputRequest(_message.Message):
     LENGTH_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     length: _builtins.int
-    """Last N lines (0: all)."""
+    """Last N lines (0: all; at most 10000)."""
     def __init__(
         self,
         *,
@@ -924,12 +1063,17 @@ Global___GetServerGroupResponse: _TypeAlias = GetServerGroupResponse  # noqa: Y0
 class ListServerGroupsRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
+    ALL_PROJECTS_FIELD_NUMBER: _builtins.int
+    all_projects: _builtins.bool
+    """Every project's groups, not only the caller's (policy ListServerGroups:all_projects, admin by default)."""
     def __init__(
         self,
+        *,
+        all_projects: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["all_projects", b"all_projects"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -28,8 +28,16 @@ if _version_not_supported:
 class ApiServiceStub:
     """ApiService is drover's public API: what nova-api is to Nova.
 
-    Identity comes from request metadata: `x-project-id` and `x-user-id`
-    (default "admin"); `x-request-id` is echoed into instance actions.
+    Every call carries `authorization: Bearer <JWT>` (drover's built-in issuer, or a configured
+    OIDC issuer): none or a bad one is UNAUTHENTICATED. The token's claims name the project, the
+    user and the roles (reader, member, admin); the policy table (`drover policy list`) maps each
+    RPC to the roles it needs (PERMISSION_DENIED). Another project's servers, groups and images
+    are NOT_FOUND. `x-request-id` (at most 128 printable characters) is echoed into instance
+    actions and quoted by INTERNAL errors.
+
+    Bounds, enforced before any method runs (INVALID_ARGUMENT naming the field): every string is at
+    most 255 characters and every list or map at most 64 entries unless its comment says otherwise;
+    the API accepts messages of at most 2 MiB.
     """
 
     def __init__(self, channel):
@@ -88,6 +96,11 @@ class ApiServiceStub:
                 request_serializer=drover_dot_v1_dot_api__pb2.CreateImageRequest.SerializeToString,
                 response_deserializer=drover_dot_v1_dot_api__pb2.CreateImageResponse.FromString,
                 _registered_method=True)
+        self.UploadImage = channel.stream_unary(
+                '/drover.v1.ApiService/UploadImage',
+                request_serializer=drover_dot_v1_dot_api__pb2.UploadImageRequest.SerializeToString,
+                response_deserializer=drover_dot_v1_dot_api__pb2.UploadImageResponse.FromString,
+                _registered_method=True)
         self.ListImages = channel.unary_unary(
                 '/drover.v1.ApiService/ListImages',
                 request_serializer=drover_dot_v1_dot_api__pb2.ListImagesRequest.SerializeToString,
@@ -143,8 +156,16 @@ class ApiServiceStub:
 class ApiServiceServicer:
     """ApiService is drover's public API: what nova-api is to Nova.
 
-    Identity comes from request metadata: `x-project-id` and `x-user-id`
-    (default "admin"); `x-request-id` is echoed into instance actions.
+    Every call carries `authorization: Bearer <JWT>` (drover's built-in issuer, or a configured
+    OIDC issuer): none or a bad one is UNAUTHENTICATED. The token's claims name the project, the
+    user and the roles (reader, member, admin); the policy table (`drover policy list`) maps each
+    RPC to the roles it needs (PERMISSION_DENIED). Another project's servers, groups and images
+    are NOT_FOUND. `x-request-id` (at most 128 printable characters) is echoed into instance
+    actions and quoted by INTERNAL errors.
+
+    Bounds, enforced before any method runs (INVALID_ARGUMENT naming the field): every string is at
+    most 255 characters and every list or map at most 64 entries unless its comment says otherwise;
+    the API accepts messages of at most 2 MiB.
     """
 
     def CreateServer(self, request, context):
@@ -212,6 +233,15 @@ class ApiServiceServicer:
 
     def CreateImage(self, request, context):
         """Images, registered from files on the API host.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UploadImage(self, request_iterator, context):
+        """Upload an image's bytes (a member of the project): the first message carries the metadata
+        with the exact size and SHA-256, the rest the bytes (chunks of at most 1 MiB). The image is
+        private to the project; a size or checksum mismatch stores nothing.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -336,6 +366,11 @@ def add_ApiServiceServicer_to_server(servicer, server):
                     request_deserializer=drover_dot_v1_dot_api__pb2.CreateImageRequest.FromString,
                     response_serializer=drover_dot_v1_dot_api__pb2.CreateImageResponse.SerializeToString,
             ),
+            'UploadImage': grpc.stream_unary_rpc_method_handler(
+                    servicer.UploadImage,
+                    request_deserializer=drover_dot_v1_dot_api__pb2.UploadImageRequest.FromString,
+                    response_serializer=drover_dot_v1_dot_api__pb2.UploadImageResponse.SerializeToString,
+            ),
             'ListImages': grpc.unary_unary_rpc_method_handler(
                     servicer.ListImages,
                     request_deserializer=drover_dot_v1_dot_api__pb2.ListImagesRequest.FromString,
@@ -397,8 +432,16 @@ def add_ApiServiceServicer_to_server(servicer, server):
 class ApiService:
     """ApiService is drover's public API: what nova-api is to Nova.
 
-    Identity comes from request metadata: `x-project-id` and `x-user-id`
-    (default "admin"); `x-request-id` is echoed into instance actions.
+    Every call carries `authorization: Bearer <JWT>` (drover's built-in issuer, or a configured
+    OIDC issuer): none or a bad one is UNAUTHENTICATED. The token's claims name the project, the
+    user and the roles (reader, member, admin); the policy table (`drover policy list`) maps each
+    RPC to the roles it needs (PERMISSION_DENIED). Another project's servers, groups and images
+    are NOT_FOUND. `x-request-id` (at most 128 printable characters) is echoed into instance
+    actions and quoted by INTERNAL errors.
+
+    Bounds, enforced before any method runs (INVALID_ARGUMENT naming the field): every string is at
+    most 255 characters and every list or map at most 64 entries unless its comment says otherwise;
+    the API accepts messages of at most 2 MiB.
     """
 
     @staticmethod
@@ -661,6 +704,33 @@ class ApiService:
             '/drover.v1.ApiService/CreateImage',
             drover_dot_v1_dot_api__pb2.CreateImageRequest.SerializeToString,
             drover_dot_v1_dot_api__pb2.CreateImageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UploadImage(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/drover.v1.ApiService/UploadImage',
+            drover_dot_v1_dot_api__pb2.UploadImageRequest.SerializeToString,
+            drover_dot_v1_dot_api__pb2.UploadImageResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -29,8 +29,16 @@ GRPC_VERSION: str
 class ApiServiceStub:
     """ApiService is drover's public API: what nova-api is to Nova.
 
-    Identity comes from request metadata: `x-project-id` and `x-user-id`
-    (default "admin"); `x-request-id` is echoed into instance actions.
+    Every call carries `authorization: Bearer <JWT>` (drover's built-in issuer, or a configured
+    OIDC issuer): none or a bad one is UNAUTHENTICATED. The token's claims name the project, the
+    user and the roles (reader, member, admin); the policy table (`drover policy list`) maps each
+    RPC to the roles it needs (PERMISSION_DENIED). Another project's servers, groups and images
+    are NOT_FOUND. `x-request-id` (at most 128 printable characters) is echoed into instance
+    actions and quoted by INTERNAL errors.
+
+    Bounds, enforced before any method runs (INVALID_ARGUMENT naming the field): every string is at
+    most 255 characters and every list or map at most 64 entries unless its comment says otherwise;
+    the API accepts messages of at most 2 MiB.
     """
 
     @_typing.overload
@@ -59,6 +67,11 @@ class ApiServiceStub:
     CreateFlavor: _grpc.UnaryUnaryMultiCallable[_api_pb2.CreateFlavorRequest, _api_pb2.CreateFlavorResponse]
     CreateImage: _grpc.UnaryUnaryMultiCallable[_api_pb2.CreateImageRequest, _api_pb2.CreateImageResponse]
     """Images, registered from files on the API host."""
+    UploadImage: _grpc.StreamUnaryMultiCallable[_api_pb2.UploadImageRequest, _api_pb2.UploadImageResponse]
+    """Upload an image's bytes (a member of the project): the first message carries the metadata
+    with the exact size and SHA-256, the rest the bytes (chunks of at most 1 MiB). The image is
+    private to the project; a size or checksum mismatch stores nothing.
+    """
     ListImages: _grpc.UnaryUnaryMultiCallable[_api_pb2.ListImagesRequest, _api_pb2.ListImagesResponse]
     GetImage: _grpc.UnaryUnaryMultiCallable[_api_pb2.GetImageRequest, _api_pb2.GetImageResponse]
     DeleteImage: _grpc.UnaryUnaryMultiCallable[_api_pb2.DeleteImageRequest, _api_pb2.DeleteImageResponse]
@@ -81,8 +94,16 @@ class ApiServiceStub:
 class ApiServiceAsyncStub(ApiServiceStub):
     """ApiService is drover's public API: what nova-api is to Nova.
 
-    Identity comes from request metadata: `x-project-id` and `x-user-id`
-    (default "admin"); `x-request-id` is echoed into instance actions.
+    Every call carries `authorization: Bearer <JWT>` (drover's built-in issuer, or a configured
+    OIDC issuer): none or a bad one is UNAUTHENTICATED. The token's claims name the project, the
+    user and the roles (reader, member, admin); the policy table (`drover policy list`) maps each
+    RPC to the roles it needs (PERMISSION_DENIED). Another project's servers, groups and images
+    are NOT_FOUND. `x-request-id` (at most 128 printable characters) is echoed into instance
+    actions and quoted by INTERNAL errors.
+
+    Bounds, enforced before any method runs (INVALID_ARGUMENT naming the field): every string is at
+    most 255 characters and every list or map at most 64 entries unless its comment says otherwise;
+    the API accepts messages of at most 2 MiB.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -108,6 +129,11 @@ class ApiServiceAsyncStub(ApiServiceStub):
     CreateFlavor: _aio.UnaryUnaryMultiCallable[_api_pb2.CreateFlavorRequest, _api_pb2.CreateFlavorResponse]  # type: ignore[assignment]
     CreateImage: _aio.UnaryUnaryMultiCallable[_api_pb2.CreateImageRequest, _api_pb2.CreateImageResponse]  # type: ignore[assignment]
     """Images, registered from files on the API host."""
+    UploadImage: _aio.StreamUnaryMultiCallable[_api_pb2.UploadImageRequest, _api_pb2.UploadImageResponse]  # type: ignore[assignment]
+    """Upload an image's bytes (a member of the project): the first message carries the metadata
+    with the exact size and SHA-256, the rest the bytes (chunks of at most 1 MiB). The image is
+    private to the project; a size or checksum mismatch stores nothing.
+    """
     ListImages: _aio.UnaryUnaryMultiCallable[_api_pb2.ListImagesRequest, _api_pb2.ListImagesResponse]  # type: ignore[assignment]
     GetImage: _aio.UnaryUnaryMultiCallable[_api_pb2.GetImageRequest, _api_pb2.GetImageResponse]  # type: ignore[assignment]
     DeleteImage: _aio.UnaryUnaryMultiCallable[_api_pb2.DeleteImageRequest, _api_pb2.DeleteImageResponse]  # type: ignore[assignment]
@@ -129,8 +155,16 @@ class ApiServiceAsyncStub(ApiServiceStub):
 class ApiServiceServicer(metaclass=_abc_1.ABCMeta):
     """ApiService is drover's public API: what nova-api is to Nova.
 
-    Identity comes from request metadata: `x-project-id` and `x-user-id`
-    (default "admin"); `x-request-id` is echoed into instance actions.
+    Every call carries `authorization: Bearer <JWT>` (drover's built-in issuer, or a configured
+    OIDC issuer): none or a bad one is UNAUTHENTICATED. The token's claims name the project, the
+    user and the roles (reader, member, admin); the policy table (`drover policy list`) maps each
+    RPC to the roles it needs (PERMISSION_DENIED). Another project's servers, groups and images
+    are NOT_FOUND. `x-request-id` (at most 128 printable characters) is echoed into instance
+    actions and quoted by INTERNAL errors.
+
+    Bounds, enforced before any method runs (INVALID_ARGUMENT naming the field): every string is at
+    most 255 characters and every list or map at most 64 entries unless its comment says otherwise;
+    the API accepts messages of at most 2 MiB.
     """
 
     @_abc_1.abstractmethod
@@ -214,6 +248,17 @@ class ApiServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_api_pb2.CreateImageResponse, _abc.Awaitable[_api_pb2.CreateImageResponse]]:
         """Images, registered from files on the API host."""
+
+    @_abc_1.abstractmethod
+    def UploadImage(
+        self,
+        request_iterator: _MaybeAsyncIterator[_api_pb2.UploadImageRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_api_pb2.UploadImageResponse, _abc.Awaitable[_api_pb2.UploadImageResponse]]:
+        """Upload an image's bytes (a member of the project): the first message carries the metadata
+        with the exact size and SHA-256, the rest the bytes (chunks of at most 1 MiB). The image is
+        private to the project; a size or checksum mismatch stores nothing.
+        """
 
     @_abc_1.abstractmethod
     def ListImages(

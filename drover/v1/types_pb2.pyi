@@ -474,6 +474,8 @@ class Image(_message.Message):
     MIN_RAM_MB_FIELD_NUMBER: _builtins.int
     PROPERTIES_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
+    OWNER_FIELD_NUMBER: _builtins.int
+    VISIBILITY_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     name: _builtins.str
     status: Global___ImageStatus.ValueType
@@ -487,6 +489,10 @@ class Image(_message.Message):
     checksum_sha256: _builtins.str
     min_disk_gb: _builtins.int
     min_ram_mb: _builtins.int
+    owner: _builtins.str
+    """The project that uploaded it (empty: registered by an admin from the API host)."""
+    visibility: _builtins.str
+    """"public" (every project sees it) or "private" (its owner and admins)."""
     @_builtins.property
     def properties(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """Glance-style properties (hw_architecture, img_hv_type, os_command_line …)."""
@@ -508,10 +514,12 @@ class Image(_message.Message):
         min_ram_mb: _builtins.int = ...,
         properties: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
+        owner: _builtins.str = ...,
+        visibility: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["checksum_sha256", b"checksum_sha256", "created_at", b"created_at", "disk_format", b"disk_format", "id", b"id", "initrd_path", b"initrd_path", "min_disk_gb", b"min_disk_gb", "min_ram_mb", b"min_ram_mb", "name", b"name", "path", b"path", "properties", b"properties", "size_bytes", b"size_bytes", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checksum_sha256", b"checksum_sha256", "created_at", b"created_at", "disk_format", b"disk_format", "id", b"id", "initrd_path", b"initrd_path", "min_disk_gb", b"min_disk_gb", "min_ram_mb", b"min_ram_mb", "name", b"name", "owner", b"owner", "path", b"path", "properties", b"properties", "size_bytes", b"size_bytes", "status", b"status", "visibility", b"visibility"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

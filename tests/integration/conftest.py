@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +29,14 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalMesh]:
         CONDUCTOR__MAX_ATTEMPTS="3",
     )
     m.start()
-    _wait_hosts(m.addresses["api"], FAKE_HOSTS)
+    _wait_hosts(m, FAKE_HOSTS)
     yield m
     m.stop()
     assert not any(rc not in (0, -15) for rc in m.exited().values())
 
 
-def _wait_hosts(address: str, n: int, timeout: float = 30) -> None:
-    with grpc.insecure_channel(address) as chan:
+def _wait_hosts(mesh: LocalMesh, n: int, timeout: float = 30) -> None:
+    with mesh.api_channel() as chan:
         stub = api_pb2_grpc.ApiServiceStub(chan)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -48,13 +48,35 @@ def _wait_hosts(address: str, n: int, timeout: float = 30) -> None:
 
 @pytest.fixture(scope="module")
 def api(mesh: LocalMesh) -> Iterator[api_pb2_grpc.ApiServiceStub]:
-    with grpc.insecure_channel(mesh.addresses["api"]) as chan:
+    """The API as the admin `drover up` writes a token for."""
+    with mesh.api_channel() as chan:
         yield api_pb2_grpc.ApiServiceStub(chan)
 
 
+AsCaller = Callable[..., api_pb2_grpc.ApiServiceStub]
+
+
 @pytest.fixture(scope="module")
-def image_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("images") / "disk.raw"
+def as_caller(mesh: LocalMesh) -> Iterator[AsCaller]:
+    """``as_caller(project, *roles, user=…)``: the API as a caller holding a token of that project."""
+    channels: dict[tuple[str, str, tuple[str, ...]], grpc.Channel] = {}
+
+    def stub(project: str, *roles: str, user: str = "") -> api_pb2_grpc.ApiServiceStub:
+        key = (project, user or f"{project}-user", roles or ("member",))
+        if key not in channels:
+            channels[key] = mesh.api_channel(mesh.issue_token(key[0], key[1], list(key[2])))
+        return api_pb2_grpc.ApiServiceStub(channels[key])
+
+    yield stub
+    for chan in channels.values():
+        chan.close()
+
+
+@pytest.fixture(scope="module")
+def image_file(mesh: LocalMesh) -> Path:
+    """A disk file in the mesh's image directory (where an admin may register files from)."""
+    path = mesh.data_dir / "images" / "disk.raw"
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"\0" * 4096)
     return path
 
@@ -83,8 +105,8 @@ def create(api: api_pb2_grpc.ApiServiceStub, name: str, image_id: str, flavor: s
 def count_servers(api: api_pb2_grpc.ApiServiceStub) -> int:
     n, token = 0, ""
     while True:
-        resp = api.ListServers(api_pb2.ListServersRequest(page_size=1000, page_token=token, include_deleted=True),
-                               timeout=30)
+        resp = api.ListServers(api_pb2.ListServersRequest(page_size=1000, page_token=token, include_deleted=True,
+                                                          all_projects=True), timeout=30)
         n += len(resp.servers)
         token = resp.next_page_token
         if not token:

@@ -135,18 +135,17 @@ def test_image_registration_checks_its_file(api, tmp_path) -> None:
     assert "ghost" not in names
 
 
-def test_non_admin_cannot_list_hosts_or_see_others(api, image) -> None:
-    md = (("x-project-id", "tenant-a"),)
+def test_non_admin_cannot_list_hosts_or_see_others(as_caller, image) -> None:
+    tenant_a, tenant_b = as_caller("tenant-a"), as_caller("tenant-b")
     with pytest.raises(grpc.RpcError) as err:
-        api.ListHosts(api_pb2.ListHostsRequest(), timeout=10, metadata=md)
+        tenant_a.ListHosts(api_pb2.ListHostsRequest(), timeout=10)
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
-    mine = api.CreateServer(api_pb2.CreateServerRequest(name="tenant-a-vm", flavor_ref="m1.tiny",
-                                                        image_ref=image.id), timeout=10, metadata=md).server
-    other = api.ListServers(api_pb2.ListServersRequest(), timeout=10,
-                            metadata=(("x-project-id", "tenant-b"),)).servers
+    mine = tenant_a.CreateServer(api_pb2.CreateServerRequest(name="tenant-a-vm", flavor_ref="m1.tiny",
+                                                             image_ref=image.id), timeout=10).server
+    other = tenant_b.ListServers(api_pb2.ListServersRequest(), timeout=10).servers
     assert mine.id not in {s.id for s in other}
     with pytest.raises(grpc.RpcError) as err:
-        api.GetServer(api_pb2.GetServerRequest(id=mine.id), timeout=10, metadata=(("x-project-id", "tenant-b"),))
+        tenant_b.GetServer(api_pb2.GetServerRequest(id=mine.id), timeout=10)
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
     assert mine.project_id == "tenant-a"
     assert mine.status == types_pb2.SERVER_STATUS_BUILD

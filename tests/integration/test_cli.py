@@ -12,7 +12,10 @@ import pytest
 
 @pytest.fixture(scope="module")
 def run(mesh):
-    env = {**os.environ, "DROVER_URL": mesh.addresses["api"], "COLUMNS": "200"}
+    # As after `drover up` here: no token given, the CLI finds the admin token in the data dir.
+    env = {**os.environ, "DROVER_URL": mesh.addresses["api"], "DROVER_DATA_DIR": str(mesh.data_dir),
+           "COLUMNS": "200"}
+    env.pop("DROVER_TOKEN", None)
 
     def _run(*args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run([sys.executable, "-m", "drover", *args], env=env, capture_output=True, text=True,
@@ -86,3 +89,36 @@ def test_unreachable_api_says_so(tmp_path) -> None:
                           text=True, timeout=60)
     assert proc.returncode != 0
     assert "drover up" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_tokens_an_operator_issues_act_as_their_project_and_role(run, mesh, tmp_path) -> None:
+    member = run("token", "create", "--project", "cli-p", "--user", "alice", "--roles", "member",
+                 "--data-dir", str(mesh.data_dir)).stdout.strip()
+    reader = json.loads(run("token", "create", "--project", "cli-p", "--user", "bob", "--roles", "reader",
+                            "--ttl", "60", "--data-dir", str(mesh.data_dir), "-f", "json").stdout)
+    assert reader["roles"] == ["reader"] and reader["project"] == "cli-p"
+
+    # --token wins over the admin token file: a member may not list hosts.
+    proc = run("--token", member, "host", "list", ok=False)
+    assert proc.returncode != 0 and "PERMISSION_DENIED" in proc.stderr
+    # DROVER_TOKEN is used when there is no --token (here, with no data dir to fall back on).
+    env = {**os.environ, "DROVER_URL": mesh.addresses["api"], "DROVER_DATA_DIR": str(tmp_path),
+           "DROVER_TOKEN": member}
+    proc = subprocess.run([sys.executable, "-m", "drover", "server", "list", "-f", "json"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and json.loads(proc.stdout) == [], proc.stderr
+
+    proc = run("token", "create", "--project", "p", "--user", "u", "--roles", "superuser",
+               "--data-dir", str(mesh.data_dir), ok=False)
+    assert proc.returncode != 0 and "unknown role" in proc.stderr
+    proc = run("token", "create", "--project", "p", "--user", "u", "--data-dir", str(tmp_path), ok=False)
+    assert proc.returncode != 0 and "no signing key" in proc.stderr
+
+
+def test_without_a_token_the_cli_says_how_to_get_one(mesh, tmp_path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "DROVER_TOKEN"}
+    env.update(DROVER_URL=mesh.addresses["api"], DROVER_DATA_DIR=str(tmp_path))
+    proc = subprocess.run([sys.executable, "-m", "drover", "flavor", "list"], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode != 0 and "UNAUTHENTICATED" in proc.stderr and "--token" in proc.stderr
+    assert "Traceback" not in proc.stderr

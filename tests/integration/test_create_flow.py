@@ -206,6 +206,11 @@ def test_a_deleted_image_is_refused_at_once_even_after_a_burst_of_creates_used_i
     doomed = register_image(api, image_file, "short-lived-image")
     first = create(api, "uses-doomed", "short-lived-image")  # by name: resolved (and kept a moment) by the API
     assert watch(api, first.id)[-1].server.status == types_pb2.SERVER_STATUS_ACTIVE
+    with pytest.raises(grpc.RpcError) as err:  # not while a server uses it
+        api.DeleteImage(api_pb2.DeleteImageRequest(id=doomed.id), timeout=10)
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION and first.id in err.value.details()
+    api.DeleteServer(api_pb2.DeleteServerRequest(id=first.id), timeout=10)
+    assert watch(api, first.id)[-1].server.status == types_pb2.SERVER_STATUS_DELETED
     api.DeleteImage(api_pb2.DeleteImageRequest(id=doomed.id), timeout=10)
     for ref in ("short-lived-image", doomed.id):
         with pytest.raises(grpc.RpcError) as err:

@@ -23,7 +23,7 @@ def _mesh(tmp_path: Path, **settings: str) -> LocalMesh:
     m = LocalMesh.on_free_ports(tmp_path, COMPUTE__FAKE_HOSTS=str(HOSTS), COMPUTE__REPORT_INTERVAL="60",
                                 COMPUTE__FAKE_VCPUS="64", COMPUTE__FAKE_MEMORY_MB="65536", **settings)
     m.start()
-    _wait_hosts(m.addresses["api"], HOSTS)
+    _wait_hosts(m, HOSTS)
     return m
 
 
@@ -35,7 +35,8 @@ def fault_mesh(tmp_path: Path) -> Iterator[LocalMesh]:
 
 
 def _image(api: api_pb2_grpc.ApiServiceStub, tmp_path: Path) -> str:
-    path = tmp_path / "disk.raw"
+    path = tmp_path / "images" / "disk.raw"  # the mesh's image directory (its data dir is tmp_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"\0" * 1024)
     return str(api.CreateImage(api_pb2.CreateImageRequest(name="img", path=str(path)), timeout=30).image.id)
 
@@ -118,7 +119,7 @@ def test_deletes_mixed_with_creates_at_load_finish_and_nothing_is_stuck(fault_me
     # Before the fix the API took the store's write lock on its event loop while its own group
     # commit held it: the API froze, deletes failed "database is locked", the conductor's commit
     # task died and everything after stayed SCHEDULING / DELETING.
-    with grpc.insecure_channel(fault_mesh.addresses["api"]) as chan:
+    with fault_mesh.api_channel() as chan:
         api = api_pb2_grpc.ApiServiceStub(chan)
         image_id = _image(api, tmp_path)
         created, deleted, errors = _churn(api, image_id, n=300, rate=50)
@@ -150,7 +151,7 @@ def _host_memory(api: api_pb2_grpc.ApiServiceStub) -> dict[str, int]:
 def test_scheduler_restart_under_creates_turns_no_server_to_error(fault_mesh: LocalMesh, tmp_path: Path) -> None:
     # Before the fix a restarted scheduler answered "no valid host: 0 hosts" until each compute's
     # next report (60 s here), and the conductor turned that into ERROR.
-    with grpc.insecure_channel(fault_mesh.addresses["api"]) as chan:
+    with fault_mesh.api_channel() as chan:
         api = api_pb2_grpc.ApiServiceStub(chan)
         image_id = _image(api, tmp_path)
 
@@ -173,7 +174,7 @@ def test_deletes_right_after_a_scheduler_restart_leave_claims_equal_to_the_serve
         fault_mesh: LocalMesh, tmp_path: Path) -> None:
     # Before the fix the scheduler restored claims into a pending list that ReleaseClaims never
     # looked at: the deleted servers' claims came back with the next report and stayed.
-    with grpc.insecure_channel(fault_mesh.addresses["api"]) as chan:
+    with fault_mesh.api_channel() as chan:
         api = api_pb2_grpc.ApiServiceStub(chan)
         image_id = _image(api, tmp_path)
         created, _, errors = _churn(api, image_id, n=60, rate=60, delete_every=0)
@@ -199,7 +200,7 @@ def test_servers_whose_guests_died_with_a_fake_compute_become_error_with_a_fault
     # servers stayed ACTIVE while their hosts reported 0 instances and nothing compared the two.
     mesh = _mesh(tmp_path, COMPUTE__SYNC_POWER_STATE_INTERVAL="2")
     try:
-        with grpc.insecure_channel(mesh.addresses["api"]) as chan:
+        with mesh.api_channel() as chan:
             api = api_pb2_grpc.ApiServiceStub(chan)
             image_id = _image(api, tmp_path)
             created, _, errors = _churn(api, image_id, n=20, rate=40, delete_every=0)
@@ -257,7 +258,7 @@ def test_a_conductor_restarting_with_a_large_backlog_serves_at_once(fault_mesh: 
 
     from drover.store.tables import INSTANCES
 
-    with grpc.insecure_channel(fault_mesh.addresses["api"]) as chan:
+    with fault_mesh.api_channel() as chan:
         image_id = _image(api_pb2_grpc.ApiServiceStub(chan), tmp_path)
     fault_mesh.stop_service("conductor", sig=signal.SIGKILL)
     old = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(minutes=5)

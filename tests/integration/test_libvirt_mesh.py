@@ -13,7 +13,6 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import grpc
 import pytest
 
 from drover.localmesh import LocalMesh
@@ -62,8 +61,8 @@ def real_mesh(conn, tmp_path_factory):
                                    COMPUTE__INSTANCES_PATH=str(data / "instances"), COMPUTE__REPORT_INTERVAL="1")
     mesh.start()
     try:
-        _wait_hosts(mesh.addresses["api"], 1)
-        with grpc.insecure_channel(mesh.addresses["api"]) as chan:
+        _wait_hosts(mesh, 1)
+        with mesh.api_channel() as chan:
             api = api_pb2_grpc.ApiServiceStub(chan)
             image = api.CreateImage(api_pb2.CreateImageRequest(
                 name="drover-tiny", path=str(kernel), initrd_path=str(initrd), disk_format="kernel",

@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 import urllib.request
 from pathlib import Path
 
@@ -104,18 +105,30 @@ def test_grpcurl_drives_the_api_through_reflection_alone(mesh, image) -> None:
     assert listed.returncode == 0, listed.stderr
     assert {"drover.v1.ApiService", "grpc.health.v1.Health"} <= set(listed.stdout.split())
     body = json.dumps({"name": "via-grpcurl", "flavorRef": "m1.tiny", "imageRef": image.id})
-    made = subprocess.run([tool, "-plaintext", "-d", body, addr, "drover.v1.ApiService/CreateServer"],
+    anonymous = subprocess.run([tool, "-plaintext", "-d", body, addr, "drover.v1.ApiService/CreateServer"],
+                               capture_output=True, text=True, timeout=30)
+    assert anonymous.returncode != 0 and "Unauthenticated" in anonymous.stdout + anonymous.stderr
+    auth = ["-H", f"authorization: Bearer {mesh.token}"]
+    made = subprocess.run([tool, "-plaintext", *auth, "-d", body, addr, "drover.v1.ApiService/CreateServer"],
                           capture_output=True, text=True, timeout=30)
     assert made.returncode == 0, made.stderr
     sid = json.loads(made.stdout)["server"]["id"]
-    got = subprocess.run([tool, "-plaintext", "-d", json.dumps({"id": sid}), addr,
+    got = subprocess.run([tool, "-plaintext", *auth, "-d", json.dumps({"id": sid}), addr,
                           "drover.v1.ApiService/WatchServer"], capture_output=True, text=True, timeout=60)
     assert got.returncode == 0, got.stderr
     assert '"SERVER_STATUS_ACTIVE"' in got.stdout
-    bad = subprocess.run([tool, "-plaintext", "-d", json.dumps({"name": ""}), addr,
+    bad = subprocess.run([tool, "-plaintext", *auth, "-d", json.dumps({"name": ""}), addr,
                           "drover.v1.ApiService/CreateServer"], capture_output=True, text=True, timeout=30)
     assert bad.returncode != 0 and "InvalidArgument" in bad.stdout + bad.stderr
     for service in ("conductor", "scheduler", "compute"):
         out = subprocess.run([tool, "-plaintext", mesh.addresses[service], "list"], capture_output=True, text=True,
                              timeout=30)
         assert SERVICE_NAMES[service] in out.stdout
+
+
+def test_every_service_measures_its_event_loop_lag(mesh) -> None:
+    time.sleep(0.6)  # the timer fires every 0.25 s
+    for service, url in mesh.metrics.items():
+        samples = scrape(url)
+        assert metric(samples, "drover_event_loop_lag_seconds_count") >= 1, service
+        assert metric(samples, "drover_event_loop_lag_max_seconds") >= 0, service

@@ -6,7 +6,6 @@ Skips without it, unless DROVER_REQUIRE_POSTGRES=1 (CI), where that is a failure
 
 from __future__ import annotations
 
-import grpc
 import pytest
 import sqlalchemy as sa
 
@@ -28,20 +27,21 @@ def pg_mesh(pg_url, tmp_path_factory):
                                 COMPUTE__FAKE_MEMORY_MB="8192", COMPUTE__FAKE_VCPUS="4",
                                 COMPUTE__FAKE_DISK_GB="100", COMPUTE__REPORT_INTERVAL="1")
     m.start()
-    _wait_hosts(m.addresses["api"], 4)
+    _wait_hosts(m, 4)
     yield m
     m.stop()
 
 
 @pytest.fixture(scope="module")
 def api(pg_mesh):
-    with grpc.insecure_channel(pg_mesh.addresses["api"]) as chan:
+    with pg_mesh.api_channel() as chan:
         yield api_pb2_grpc.ApiServiceStub(chan)
 
 
 @pytest.fixture(scope="module")
-def image_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("pgimg") / "disk.raw"
+def image_file(pg_mesh):
+    path = pg_mesh.data_dir / "images" / "disk.raw"
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"\0" * 4096)
     return path
 

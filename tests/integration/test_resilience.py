@@ -19,19 +19,20 @@ def small_mesh(tmp_path):
     m = LocalMesh.on_free_ports(tmp_path, COMPUTE__FAKE_HOSTS="3", COMPUTE__FAKE_STEP_SECONDS="0.1",
                                 COMPUTE__REPORT_INTERVAL="1", QUOTA__INSTANCES="40")
     m.start()
-    _wait_hosts(m.addresses["api"], 3)
+    _wait_hosts(m, 3)
     yield m
     m.stop()
 
 
 def _image(api, tmp_path) -> str:
-    path = tmp_path / "disk.raw"
+    path = tmp_path / "images" / "disk.raw"  # the mesh's data dir is tmp_path: its image directory
+    path.parent.mkdir(exist_ok=True)
     path.write_bytes(b"\0" * 1024)
     return api.CreateImage(api_pb2.CreateImageRequest(name="img", path=str(path)), timeout=30).image.id
 
 
 def test_conductor_killed_mid_flight_casts_replayed_without_duplicate_builds(small_mesh, tmp_path) -> None:
-    with grpc.insecure_channel(small_mesh.addresses["api"]) as chan:
+    with small_mesh.api_channel() as chan:
         api = api_pb2_grpc.ApiServiceStub(chan)
         image_id = _image(api, tmp_path)
         ids = []
@@ -57,7 +58,7 @@ def test_conductor_killed_mid_flight_casts_replayed_without_duplicate_builds(sma
 
 
 def test_quota_exceeded_is_resource_exhausted_and_stores_nothing(small_mesh, tmp_path) -> None:
-    with grpc.insecure_channel(small_mesh.addresses["api"]) as chan:
+    with small_mesh.api_channel() as chan:
         api = api_pb2_grpc.ApiServiceStub(chan)
         image_id = _image(api, tmp_path)
         with pytest.raises(grpc.RpcError) as err:

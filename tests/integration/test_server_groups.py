@@ -64,21 +64,21 @@ def test_bad_groups_are_refused_with_field_details(api) -> None:
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
 
 
-def test_a_group_of_another_project_or_a_deleted_one_cannot_be_joined(api, image) -> None:
-    theirs = api.CreateServerGroup(api_pb2.CreateServerGroupRequest(name="theirs", policy="affinity"), timeout=10,
-                                   metadata=[("x-project-id", "other")]).server_group
-    ours = _group(api, "short-lived", "anti-affinity")
-    api.DeleteServerGroup(api_pb2.DeleteServerGroupRequest(id=ours.id), timeout=10)
+def test_a_group_of_another_project_or_a_deleted_one_cannot_be_joined(api, as_caller, image) -> None:
+    other, mine = as_caller("other"), as_caller("mine")
+    theirs = other.CreateServerGroup(api_pb2.CreateServerGroupRequest(name="theirs", policy="affinity"),
+                                     timeout=10).server_group
+    ours = mine.CreateServerGroup(api_pb2.CreateServerGroupRequest(name="short-lived", policy="anti-affinity"),
+                                  timeout=10).server_group
+    mine.DeleteServerGroup(api_pb2.DeleteServerGroupRequest(id=ours.id), timeout=10)
     before = count_servers(api)
     for group_id in (theirs.id, ours.id):
         with pytest.raises(grpc.RpcError) as err:
-            api.CreateServer(api_pb2.CreateServerRequest(
+            mine.CreateServer(api_pb2.CreateServerRequest(
                 name="joiner", flavor_ref="m1.tiny", image_ref=image.id,
-                scheduler_hints=api_pb2.SchedulerHints(group=group_id)), timeout=10,
-                metadata=[("x-project-id", "mine")])
+                scheduler_hints=api_pb2.SchedulerHints(group=group_id)), timeout=10)
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert _fields(err.value) == {"scheduler_hints.group"}
     assert count_servers(api) == before  # nothing stored
-    listed = api.ListServerGroups(api_pb2.ListServerGroupsRequest(), timeout=10,
-                                  metadata=[("x-project-id", "other")]).server_groups
+    listed = other.ListServerGroups(api_pb2.ListServerGroupsRequest(), timeout=10).server_groups
     assert [g.id for g in listed] == [theirs.id]  # a project sees its own groups

@@ -11,14 +11,15 @@ from collections.abc import Callable
 from typing import Any
 
 from cachetools import TTLCache
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import Connection, bindparam, or_, select
 
 from drover.store.tables import FLAVORS, IMAGES, INSTANCES, NETWORKS, SERVER_COLUMNS
 
 _FLAVOR_BY_ID = select(FLAVORS).where(FLAVORS.c.id == bindparam("b_ref"))
 _FLAVOR_BY_NAME = select(FLAVORS).where(FLAVORS.c.name == bindparam("b_ref"))
 _IMAGE_BY_ID = select(IMAGES).where(IMAGES.c.id == bindparam("b_ref"))
-_IMAGE_BY_NAME = (select(IMAGES).where(IMAGES.c.name == bindparam("b_ref"), IMAGES.c.status == "active")
+_IMAGE_BY_NAME = (select(IMAGES).where(IMAGES.c.name == bindparam("b_ref"), IMAGES.c.status == "active",
+                                       or_(IMAGES.c.visibility == "public", IMAGES.c.owner == bindparam("b_project")))
                   .order_by(IMAGES.c.created_at).limit(1))
 _DEFAULT_NETWORK = select(NETWORKS.c.id).order_by(NETWORKS.c.name).limit(1)
 _SERVER = select(*SERVER_COLUMNS).where(INSTANCES.c.id == bindparam("b_id"))
@@ -29,9 +30,11 @@ def flavor(c: Connection, ref: str) -> Any:
     return c.execute(_FLAVOR_BY_ID, {"b_ref": ref}).first() or c.execute(_FLAVOR_BY_NAME, {"b_ref": ref}).first()
 
 
-def image(c: Connection, ref: str) -> Any:
-    """An active image by id, else the oldest active one of that name; None if neither."""
-    img = c.execute(_IMAGE_BY_ID, {"b_ref": ref}).first() or c.execute(_IMAGE_BY_NAME, {"b_ref": ref}).first()
+def image(c: Connection, ref: str, project: str) -> Any:
+    """An active image by id, else the oldest active one of that name ``project`` sees; None if neither.
+    (By id, the caller still checks the image is visible to it.)"""
+    img = (c.execute(_IMAGE_BY_ID, {"b_ref": ref}).first()
+           or c.execute(_IMAGE_BY_NAME, {"b_ref": ref, "b_project": project}).first())
     return img if img is not None and img.status == "active" else None
 
 
@@ -67,8 +70,8 @@ class Catalog:
     def flavor(self, c: Connection, ref: str) -> Any:
         return self._get("flavor", ref, lambda: flavor(c, ref))
 
-    def image(self, c: Connection, ref: str) -> Any:
-        return self._get("image", ref, lambda: image(c, ref))
+    def image(self, c: Connection, ref: str, project: str) -> Any:
+        return self._get("image", f"{project}\0{ref}", lambda: image(c, ref, project))
 
     def default_network_id(self, c: Connection) -> str | None:
         return self._get("network", "", lambda: default_network_id(c))  # type: ignore[no-any-return]

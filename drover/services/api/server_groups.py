@@ -10,8 +10,9 @@ import grpc
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from drover.auth.policy import Policy
 from drover.services.api import validation
-from drover.services.api.identity import Identity, identity
+from drover.services.api.identity import Identity, enforce, identity
 from drover.services.common import convert
 from drover.services.common import server_groups as groups
 from drover.services.common.errors import ApiError, guarded, invalid_argument, not_found
@@ -41,6 +42,7 @@ def visible_group(s: Session, who: Identity, group_id: str, field: str = "id") -
 class ServerGroupRpcs:
     sessions: sessionmaker[Session]
     db: GroupCommit  # every write goes through the service's group commit
+    policy: Policy
 
     @guarded
     async def CreateServerGroup(
@@ -73,7 +75,9 @@ class ServerGroupRpcs:
     ) -> api_pb2.ListServerGroupsResponse:
         who = identity(context)
         query = select(SERVER_GROUPS).order_by(SERVER_GROUPS.c.created_at, SERVER_GROUPS.c.id)
-        if not who.is_admin:
+        if request.all_projects:
+            enforce(self.policy, who, "ListServerGroups:all_projects")
+        else:
             query = query.where(SERVER_GROUPS.c.project_id == who.project_id)
         with self.sessions() as s:
             c = s.connection()

@@ -6,27 +6,28 @@ import asyncio
 import base64
 import binascii
 import datetime as dt
-import hashlib
 import ipaddress
 import json
 import logging
-import re
-import subprocess
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import grpc
-from sqlalchemy import Connection, Engine, and_, func, or_, select
+from sqlalchemy import Connection, Engine, and_, func, or_, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from drover.auth import policy
+from drover.auth.policy import Policy
+from drover.auth.tokens import verifier_for
 from drover.config import DroverConfig
 from drover.services.api import lookups, validation
+from drover.services.api.edge import ApiEdge
 from drover.services.api.fanout import Fanout
-from drover.services.api.identity import Identity, identity
+from drover.services.api.identity import Identity, enforce, identity
+from drover.services.api.images import ImageRpcs, visible
 from drover.services.api.server_groups import ServerGroupRpcs, visible_group
 from drover.services.common import convert, metrics, request_spec, runtime, states
 from drover.services.common.casts import CastSender
@@ -40,7 +41,7 @@ from drover.services.common.errors import (
 )
 from drover.services.common.group_commit import GroupCommit
 from drover.services.common.watchdog import Watchdog
-from drover.store import db
+from drover.store import db, regexp
 from drover.store import models as m
 from drover.store.tables import ACTIONS, GROUP_MEMBERS, INSTANCES, row_values
 from drover.v1 import (
@@ -71,29 +72,11 @@ def _settled(server: types_pb2.Server, follow: bool) -> bool:
     )
 
 
-def _detect_format(path: Path) -> str:
-    try:
-        out = subprocess.run(
-            ["qemu-img", "info", "--output=json", str(path)], capture_output=True, text=True, timeout=30, check=True
-        )
-        return str(json.loads(out.stdout).get("format", "raw"))
-    except (OSError, subprocess.SubprocessError, ValueError):
-        with path.open("rb") as fh:
-            return "qcow2" if fh.read(4) == b"QFI\xfb" else "raw"
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-class ApiServicer(ServerGroupRpcs, api_pb2_grpc.ApiServiceServicer):
-    def __init__(self, cfg: DroverConfig, sessions: sessionmaker[Session],
+class ApiServicer(ServerGroupRpcs, ImageRpcs, api_pb2_grpc.ApiServiceServicer):
+    def __init__(self, cfg: DroverConfig, policy: Policy, sessions: sessionmaker[Session],
                  write_sessions: sessionmaker[Session] | None = None) -> None:
         self.cfg = cfg
+        self.policy = policy
         self.sessions = sessions
         self.reads: Engine = sessions.kw["bind"]  # for the hot single-row reads
         self.writes = write_sessions or sessions
@@ -130,15 +113,6 @@ class ApiServicer(ServerGroupRpcs, api_pb2_grpc.ApiServiceServicer):
     @staticmethod
     def _flavor(s: Session, ref: str) -> m.Flavor | None:
         return s.get(m.Flavor, ref) or s.execute(select(m.Flavor).where(m.Flavor.name == ref)).scalar_one_or_none()
-
-    @staticmethod
-    def _image(s: Session, ref: str) -> m.Image | None:
-        img = s.get(m.Image, ref)
-        if img is None:
-            img = s.execute(
-                select(m.Image).where(m.Image.name == ref, m.Image.status == "active").order_by(m.Image.created_at)
-            ).scalars().first()
-        return img if img is not None and img.status == "active" else None
 
     def _instance(self, s: Session, who: Identity, ident: str, *, allow_deleted: bool = False) -> m.Instance:
         inst = s.get(m.Instance, ident)
@@ -192,6 +166,11 @@ class ApiServicer(ServerGroupRpcs, api_pb2_grpc.ApiServiceServicer):
         if q.instances < 0 and q.cores < 0 and q.ram_mb < 0:
             return
         self.db.flush_inserts(s)  # the usage must count the creates earlier in this transaction
+        # Count and insert atomically, also across API processes: SQLite's write transactions are
+        # BEGIN IMMEDIATE (one writer); PostgreSQL takes a per-project lock until commit.
+        if s.get_bind().dialect.name == "postgresql":
+            s.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:project, 0))"),
+                      {"project": who.project_id})
         used_n, used_cores, used_ram = s.execute(
             select(func.count(), func.coalesce(func.sum(m.Instance.vcpus), 0),
                    func.coalesce(func.sum(m.Instance.memory_mb), 0))
@@ -210,11 +189,12 @@ class ApiServicer(ServerGroupRpcs, api_pb2_grpc.ApiServiceServicer):
                 "Quota exceeded for " + ", ".join(r for r, _ in over) + f" in project {who.project_id}", over
             )
 
-    def _hint_hosts(self, s: Session, field: str, ids: Any) -> list[str]:
+    def _hint_hosts(self, s: Session, who: Identity, field: str, ids: Any) -> list[str]:
         hosts, bad = [], []
         for i, iid in enumerate(ids):
             inst = s.get(m.Instance, iid)
-            if inst is None or inst.deleted:
+            # Another project's server is as absent as a missing one (no existence oracle).
+            if inst is None or inst.deleted or (not who.is_admin and inst.project_id != who.project_id):
                 bad.append((f"scheduler_hints.{field}[{i}]", f"server {iid!r} does not exist"))
             elif inst.host:
                 hosts.append(inst.host)
@@ -239,8 +219,8 @@ class ApiServicer(ServerGroupRpcs, api_pb2_grpc.ApiServiceServicer):
             if flavor.disabled:
                 raise failed_precondition(f"flavor {flavor.name} is disabled",
                                           [("FLAVOR", flavor.id, "disabled")])
-            image = self.catalog.image(c, request.image_ref.strip())
-            if image is None:
+            image = self.catalog.image(c, request.image_ref.strip(), who.project_id)
+            if image is None or not visible(image, who):
                 raise not_found("image", request.image_ref)
             bad = []
             if image.min_ram_mb and flavor.memory_mb < image.min_ram_mb:
@@ -252,8 +232,8 @@ class ApiServicer(ServerGroupRpcs, api_pb2_grpc.ApiServiceServicer):
             if bad:
                 raise invalid_argument(bad)
             networks = self._networks(s, request)
-            same = self._hint_hosts(s, "same_host", request.scheduler_hints.same_host)
-            different = self._hint_hosts(s, "different_host", request.scheduler_hints.different_host)
+            same = self._hint_hosts(s, who, "same_host", request.scheduler_hints.same_host)
+            different = self._hint_hosts(s, who, "different_host", request.scheduler_hints.different_host)
             group_id = request.scheduler_hints.group.strip()
             if group_id:
                 group_id = visible_group(s, who, group_id, "scheduler_hints.group").id
@@ -343,10 +323,11 @@ class ApiServicer(ServerGroupRpcs, api_pb2_grpc.ApiServiceServicer):
     def _parse_token(token: str) -> tuple[Any, str]:
         try:
             raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-            created, iid = json.loads(raw)
-
-            return dt.datetime.fromisoformat(created), str(iid)
-        except (ValueError, TypeError, binascii.Error):
+            parsed = json.loads(raw)
+            if not (isinstance(parsed, list) and len(parsed) == 2 and all(isinstance(p, str) for p in parsed)):
+                raise ValueError("not [created_at, id]")
+            return dt.datetime.fromisoformat(parsed[0]), parsed[1]
+        except (ValueError, TypeError, RecursionError, binascii.Error):
             raise invalid_argument([("page_token", "is not a token this API handed out")]) from None
 
     @guarded
@@ -360,15 +341,19 @@ class ApiServicer(ServerGroupRpcs, api_pb2_grpc.ApiServiceServicer):
             bad.append(("page_size", f"must be between 1 and {self.cfg.api.max_page_size}"))
         if request.name:
             try:
-                re.compile(request.name)
-            except re.error as exc:
-                bad.append(("name", f"is not a valid regular expression: {exc}"))
+                regexp.compile_filter(request.name)  # RE2: matched in linear time
+            except regexp.PatternError as exc:
+                bad.append(("name", f"is not a valid RE2 regular expression: {exc}"))
         if request.status and request.status not in states.VM_STATES_OF_STATUS:
             bad.append(("status", "unknown status"))
         if bad:
             raise invalid_argument(bad)
+        if request.all_projects:
+            enforce(self.policy, who, "ListServers:all_projects")
+        if request.include_deleted:
+            enforce(self.policy, who, "ListServers:include_deleted")
         q = select(m.Instance)
-        if not who.is_admin:
+        if not request.all_projects:
             q = q.where(m.Instance.project_id == who.project_id)
         if request.status:
             vm_state = states.VM_STATES_OF_STATUS[request.status]
@@ -386,14 +371,17 @@ class ApiServicer(ServerGroupRpcs, api_pb2_grpc.ApiServiceServicer):
             q = q.where(or_(m.Instance.created_at < created,
                             and_(m.Instance.created_at == created, m.Instance.id < iid)))
         q = q.order_by(m.Instance.created_at.desc(), m.Instance.id.desc()).limit(size + 1)
-        with self.sessions() as s:
-            rows = s.execute(q).scalars().all()
+        rows = await asyncio.to_thread(self._all, q)  # a scan with a name filter: off the event loop
         more = len(rows) > size
         rows = rows[:size]
         return api_pb2.ListServersResponse(
             servers=[convert.server(i) for i in rows],
             next_page_token=self._page_token(rows[-1]) if more and rows else "",
         )
+
+    def _all(self, q: Any) -> list[Any]:
+        with self.sessions() as s:
+            return list(s.execute(q).scalars().all())
 
     @guarded
     async def DeleteServer(
@@ -562,9 +550,6 @@ class ApiServicer(ServerGroupRpcs, api_pb2_grpc.ApiServiceServicer):
     async def CreateFlavor(
         self, request: api_pb2.CreateFlavorRequest, context: grpc.aio.ServicerContext
     ) -> api_pb2.CreateFlavorResponse:
-        who = identity(context)
-        if not who.is_admin:
-            raise ApiError(grpc.StatusCode.PERMISSION_DENIED, "creating flavors is an admin action")
         f = request.flavor
         name, bad = validation.check_name(f.name, "flavor.name")
         if f.vcpus < 1:
@@ -587,74 +572,6 @@ class ApiServicer(ServerGroupRpcs, api_pb2_grpc.ApiServiceServicer):
         return api_pb2.CreateFlavorResponse(flavor=convert.flavor(row))
 
     @guarded
-    async def CreateImage(
-        self, request: api_pb2.CreateImageRequest, context: grpc.aio.ServicerContext
-    ) -> api_pb2.CreateImageResponse:
-        name, bad = validation.check_name(request.name)
-        path = Path(request.path).expanduser() if request.path else None
-        if path is None:
-            bad.append(("path", "is required"))
-        elif not path.is_file():
-            bad.append(("path", f"{request.path} is not a readable file on the API host"))
-        if request.disk_format and request.disk_format not in ("qcow2", "raw", "kernel"):
-            bad.append(("disk_format", "must be qcow2, raw or kernel"))
-        if request.initrd_path and not Path(request.initrd_path).is_file():
-            bad.append(("initrd_path", f"{request.initrd_path} is not a readable file on the API host"))
-        if request.initrd_path and request.disk_format not in ("", "kernel"):
-            bad.append(("initrd_path", "only a kernel image takes an initrd"))
-        if request.min_disk_gb < 0 or request.min_ram_mb < 0:
-            bad.append(("min_disk_gb", "minimums must not be negative"))
-        if bad:
-            raise invalid_argument(bad)
-        assert path is not None
-        path = path.resolve()
-        fmt = request.disk_format or ("kernel" if request.initrd_path else "")
-        if not fmt:
-            fmt = await asyncio.to_thread(_detect_format, path)
-        checksum = await asyncio.to_thread(_sha256, path)
-        row = m.Image(
-            id=str(uuid.uuid4()), name=name, status="active", disk_format=fmt, path=str(path),
-            initrd_path=str(Path(request.initrd_path).resolve()) if request.initrd_path else "",
-            size_bytes=path.stat().st_size, checksum_sha256=checksum, min_disk_gb=request.min_disk_gb,
-            min_ram_mb=request.min_ram_mb, properties=dict(request.properties),
-        )
-        await self.db.run(lambda s: s.add(row))
-        self.catalog.clear()
-        return api_pb2.CreateImageResponse(image=convert.image(row))
-
-    @guarded
-    async def ListImages(
-        self, request: api_pb2.ListImagesRequest, context: grpc.aio.ServicerContext
-    ) -> api_pb2.ListImagesResponse:
-        with self.sessions() as s:
-            rows = s.execute(select(m.Image).where(m.Image.status == "active").order_by(m.Image.created_at)).scalars()
-            return api_pb2.ListImagesResponse(images=[convert.image(i) for i in rows])
-
-    @guarded
-    async def GetImage(
-        self, request: api_pb2.GetImageRequest, context: grpc.aio.ServicerContext
-    ) -> api_pb2.GetImageResponse:
-        with self.sessions() as s:
-            img = self._image(s, request.id)
-            if img is None:
-                raise not_found("image", request.id)
-            return api_pb2.GetImageResponse(image=convert.image(img))
-
-    @guarded
-    async def DeleteImage(
-        self, request: api_pb2.DeleteImageRequest, context: grpc.aio.ServicerContext
-    ) -> api_pb2.DeleteImageResponse:
-        def mark_deleted(s: Session) -> None:
-            img = self._image(s, request.id)
-            if img is None:
-                raise not_found("image", request.id)
-            img.status = "deleted"
-
-        await self.db.run(mark_deleted)
-        self.catalog.clear()
-        return api_pb2.DeleteImageResponse()
-
-    @guarded
     async def ListNetworks(
         self, request: api_pb2.ListNetworksRequest, context: grpc.aio.ServicerContext
     ) -> api_pb2.ListNetworksResponse:
@@ -666,8 +583,6 @@ class ApiServicer(ServerGroupRpcs, api_pb2_grpc.ApiServiceServicer):
     async def ListHosts(
         self, request: api_pb2.ListHostsRequest, context: grpc.aio.ServicerContext
     ) -> api_pb2.ListHostsResponse:
-        if not identity(context).is_admin:
-            raise ApiError(grpc.StatusCode.PERMISSION_DENIED, "listing hosts is an admin action")
         try:
             resp = await self.scheduler.ListHosts(scheduler_pb2.SchedulerServiceListHostsRequest(limit=1000),
                                                   timeout=10)
@@ -679,9 +594,12 @@ class ApiServicer(ServerGroupRpcs, api_pb2_grpc.ApiServiceServicer):
 async def serve(cfg: DroverConfig, *, ready: Any = None) -> None:
     engine = db.make_engine(cfg.db_url)
     write_engine = db.make_engine(cfg.db_url, for_writes=True)
-    servicer = ApiServicer(cfg, db.session_factory(engine), db.session_factory(write_engine))
+    rules = policy.load(cfg.auth.policy_file)
+    servicer = ApiServicer(cfg, rules, db.session_factory(engine), db.session_factory(write_engine))
+    auth = ApiEdge(verifier_for(cfg.auth, cfg.data_path), rules)
     host = runtime.ServiceHost(cfg.api.listen, [api_pb2.DESCRIPTOR.services_by_name["ApiService"].full_name],
-                               metrics_port=cfg.api.metrics_port)
+                               metrics_port=cfg.api.metrics_port, interceptors=[auth],
+                               max_receive_bytes=validation.MAX_REQUEST_BYTES)
     host.add(api_pb2_grpc.add_ApiServiceServicer_to_server, servicer)
     servicer.supervise(host.watchdog)
     try:

@@ -1,7 +1,14 @@
-"""CreateServer body checks, after Nova's ServersController.create.
+"""Request checks at the API edge: size bounds on every request, and CreateServer's body checks
+(after Nova's ServersController.create).
 
 Each check appends (field, description) pairs; the caller turns them into one
 INVALID_ARGUMENT with a google.rpc.BadRequest listing every bad field.
+
+Bounds: every string of every ApiService request is at most ``MAX_STRING`` characters and every
+list or map at most ``MAX_LIST`` entries unless ``STRING_LIMITS`` / ``LIST_LIMITS`` say otherwise;
+the integers in ``INT_LIMITS`` stay in their range. ``check_bounds`` enforces them for every RPC
+before its method runs (api.proto documents the same numbers), so nothing unbounded reaches the
+store, the scheduler's Rust core or a regex engine.
 """
 
 from __future__ import annotations
@@ -10,11 +17,116 @@ import ipaddress
 import unicodedata
 from dataclasses import dataclass, field
 
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.message import Message
+
 from drover.v1 import api_pb2
 
 MAX_NAME = 255
 MAX_COUNT = 1000
 MAX_METADATA_ITEMS = 128
+
+MAX_STRING = 255
+MAX_LIST = 64
+MAX_PATH = 4096
+MAX_PAGE_TOKEN = 256
+MAX_NETWORKS = 32
+MAX_HINT_SERVERS = 64
+MAX_PROPERTY_VALUE = 1024
+# Flavor and image sizes: beyond any real machine, far inside the Rust core's 64-bit arithmetic
+# even times MAX_COUNT servers.
+MAX_VCPUS = 4096
+MAX_MEMORY_MB = 16 * 1024 * 1024  # 16 TiB
+MAX_DISK_GB = 1024 * 1024  # 1 PiB
+MAX_SWAP_MB = 1024 * 1024  # 1 TiB
+MAX_CONSOLE_LINES = 10_000
+# An upload chunk (UploadImage); the API's receive limit allows one chunk with its envelope.
+MAX_CHUNK_BYTES = 1024 * 1024
+# The API's gRPC receive limit: above the largest legal request (an upload chunk with its envelope;
+# a CreateServer at every limit, 4-byte UTF-8 throughout, is under 0.5 MiB), far below gRPC's usual 4 MiB+.
+MAX_REQUEST_BYTES = 2 * MAX_CHUNK_BYTES
+
+_P = "drover.v1."
+STRING_LIMITS: dict[str, int] = {
+    _P + "CreateImageRequest.path": MAX_PATH,
+    _P + "CreateImageRequest.initrd_path": MAX_PATH,
+    _P + "CreateImageRequest.PropertiesEntry.value": MAX_PROPERTY_VALUE,
+    _P + "ListServersRequest.page_token": MAX_PAGE_TOKEN,
+    _P + "NetworkRequest.fixed_ip": 64,
+    _P + "CreateServerRequest.access_ipv4": 64,
+    _P + "CreateServerRequest.access_ipv6": 64,
+}
+LIST_LIMITS: dict[str, int] = {
+    _P + "CreateServerRequest.networks": MAX_NETWORKS,
+    _P + "CreateServerRequest.metadata": MAX_METADATA_ITEMS,
+    _P + "SchedulerHints.same_host": MAX_HINT_SERVERS,
+    _P + "SchedulerHints.different_host": MAX_HINT_SERVERS,
+}
+BYTES_LIMITS: dict[str, int] = {}
+INT_LIMITS: dict[str, tuple[int, int]] = {
+    _P + "Flavor.vcpus": (0, MAX_VCPUS),
+    _P + "Flavor.memory_mb": (0, MAX_MEMORY_MB),
+    _P + "Flavor.root_gb": (0, MAX_DISK_GB),
+    _P + "Flavor.ephemeral_gb": (0, MAX_DISK_GB),
+    _P + "Flavor.swap_mb": (0, MAX_SWAP_MB),
+    _P + "CreateImageRequest.min_disk_gb": (0, MAX_DISK_GB),
+    _P + "CreateImageRequest.min_ram_mb": (0, MAX_MEMORY_MB),
+    _P + "GetConsoleOutputRequest.length": (0, MAX_CONSOLE_LINES),
+    _P + "WatchServerRequest.since_revision": (0, 2**53),
+    _P + "CreateServerRequest.min_count": (0, MAX_COUNT),
+    _P + "CreateServerRequest.max_count": (0, MAX_COUNT),
+}
+
+
+def _is_map(fd: FieldDescriptor) -> bool:
+    return fd.message_type is not None and fd.message_type.GetOptions().map_entry
+
+
+def _scalar(fd: FieldDescriptor, value: object, path: str, out: list[tuple[str, str]]) -> None:
+    if fd.type == FieldDescriptor.TYPE_STRING:
+        limit = STRING_LIMITS.get(fd.full_name, MAX_STRING)
+        if len(value) > limit:  # type: ignore[arg-type]
+            out.append((path, f"must be at most {limit} characters (got {len(value)})"))  # type: ignore[arg-type]
+    elif fd.type == FieldDescriptor.TYPE_BYTES:
+        limit = BYTES_LIMITS.get(fd.full_name, MAX_STRING)
+        if len(value) > limit:  # type: ignore[arg-type]
+            out.append((path, f"must be at most {limit} bytes"))
+    elif fd.full_name in INT_LIMITS:
+        lo, hi = INT_LIMITS[fd.full_name]
+        if not lo <= value <= hi:  # type: ignore[operator]
+            out.append((path, f"must be between {lo} and {hi}"))
+
+
+def check_bounds(msg: Message, prefix: str = "") -> list[tuple[str, str]]:
+    """Every string, list, map and bounded integer of ``msg`` (recursively) within its limit."""
+    out: list[tuple[str, str]] = []
+    for fd, value in msg.ListFields():  # only the fields that are set: cheap on the hot path
+        path = prefix + fd.name
+        if fd.is_repeated:
+            limit = LIST_LIMITS.get(fd.full_name, MAX_LIST)
+            if len(value) > limit:
+                out.append((path, f"at most {limit} entries (got {len(value)})"))
+                continue
+            if _is_map(fd):
+                entry: Descriptor = fd.message_type  # type: ignore[assignment]  # a map has one
+                key_fd, value_fd = entry.fields_by_name["key"], entry.fields_by_name["value"]
+                for k, v in value.items():
+                    _scalar(key_fd, k, f"{path}[{str(k)[:32]!r}]", out)
+                    if value_fd.message_type is not None:
+                        out += check_bounds(v, f"{path}[{str(k)[:32]!r}].")
+                    else:
+                        _scalar(value_fd, v, f"{path}[{str(k)[:32]!r}]", out)
+            elif fd.message_type is not None:
+                for i, item in enumerate(value):
+                    out += check_bounds(item, f"{path}[{i}].")
+            else:
+                for i, item in enumerate(value):
+                    _scalar(fd, item, f"{path}[{i}]", out)
+        elif fd.message_type is not None:
+            out += check_bounds(value, path + ".")
+        else:
+            _scalar(fd, value, path, out)
+    return out
 
 
 @dataclass

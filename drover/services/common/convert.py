@@ -119,6 +119,8 @@ def image(i: m.Image) -> t.Image:
         min_disk_gb=i.min_disk_gb,
         min_ram_mb=i.min_ram_mb,
         properties={str(k): str(v) for k, v in (i.properties or {}).items()},
+        owner=i.owner or "",
+        visibility=i.visibility or "public",
     )
     _set_ts(out, "created_at", i.created_at)
     return out

@@ -5,7 +5,9 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import uuid
 from collections.abc import Callable, Iterable
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 import grpc
@@ -14,6 +16,9 @@ from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
 
 log = logging.getLogger(__name__)
+
+# The current request's id (the API edge sets the caller's); INTERNAL errors quote it.
+REQUEST_ID: ContextVar[str] = ContextVar("drover_request_id")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -69,13 +74,13 @@ def quota_exceeded(message: str, violations: list[tuple[str, str]]) -> ApiError:
     return ApiError(grpc.StatusCode.RESOURCE_EXHAUSTED, message, [qf])
 
 
-async def _abort(context: grpc.aio.ServicerContext, err: ApiError) -> None:
+async def abort(context: grpc.aio.ServicerContext, err: ApiError) -> None:
     await context.abort(
         err.code, err.message, trailing_metadata=(("grpc-status-details-bin", err.status_details()),)
     )
 
 
-def _is_abort(exc: BaseException) -> bool:
+def is_abort(exc: BaseException) -> bool:
     # context.abort() raises a private exception type; let it through untouched.
     return type(exc).__name__ in {"AbortError", "_AbortError", "BaseError"} or isinstance(exc, grpc.RpcError)
 
@@ -83,11 +88,17 @@ def _is_abort(exc: BaseException) -> bool:
 async def _fail(context: grpc.aio.ServicerContext, exc: Exception, fn: Callable[..., Any]) -> None:
     """Turn an exception escaping a servicer method into a status; re-raise aborts."""
     if isinstance(exc, ApiError):
-        await _abort(context, exc)
-    if _is_abort(exc):
+        await abort(context, exc)
+    if is_abort(exc):
         raise exc
-    log.exception("%s failed", fn.__qualname__, exc_info=exc)
-    await _abort(context, ApiError(grpc.StatusCode.INTERNAL, f"internal error in {fn.__name__}"))
+    await abort(context, internal_error(exc, REQUEST_ID.get(""), fn.__qualname__))
+
+
+def internal_error(exc: BaseException, request_id: str = "", where: str = "") -> ApiError:
+    """INTERNAL naming a request id; the traceback goes to the log under that id, never to the client."""
+    rid = request_id or f"req-{uuid.uuid4()}"
+    log.error("request %s failed%s", rid, f" in {where}" if where else "", exc_info=exc)
+    return ApiError(grpc.StatusCode.INTERNAL, f"internal error (request id {rid})")
 
 
 def guarded(fn: F) -> F:

@@ -59,10 +59,15 @@ def channel(target: str) -> grpc.aio.Channel:
 class ServiceHost:
     """A gRPC server with the standard health and reflection services mounted."""
 
-    def __init__(self, listen: str, service_names: Iterable[str], metrics_port: int = 0) -> None:
+    def __init__(self, listen: str, service_names: Iterable[str], metrics_port: int = 0,
+                 interceptors: Iterable[grpc.aio.ServerInterceptor] = (), max_receive_bytes: int = 0) -> None:
         from drover.services.common.metrics import MetricsInterceptor
 
-        self.server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=[MetricsInterceptor()])
+        options = list(SERVER_OPTIONS)
+        if max_receive_bytes:
+            options = [o for o in options if o[0] != "grpc.max_receive_message_length"]
+            options.append(("grpc.max_receive_message_length", max_receive_bytes))
+        self.server = grpc.aio.server(options=options, interceptors=[MetricsInterceptor(), *interceptors])
         self.metrics_port = metrics_port
         self.listen = listen
         self.service_names = list(service_names)
@@ -130,7 +135,10 @@ async def serve_until_signal(
     Health turns NOT_SERVING first (load balancers drain), then ``stopping`` runs
     (flush casts, finish in-flight work), then the gRPC server stops.
     """
+    from drover.services.common import loop_lag
+
     port = await host.start()
+    lag = loop_lag.start()
     if started is not None:
         started()
     log.info("%s listening on %s", description, host.address)
@@ -144,6 +152,7 @@ async def serve_until_signal(
         if stopping is not None:
             await stopping()
         await host.stop(1.0)
+        await loop_lag.stop(lag)
 
 
 async def wait_for_signal() -> None:
