@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import signal
 import threading
 import time
@@ -239,10 +240,8 @@ def _health_latencies(address: str, seconds: float) -> list[float]:
         end = time.monotonic() + seconds
         while time.monotonic() < end:
             t0 = time.monotonic()
-            try:
+            with contextlib.suppress(grpc.RpcError):
                 stub.Check(health_pb2.HealthCheckRequest(), timeout=5)
-            except grpc.RpcError:
-                pass
             out.append(time.monotonic() - t0)
             time.sleep(0.05)
     return out
@@ -277,3 +276,47 @@ def test_a_conductor_restarting_with_a_large_backlog_serves_at_once(fault_mesh: 
     assert time.monotonic() - started < 10
     latencies = _health_latencies(fault_mesh.addresses["conductor"], 6.0)
     assert max(latencies) < 1.0, f"health waited {max(latencies):.1f} s while the backlog was re-driven"
+
+
+def test_create_and_delete_retried_with_a_client_token_return_the_original(fault_mesh: LocalMesh,
+                                                                           tmp_path: Path) -> None:
+    with fault_mesh.api_channel() as chan:
+        api = api_pb2_grpc.ApiServiceStub(chan)
+        image_id = _image(api, tmp_path)
+        req = api_pb2.CreateServerRequest(name="once", flavor_ref="m1.tiny", image_ref=image_id, max_count=3,
+                                          client_token="tok-1")
+        first = api.CreateServer(req, timeout=10)
+        # The answer was "lost" and the API died: the retry goes to a new API process.
+        fault_mesh.stop_service("api", sig=signal.SIGKILL)
+        fault_mesh.start_service("api")
+        again = api.CreateServer(req, timeout=10)
+        assert [s.id for s in again.servers] == [s.id for s in first.servers]
+        assert again.reservation_id == first.reservation_id
+        # Twins racing with one token make one reservation.
+        twin = api_pb2.CreateServerRequest(name="twin", flavor_ref="m1.tiny", image_ref=image_id,
+                                           client_token="tok-2")
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda _: api.CreateServer(twin, timeout=10).server.id, range(8)))
+        assert len(set(answers)) == 1
+        # The metadata entry works as the field does.
+        meta = api_pb2.CreateServerRequest(name="meta", flavor_ref="m1.tiny", image_ref=image_id)
+        a = api.CreateServer(meta, metadata=(("idempotency-key", "tok-3"),), timeout=10).server.id
+        b = api.CreateServer(meta, metadata=(("idempotency-key", "tok-3"),), timeout=10).server.id
+        assert a == b
+        names = sorted(s.name for s in _all_servers(api))
+        assert names == ["meta", "once-1", "once-2", "once-3", "twin"]
+        # The same token with another request is refused, naming the field.
+        other = api_pb2.CreateServerRequest(name="other", flavor_ref="m1.tiny", image_ref=image_id,
+                                            client_token="tok-1")
+        with pytest.raises(grpc.RpcError) as err:
+            api.CreateServer(other, timeout=10)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "client_token" in (err.value.details() or "") or "tok-1" in (err.value.details() or "")
+        # A delete retried after it finished returns the server as deleted, not NOT_FOUND.
+        delete = api_pb2.DeleteServerRequest(id=a, client_token="del-1")
+        api.DeleteServer(delete, timeout=10)
+        _wait_quiet(api, timeout=30)
+        assert api.DeleteServer(delete, timeout=10).server.vm_state == types_pb2.VM_STATE_DELETED
+        with pytest.raises(grpc.RpcError) as err:
+            api.DeleteServer(api_pb2.DeleteServerRequest(id=a), timeout=10)
+        assert err.value.code() == grpc.StatusCode.NOT_FOUND
