@@ -16,6 +16,7 @@ import pytest
 from drover.localmesh import LocalMesh
 from drover.v1 import api_pb2, api_pb2_grpc, types_pb2
 from tests.integration.conftest import _wait_hosts
+from tests.integration.test_observability import metric, scrape
 
 HOSTS = 20
 
@@ -218,6 +219,11 @@ def test_servers_whose_guests_died_with_a_fake_compute_become_error_with_a_fault
                 time.sleep(0.5)
             assert {types_pb2.VmState.Name(servers[sid].vm_state) for sid in created} == {"VM_STATE_ERROR"}
             assert all("is gone from host" in servers[sid].fault.message for sid in created)
+            assert metric(scrape(mesh.metrics["conductor"]), "drover_reconcile_fixes_total",
+                          kind="guest_missing") == len(created)
+            history = api.ListServerActions(api_pb2.ListServerActionsRequest(server_id=created[0]), timeout=10)
+            fix = history.actions[-1]
+            assert fix.action == "reconcile" and [e.event for e in fix.events] == ["conductor_reconcile_guests"]
             deadline = time.monotonic() + 15
             while (used := _host_memory(api)) and time.monotonic() < deadline:
                 time.sleep(0.5)
@@ -320,3 +326,6 @@ def test_create_and_delete_retried_with_a_client_token_return_the_original(fault
         with pytest.raises(grpc.RpcError) as err:
             api.DeleteServer(api_pb2.DeleteServerRequest(id=a), timeout=10)
         assert err.value.code() == grpc.StatusCode.NOT_FOUND
+        hits = scrape(fault_mesh.metrics["api"])
+        assert metric(hits, "drover_api_idempotent_hits_total", rpc="CreateServer") >= 3
+        assert metric(hits, "drover_api_idempotent_hits_total", rpc="DeleteServer") == 1

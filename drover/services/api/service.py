@@ -426,6 +426,8 @@ class ApiServicer(ServerGroupRpcs, ImageRpcs, api_pb2_grpc.ApiServiceServicer):
             earlier = self._deleted_before(who, token, request_hash)
             if earlier is not None:
                 return earlier
+        with self.reads.connect() as c:  # NOT_FOUND without rolling back a shared transaction
+            self._server_row(c, who, request.id)
 
         def mark_deleting(s: Session) -> types_pb2.Server:
             inst = self._instance(s, who, request.id)

@@ -472,6 +472,7 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
         if release:
             await self._release([u.instance_id])
         if reschedule is not None:
+            metrics.RESCHEDULES.inc()
             await self._schedule_and_build(*reschedule)
 
     async def _update_in_lane(self, u: conductor_pb2.InstanceUpdateCast) -> None:
@@ -697,6 +698,14 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
             inst.fault_message = reason
             inst.fault_at = utcnow()
             self._touch(inst)
+            # In the server's history (`drover server event list`), as Nova records its periodic fixes.
+            now = utcnow()
+            action = m.InstanceAction(instance_id=inst.id, action="reconcile", project_id=inst.project_id,
+                                      start_time=now, finish_time=now, message=reason)
+            action.events.append(m.InstanceActionEvent(event=states.EV_RECONCILE, start_time=now, finish_time=now,
+                                                       result=states.EV_RESULT_ERROR, details=reason,
+                                                       host=inst.host or ""))
+            s.add(action)
             self.publish(inst, _notification(states.GUEST_MISSING, inst.id, inst.host or "", reason=reason))
             lost.append(inst.id)
         return lost
