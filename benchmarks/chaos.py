@@ -18,6 +18,9 @@ audits:
 * accounting: each host's vCPUs, RAM, disk and instance count against the servers placed there;
 * guests: the instances each host's agent reports against the servers the store has there.
 
+With ``--signal term`` the services are stopped gracefully instead, and each must exit by itself
+within ``DRAIN_LIMIT`` seconds.
+
 It writes JSON and a timeline PNG (kills, throughput, errors) to ``--out`` and exits 1 when
 anything was lost, duplicated or stuck, or any accounting differs.
 """
@@ -45,6 +48,7 @@ from drover.localmesh import LocalMesh
 from drover.v1 import api_pb2, api_pb2_grpc, types_pb2
 
 SERVICES = ("api", "conductor", "scheduler", "compute")
+DRAIN_LIMIT = 15.0  # seconds a service may take to stop on SIGTERM before it is killed
 FLAVOR = ("m1.tiny", 1, 512, 1)  # name, vcpus, MB, GB: every server the harness makes
 SETTLED_STATES = (types_pb2.VM_STATE_ACTIVE, types_pb2.VM_STATE_ERROR, types_pb2.VM_STATE_DELETED,
                   types_pb2.VM_STATE_STOPPED)
@@ -63,6 +67,8 @@ class Schedule:
     quiet_timeout: float = 180.0
     database_url: str = ""
     seed: int = 1
+    # SIGKILL (a crash) or SIGTERM (a graceful stop, which must drain within DRAIN_LIMIT seconds).
+    signal: str = "kill"
 
 
 @dataclass
@@ -223,10 +229,16 @@ def audit(api: api_pb2_grpc.ApiServiceStub, load: Load, sched: Schedule) -> dict
     }
 
 
+def undrained(report: dict[str, Any]) -> list[str]:
+    """Services that did not stop by themselves within DRAIN_LIMIT on SIGTERM."""
+    return [f"{k['service']} at {k['t']} s: exit code {k['exit_code']} after {k['stop_s']} s"
+            for k in report["kills"] if k["signal"] == "term" and k["exit_code"] not in (0, -signal.SIGTERM)]
+
+
 def failed(report: dict[str, Any]) -> bool:
     a = report["audit"]
     return bool(a["lost"] or a["duplicates"] or a["stuck"] or a["deleted_but_still_there"]
-                or a["accounting_mismatches"] or a["guest_mismatches"])
+                or a["accounting_mismatches"] or a["guest_mismatches"] or undrained(report))
 
 
 def run(sched: Schedule, data_dir: Path) -> dict[str, Any]:
@@ -259,10 +271,14 @@ def run(sched: Schedule, data_dir: Path) -> dict[str, Any]:
                 for at, name in _kill_plan(sched, rng):
                     time.sleep(max(0.0, t0 + at - time.monotonic()))
                     down = time.monotonic()
-                    mesh.stop_service(name, sig=signal.SIGKILL)
+                    proc = mesh.procs[name]
+                    mesh.stop_service(name, sig=signal.SIGTERM if sched.signal == "term" else signal.SIGKILL,
+                                      timeout=DRAIN_LIMIT)
+                    stopped = time.monotonic()
                     time.sleep(rng.uniform(0.1, 1.0))
                     mesh.start_service(name)
-                    kills.append({"t": round(down - t0, 2), "service": name,
+                    kills.append({"t": round(down - t0, 2), "service": name, "signal": sched.signal,
+                                  "stop_s": round(stopped - down, 2), "exit_code": proc.returncode,
                                   "down_s": round(time.monotonic() - down, 2)})
                 clients.result()
             load_s = time.monotonic() - t0
@@ -319,6 +335,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quiet-timeout", type=float, default=180.0)
     p.add_argument("--database-url", default="", help="a fresh database (default: SQLite in a temporary dir)")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--signal", choices=("kill", "term"), default="kill",
+                   help=f"SIGKILL (crash) or SIGTERM (graceful stop, must drain within {DRAIN_LIMIT:.0f} s)")
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = p.parse_args(argv)
     services = [s.strip() for s in args.kill.split(",") if s.strip()]
@@ -328,17 +346,19 @@ def main(argv: list[str] | None = None) -> int:
     sched = Schedule(services=services, kills_per_service=args.kills_per_service, rate=args.rate,
                      servers=args.servers, hosts=args.hosts, clients=args.clients,
                      delete_fraction=args.delete_fraction, quiet_timeout=args.quiet_timeout,
-                     database_url=args.database_url, seed=args.seed)
+                     database_url=args.database_url, seed=args.seed, signal=args.signal)
     with tempfile.TemporaryDirectory(prefix="drover-chaos-") as tmp:
         report = run(sched, Path(tmp))
     store = "postgresql" if args.database_url.startswith("postgresql") else "sqlite"
-    stem = f"chaos-{store}-{len(services)}x{args.kills_per_service}-{args.servers}s"
+    stem = f"chaos-{store}-{args.signal}-{len(services)}x{args.kills_per_service}-{args.servers}s"
     args.out.mkdir(parents=True, exist_ok=True)
     plot(report, args.out / f"{stem}.png")
     summary = {k: v for k, v in report.items() if k != "events"}
     (args.out / f"{stem}.json").write_text(json.dumps(summary, indent=2) + "\n")
     a = report["audit"]
     print(json.dumps({k: (len(v) if isinstance(v, list) else v) for k, v in a.items()}, indent=2))
+    for line in undrained(report):
+        print(f"did not drain: {line}")
     print(f"wrote {args.out / stem}.json and .png")
     return 1 if failed(report) else 0
 

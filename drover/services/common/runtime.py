@@ -28,6 +28,8 @@ CHANNEL_OPTIONS = [
     ("grpc.min_reconnect_backoff_ms", 200),
     ("grpc.max_reconnect_backoff_ms", 2000),
 ]
+# Seconds the calls in flight get to finish on SIGTERM before they are cancelled.
+DRAIN_GRACE = 3.0
 SERVER_OPTIONS = [
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.min_ping_interval_without_data_ms", 5000),
@@ -132,8 +134,9 @@ async def serve_until_signal(
 ) -> None:
     """Start ``host``, run until SIGINT/SIGTERM, then stop gracefully.
 
-    Health turns NOT_SERVING first (load balancers drain), then ``stopping`` runs
-    (flush casts, finish in-flight work), then the gRPC server stops.
+    Health turns NOT_SERVING first (load balancers drain), the gRPC server stops taking calls and
+    lets those in flight finish (``DRAIN_GRACE``), then ``stopping`` runs (flush casts, finish
+    in-flight work).
     """
     from drover.services.common import loop_lag
 
@@ -149,6 +152,9 @@ async def serve_until_signal(
     finally:
         await host.watchdog.stop()  # the tasks stopped now are not deaths
         await host.set_serving(False)
+        # No new calls, and the calls in flight finish (within a grace) while the servicer's group
+        # commit and cast senders still run: only then are those drained and stopped.
+        await host.server.stop(DRAIN_GRACE)
         if stopping is not None:
             await stopping()
         await host.stop(1.0)

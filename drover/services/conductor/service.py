@@ -91,6 +91,7 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
         self._watchers: set[asyncio.Queue[conductor_pb2.InstanceChange | None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self._late_releases: set[asyncio.Task[None]] = set()
+        self._stopping = False
         self._gauges: asyncio.Task[None] | None = None
         self.recorder = ActionRecorder()
         self._catalog: TTLCache[tuple[str, str], Any] = TTLCache(maxsize=1024, ttl=5.0)
@@ -241,7 +242,8 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
             try:
                 return await self.selects.select(spec)
             except SelectError as exc:
-                if exc.code != grpc.StatusCode.UNAVAILABLE or asyncio.get_running_loop().time() + delay > give_up:
+                if (exc.code != grpc.StatusCode.UNAVAILABLE or self._stopping
+                        or asyncio.get_running_loop().time() + delay > give_up):
                     raise
                 log.info("scheduler unavailable (%s); selecting again in %.1f s", exc.message, delay)
                 metrics.SELECT_RETRIES.inc()
@@ -253,6 +255,9 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
         try:
             resp = await self._select(spec)
         except SelectError as exc:
+            if self._stopping:  # our own shutdown is no reason to fail a build: the next conductor re-drives it
+                log.info("conductor stopping: %d builds left to the next conductor", len(ids))
+                return
             expl = exc.explanation
             if exc.code == grpc.StatusCode.FAILED_PRECONDITION and expl is not None:
                 reason = f"No valid host was found. {expl.summary}"
@@ -840,6 +845,7 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
         self._gauges = asyncio.get_running_loop().create_task(self.gauge_loop())
 
     async def stop(self) -> None:
+        self._stopping = True
         await self.db.stop()
         for task in (self._sweeper, self._gauges, *self._late_releases):
             if task:
