@@ -23,6 +23,7 @@ from typing import Any
 
 import grpc
 
+from drover import retry
 from drover.v1 import api_pb2, api_pb2_grpc, types_pb2
 
 # Progress ranks of a server as seen in its revisions; t[r] = first time a revision of rank >= r was seen.
@@ -100,7 +101,8 @@ class Worker:
     async def one(self, stub: api_pb2_grpc.ApiServiceStub, index: int, t_due: float | None = None) -> None:
         cfg = self.cfg
         req = api_pb2.CreateServerRequest(
-            name=f"{cfg['name_prefix']}-{index:06d}", flavor_ref=cfg["flavor"], image_ref=cfg["image"]
+            name=f"{cfg['name_prefix']}-{index:06d}", flavor_ref=cfg["flavor"], image_ref=cfg["image"],
+            client_token=retry.new_token(),  # a retried create returns the same server
         )
         t = [0.0] * 6
         exact = 0
@@ -113,7 +115,9 @@ class Worker:
         if t_due is None:
             t_due = t_start
         try:
-            resp = await stub.CreateServer(req, timeout=cfg["rpc_timeout"], metadata=cfg["metadata"])
+            resp = await retry.call_async(
+                lambda: stub.CreateServer(req, timeout=cfg["rpc_timeout"], metadata=cfg["metadata"]),
+                deadline=cfg["rpc_timeout"] * 3)
         except (grpc.aio.AioRpcError, asyncio.CancelledError) as exc:
             cancelled = isinstance(exc, asyncio.CancelledError)
             code = "CANCELLED_BY_HARNESS" if cancelled else exc.code().name  # type: ignore[union-attr]

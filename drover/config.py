@@ -74,6 +74,9 @@ class SchedulerConfigModel(ServiceEndpoint):
     restrict_isolated_hosts_to_isolated_images: bool = True
     # A host that has not reported for this long is down (Nova's service_down_time).
     service_down_time: float = 60.0
+    # After a start, selects are answered UNAVAILABLE until every host holding allocations in the
+    # store has reported (the conductor retries), or at most this long.
+    warmup_timeout: float = 30.0
 
 
 class ComputeConfig(ServiceEndpoint):

@@ -144,6 +144,12 @@ class ComputeDriver(abc.ABC):
     def list_instances(self) -> list[str]:
         """Instance ids the driver currently has guests for."""
 
+    def instance_hosts(self) -> dict[str, str]:
+        """The host of each guest the driver has (an agent that restarts rebuilds its view from it).
+        A driver serving one host has all its guests there."""
+        hosts = self.host_resources()
+        return {iid: hosts[0].host for iid in self.list_instances()} if len(hosts) == 1 else {}
+
     async def get_console_output(self, instance_id: str, length: int = 0) -> str:
         """The guest's serial console; ``length`` > 0 keeps the last lines only."""
         raise DriverError(f"the {self.name} driver has no console for instance {instance_id}")

@@ -90,6 +90,9 @@ class FakeDriver(ComputeDriver):
     def list_instances(self) -> list[str]:
         return list(self.guests)
 
+    def instance_hosts(self) -> dict[str, str]:
+        return {iid: g.spec.host for iid, g in self.guests.items()}
+
     async def get_console_output(self, instance_id: str, length: int = 0) -> str:
         g = self.guests.get(instance_id)
         if g is None:

@@ -78,8 +78,11 @@ class BearerInterceptor(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClient
 
 
 def authorized_channel(target: str, token: str | None, options: Any = None) -> grpc.Channel:
-    """A plaintext channel to ``target`` sending ``token`` with every call (none: no header)."""
-    chan = grpc.insecure_channel(target, options=options)
+    """A plaintext channel to ``target`` sending ``token`` with every call (none: no header);
+    read-only calls are retried by gRPC while the API is unavailable."""
+    from drover import retry
+
+    chan = grpc.insecure_channel(target, options=[*retry.CHANNEL_OPTIONS, *(options or [])])
     return grpc.intercept_channel(chan, BearerInterceptor(token)) if token else chan
 
 

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import grpc
 import typer
 
+from drover import retry
 from drover.cli import client, groups
 from drover.cli.output import (
     Format,
@@ -142,9 +143,11 @@ def create(
     meta = dict(p.split("=", 1) for p in (prop or []) if "=" in p)
     req = api_pb2.CreateServerRequest(name=name, flavor_ref=flavor, image_ref=image, networks=nets,
                                       availability_zone=availability_zone, min_count=min_count,
-                                      max_count=max_count, metadata=meta, scheduler_hints=_hints(hint or []))
+                                      max_count=max_count, metadata=meta, scheduler_hints=_hints(hint or []),
+                                      client_token=retry.new_token())
     with client.api(url) as stub:
-        resp = stub.CreateServer(req, timeout=30)
+        # The token makes the retry of a lost answer return the same servers, never new ones.
+        resp = retry.call(lambda: stub.CreateServer(req, timeout=30))
         server = resp.server
         started = time.monotonic()
         if wait or wait_ready:
@@ -220,7 +223,8 @@ def delete(
         done = []
         for ref in servers:
             s = client.find_server(stub, ref)
-            done.append(stub.DeleteServer(api_pb2.DeleteServerRequest(id=s.id), timeout=30).server)
+            req = api_pb2.DeleteServerRequest(id=s.id, client_token=retry.new_token())
+            done.append(retry.call(lambda req=req: stub.DeleteServer(req, timeout=30)).server)  # type: ignore[misc]
         if wait:
             done = [_wait(stub, d.id, True, timeout, quiet=True, since_revision=d.revision) for d in done]
     show_list(["ID", "Name", "Status", "Task State"],

@@ -191,3 +191,18 @@ class ServerGroupMember(Base):
     group_id: Mapped[str] = mapped_column(ForeignKey("server_groups.id", ondelete="CASCADE"), primary_key=True)
     # One group per instance, as in Nova.
     instance_id: Mapped[str] = mapped_column(String(36), primary_key=True, unique=True)
+
+
+class ClientToken(Base):
+    """A client's request token (idempotent CreateServer / DeleteServer), kept for a day or more."""
+
+    __tablename__ = "client_tokens"
+
+    project_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    token: Mapped[str] = mapped_column(String(255), primary_key=True)
+    rpc: Mapped[str] = mapped_column(String(64))
+    # SHA-256 of the request without its token: the same token with another request is refused.
+    request_hash: Mapped[str] = mapped_column(String(64))
+    # CreateServer: the reservation; DeleteServer: the server.
+    target_id: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, index=True)

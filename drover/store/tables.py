@@ -31,3 +31,4 @@ def row_values(inst: Any) -> dict[str, Any]:
 
 SERVER_GROUPS = cast(Table, m.ServerGroup.__table__)
 GROUP_MEMBERS = cast(Table, m.ServerGroupMember.__table__)
+CLIENT_TOKENS = cast(Table, m.ClientToken.__table__)

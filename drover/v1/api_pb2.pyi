@@ -114,6 +114,7 @@ class CreateServerRequest(_message.Message):
     MAX_COUNT_FIELD_NUMBER: _builtins.int
     SCHEDULER_HINTS_FIELD_NUMBER: _builtins.int
     KEY_NAME_FIELD_NUMBER: _builtins.int
+    CLIENT_TOKEN_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Required; stripped; 1–255 characters."""
     flavor_ref: _builtins.str
@@ -128,6 +129,11 @@ class CreateServerRequest(_message.Message):
     max_count: _builtins.int
     key_name: _builtins.str
     """At most 255 characters."""
+    client_token: _builtins.str
+    """Makes the request idempotent (the `idempotency-key` metadata entry does the same): a retry
+    with the same token and the same request returns the servers the first one created; the same
+    token with a different request is INVALID_ARGUMENT. Tokens are kept 24 h; at most 255 characters.
+    """
     @_builtins.property
     def networks(self) -> _containers.RepeatedCompositeFieldContainer[Global___NetworkRequest]:
         """At most 32 networks per server."""
@@ -153,10 +159,11 @@ class CreateServerRequest(_message.Message):
         max_count: _builtins.int = ...,
         scheduler_hints: Global___SchedulerHints | None = ...,
         key_name: _builtins.str = ...,
+        client_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["scheduler_hints", b"scheduler_hints"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_ipv4", b"access_ipv4", "access_ipv6", b"access_ipv6", "availability_zone", b"availability_zone", "flavor_ref", b"flavor_ref", "image_ref", b"image_ref", "key_name", b"key_name", "max_count", b"max_count", "metadata", b"metadata", "min_count", b"min_count", "name", b"name", "networks", b"networks", "scheduler_hints", b"scheduler_hints"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_ipv4", b"access_ipv4", "access_ipv6", b"access_ipv6", "availability_zone", b"availability_zone", "client_token", b"client_token", "flavor_ref", b"flavor_ref", "image_ref", b"image_ref", "key_name", b"key_name", "max_count", b"max_count", "metadata", b"metadata", "min_count", b"min_count", "name", b"name", "networks", b"networks", "scheduler_hints", b"scheduler_hints"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -306,15 +313,21 @@ class DeleteServerRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
+    CLIENT_TOKEN_FIELD_NUMBER: _builtins.int
     id: _builtins.str
+    client_token: _builtins.str
+    """As in CreateServerRequest: a retry with the same token returns the server as the delete left
+    it, even once it is gone (instead of NOT_FOUND).
+    """
     def __init__(
         self,
         *,
         id: _builtins.str = ...,
+        client_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_token", b"client_token", "id", b"id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

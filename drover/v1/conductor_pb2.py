@@ -28,7 +28,7 @@ from drover.v1 import types_pb2 as drover_dot_v1_dot_types__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x64rover/v1/conductor.proto\x12\tdrover.v1\x1a\x15\x64rover/v1/casts.proto\x1a\x19\x64rover/v1/scheduler.proto\x1a\x15\x64rover/v1/types.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"N\n\x12\x42uildInstancesCast\x12$\n\x04spec\x18\x01 \x01(\x0b\x32\x16.drover.v1.RequestSpec\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"=\n\x12\x44\x65leteInstanceCast\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"\xc2\x01\n\x11\x41\x63tionEventUpdate\x12\x0e\n\x06\x61\x63tion\x18\x01 \x01(\t\x12\r\n\x05\x65vent\x18\x02 \x01(\t\x12.\n\nstart_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inish_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06result\x18\x05 \x01(\t\x12\x0f\n\x07\x64\x65tails\x18\x06 \x01(\t\x12\x0c\n\x04host\x18\x07 \x01(\t\"\x9e\x03\n\x0cInstanceStep\x12)\n\x08vm_state\x18\x01 \x01(\x0e\x32\x12.drover.v1.VmStateH\x00\x88\x01\x01\x12-\n\ntask_state\x18\x02 \x01(\x0e\x32\x14.drover.v1.TaskStateH\x01\x88\x01\x01\x12/\n\x0bpower_state\x18\x03 \x01(\x0e\x32\x15.drover.v1.PowerStateH\x02\x88\x01\x01\x12\x1f\n\x05\x66\x61ult\x18\x04 \x01(\x0b\x32\x10.drover.v1.Fault\x12-\n\x0cnotification\x18\x05 \x01(\x0b\x32\x17.drover.v1.Notification\x12,\n\x06\x65vents\x18\x06 \x03(\x0b\x32\x1c.drover.v1.ActionEventUpdate\x12/\n\x0blaunched_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x62uild_failed\x18\x08 \x01(\x08\x12\x12\n\nterminated\x18\t \x01(\x08\x42\x0b\n\t_vm_stateB\r\n\x0b_task_stateB\x0e\n\x0c_power_state\"_\n\x12InstanceUpdateCast\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\x12\x0c\n\x04host\x18\x02 \x01(\t\x12&\n\x05steps\x18\x03 \x03(\x0b\x32\x17.drover.v1.InstanceStep\"\xbf\x02\n\"ConductorServiceStreamCastsRequest\x12%\n\x06header\x18\x01 \x01(\x0b\x32\x15.drover.v1.CastHeader\x12\x38\n\x0f\x62uild_instances\x18\n \x01(\x0b\x32\x1d.drover.v1.BuildInstancesCastH\x00\x12\x38\n\x0f\x64\x65lete_instance\x18\x0b \x01(\x0b\x32\x1d.drover.v1.DeleteInstanceCastH\x00\x12\x38\n\x0finstance_update\x18\x0c \x01(\x0b\x32\x1d.drover.v1.InstanceUpdateCastH\x00\x12<\n\x05\x62\x61tch\x18\x14 \x03(\x0b\x32-.drover.v1.ConductorServiceStreamCastsRequestB\x06\n\x04\x63\x61st\"F\n#ConductorServiceStreamCastsResponse\x12\x1f\n\x03\x61\x63k\x18\x01 \x01(\x0b\x32\x12.drover.v1.CastAck\"-\n\x15WatchInstancesRequest\x12\x14\n\x0cinstance_ids\x18\x01 \x03(\t\"b\n\x0eInstanceChange\x12!\n\x06server\x18\x01 \x01(\x0b\x32\x11.drover.v1.Server\x12-\n\x0cnotification\x18\x02 \x01(\x0b\x32\x17.drover.v1.Notification\"D\n\x16WatchInstancesResponse\x12*\n\x07\x63hanges\x18\x01 \x03(\x0b\x32\x19.drover.v1.InstanceChange2\xdd\x01\n\x10\x43onductorService\x12p\n\x0bStreamCasts\x12-.drover.v1.ConductorServiceStreamCastsRequest\x1a..drover.v1.ConductorServiceStreamCastsResponse(\x01\x30\x01\x12W\n\x0eWatchInstances\x12 .drover.v1.WatchInstancesRequest\x1a!.drover.v1.WatchInstancesResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x64rover/v1/conductor.proto\x12\tdrover.v1\x1a\x15\x64rover/v1/casts.proto\x1a\x19\x64rover/v1/scheduler.proto\x1a\x15\x64rover/v1/types.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"N\n\x12\x42uildInstancesCast\x12$\n\x04spec\x18\x01 \x01(\x0b\x32\x16.drover.v1.RequestSpec\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"=\n\x12\x44\x65leteInstanceCast\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"\xc2\x01\n\x11\x41\x63tionEventUpdate\x12\x0e\n\x06\x61\x63tion\x18\x01 \x01(\t\x12\r\n\x05\x65vent\x18\x02 \x01(\t\x12.\n\nstart_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inish_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06result\x18\x05 \x01(\t\x12\x0f\n\x07\x64\x65tails\x18\x06 \x01(\t\x12\x0c\n\x04host\x18\x07 \x01(\t\"\x9e\x03\n\x0cInstanceStep\x12)\n\x08vm_state\x18\x01 \x01(\x0e\x32\x12.drover.v1.VmStateH\x00\x88\x01\x01\x12-\n\ntask_state\x18\x02 \x01(\x0e\x32\x14.drover.v1.TaskStateH\x01\x88\x01\x01\x12/\n\x0bpower_state\x18\x03 \x01(\x0e\x32\x15.drover.v1.PowerStateH\x02\x88\x01\x01\x12\x1f\n\x05\x66\x61ult\x18\x04 \x01(\x0b\x32\x10.drover.v1.Fault\x12-\n\x0cnotification\x18\x05 \x01(\x0b\x32\x17.drover.v1.Notification\x12,\n\x06\x65vents\x18\x06 \x03(\x0b\x32\x1c.drover.v1.ActionEventUpdate\x12/\n\x0blaunched_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x62uild_failed\x18\x08 \x01(\x08\x12\x12\n\nterminated\x18\t \x01(\x08\x42\x0b\n\t_vm_stateB\r\n\x0b_task_stateB\x0e\n\x0c_power_state\"~\n\x12GuestInventoryCast\x12\r\n\x05hosts\x18\x01 \x03(\t\x12\x14\n\x0cinstance_ids\x18\x02 \x03(\t\x12,\n\x08taken_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\ragent_address\x18\x04 \x01(\t\"_\n\x12InstanceUpdateCast\x12\x13\n\x0binstance_id\x18\x01 \x01(\t\x12\x0c\n\x04host\x18\x02 \x01(\t\x12&\n\x05steps\x18\x03 \x03(\x0b\x32\x17.drover.v1.InstanceStep\"\xf9\x02\n\"ConductorServiceStreamCastsRequest\x12%\n\x06header\x18\x01 \x01(\x0b\x32\x15.drover.v1.CastHeader\x12\x38\n\x0f\x62uild_instances\x18\n \x01(\x0b\x32\x1d.drover.v1.BuildInstancesCastH\x00\x12\x38\n\x0f\x64\x65lete_instance\x18\x0b \x01(\x0b\x32\x1d.drover.v1.DeleteInstanceCastH\x00\x12\x38\n\x0finstance_update\x18\x0c \x01(\x0b\x32\x1d.drover.v1.InstanceUpdateCastH\x00\x12\x38\n\x0fguest_inventory\x18\r \x01(\x0b\x32\x1d.drover.v1.GuestInventoryCastH\x00\x12<\n\x05\x62\x61tch\x18\x14 \x03(\x0b\x32-.drover.v1.ConductorServiceStreamCastsRequestB\x06\n\x04\x63\x61st\"F\n#ConductorServiceStreamCastsResponse\x12\x1f\n\x03\x61\x63k\x18\x01 \x01(\x0b\x32\x12.drover.v1.CastAck\"-\n\x15WatchInstancesRequest\x12\x14\n\x0cinstance_ids\x18\x01 \x03(\t\"b\n\x0eInstanceChange\x12!\n\x06server\x18\x01 \x01(\x0b\x32\x11.drover.v1.Server\x12-\n\x0cnotification\x18\x02 \x01(\x0b\x32\x17.drover.v1.Notification\"D\n\x16WatchInstancesResponse\x12*\n\x07\x63hanges\x18\x01 \x03(\x0b\x32\x19.drover.v1.InstanceChange2\xdd\x01\n\x10\x43onductorService\x12p\n\x0bStreamCasts\x12-.drover.v1.ConductorServiceStreamCastsRequest\x1a..drover.v1.ConductorServiceStreamCastsResponse(\x01\x30\x01\x12W\n\x0eWatchInstances\x12 .drover.v1.WatchInstancesRequest\x1a!.drover.v1.WatchInstancesResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,18 +43,20 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ACTIONEVENTUPDATE']._serialized_end=484
   _globals['_INSTANCESTEP']._serialized_start=487
   _globals['_INSTANCESTEP']._serialized_end=901
-  _globals['_INSTANCEUPDATECAST']._serialized_start=903
-  _globals['_INSTANCEUPDATECAST']._serialized_end=998
-  _globals['_CONDUCTORSERVICESTREAMCASTSREQUEST']._serialized_start=1001
-  _globals['_CONDUCTORSERVICESTREAMCASTSREQUEST']._serialized_end=1320
-  _globals['_CONDUCTORSERVICESTREAMCASTSRESPONSE']._serialized_start=1322
-  _globals['_CONDUCTORSERVICESTREAMCASTSRESPONSE']._serialized_end=1392
-  _globals['_WATCHINSTANCESREQUEST']._serialized_start=1394
-  _globals['_WATCHINSTANCESREQUEST']._serialized_end=1439
-  _globals['_INSTANCECHANGE']._serialized_start=1441
-  _globals['_INSTANCECHANGE']._serialized_end=1539
-  _globals['_WATCHINSTANCESRESPONSE']._serialized_start=1541
-  _globals['_WATCHINSTANCESRESPONSE']._serialized_end=1609
-  _globals['_CONDUCTORSERVICE']._serialized_start=1612
-  _globals['_CONDUCTORSERVICE']._serialized_end=1833
+  _globals['_GUESTINVENTORYCAST']._serialized_start=903
+  _globals['_GUESTINVENTORYCAST']._serialized_end=1029
+  _globals['_INSTANCEUPDATECAST']._serialized_start=1031
+  _globals['_INSTANCEUPDATECAST']._serialized_end=1126
+  _globals['_CONDUCTORSERVICESTREAMCASTSREQUEST']._serialized_start=1129
+  _globals['_CONDUCTORSERVICESTREAMCASTSREQUEST']._serialized_end=1506
+  _globals['_CONDUCTORSERVICESTREAMCASTSRESPONSE']._serialized_start=1508
+  _globals['_CONDUCTORSERVICESTREAMCASTSRESPONSE']._serialized_end=1578
+  _globals['_WATCHINSTANCESREQUEST']._serialized_start=1580
+  _globals['_WATCHINSTANCESREQUEST']._serialized_end=1625
+  _globals['_INSTANCECHANGE']._serialized_start=1627
+  _globals['_INSTANCECHANGE']._serialized_end=1725
+  _globals['_WATCHINSTANCESRESPONSE']._serialized_start=1727
+  _globals['_WATCHINSTANCESRESPONSE']._serialized_end=1795
+  _globals['_CONDUCTORSERVICE']._serialized_start=1798
+  _globals['_CONDUCTORSERVICE']._serialized_end=2019
 # @@protoc_insertion_point(module_scope)

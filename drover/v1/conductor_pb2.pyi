@@ -180,11 +180,52 @@ class InstanceStep(_message.Message):
 Global___InstanceStep: _TypeAlias = InstanceStep  # noqa: Y015
 
 @_typing.final
-class InstanceUpdateCast(_message.Message):
+class GuestInventoryCast(_message.Message):
     """A compute agent's progress report on one instance (Nova's instance.save() via conductor):
     the steps it took since its last report, in order. Each step is persisted and published
     with its own revision.
+    The guests a compute agent's driver has, for the conductor to compare with the store (Nova's
+    _sync_power_states and _cleanup_running_deleted_instances, done by the side that owns the store):
+    a settled server on these hosts with no guest goes to ERROR with a fault; a guest of a deleted
+    server is terminated; a guest the store does not know is reported.
     """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HOSTS_FIELD_NUMBER: _builtins.int
+    INSTANCE_IDS_FIELD_NUMBER: _builtins.int
+    TAKEN_AT_FIELD_NUMBER: _builtins.int
+    AGENT_ADDRESS_FIELD_NUMBER: _builtins.int
+    agent_address: _builtins.str
+    @_builtins.property
+    def hosts(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Every host the agent serves, and the instance ids of the guests on them."""
+
+    @_builtins.property
+    def instance_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def taken_at(self) -> _timestamp_pb2.Timestamp:
+        """When the driver was asked: only servers settled before then are judged."""
+
+    def __init__(
+        self,
+        *,
+        hosts: _abc.Iterable[_builtins.str] | None = ...,
+        instance_ids: _abc.Iterable[_builtins.str] | None = ...,
+        taken_at: _timestamp_pb2.Timestamp | None = ...,
+        agent_address: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["taken_at", b"taken_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_address", b"agent_address", "hosts", b"hosts", "instance_ids", b"instance_ids", "taken_at", b"taken_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GuestInventoryCast: _TypeAlias = GuestInventoryCast  # noqa: Y015
+
+@_typing.final
+class InstanceUpdateCast(_message.Message):
+    """A compute agent's update to an instance (Nova's instance.save() via conductor)."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -219,6 +260,7 @@ class ConductorServiceStreamCastsRequest(_message.Message):
     BUILD_INSTANCES_FIELD_NUMBER: _builtins.int
     DELETE_INSTANCE_FIELD_NUMBER: _builtins.int
     INSTANCE_UPDATE_FIELD_NUMBER: _builtins.int
+    GUEST_INVENTORY_FIELD_NUMBER: _builtins.int
     BATCH_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def header(self) -> _casts_pb2.CastHeader: ...
@@ -228,6 +270,8 @@ class ConductorServiceStreamCastsRequest(_message.Message):
     def delete_instance(self) -> Global___DeleteInstanceCast: ...
     @_builtins.property
     def instance_update(self) -> Global___InstanceUpdateCast: ...
+    @_builtins.property
+    def guest_inventory(self) -> Global___GuestInventoryCast: ...
     @_builtins.property
     def batch(self) -> _containers.RepeatedCompositeFieldContainer[Global___ConductorServiceStreamCastsRequest]:
         """Several casts in one stream message, in seq order (set instead of header and cast):
@@ -241,13 +285,14 @@ class ConductorServiceStreamCastsRequest(_message.Message):
         build_instances: Global___BuildInstancesCast | None = ...,
         delete_instance: Global___DeleteInstanceCast | None = ...,
         instance_update: Global___InstanceUpdateCast | None = ...,
+        guest_inventory: Global___GuestInventoryCast | None = ...,
         batch: _abc.Iterable[Global___ConductorServiceStreamCastsRequest] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["build_instances", b"build_instances", "cast", b"cast", "delete_instance", b"delete_instance", "header", b"header", "instance_update", b"instance_update"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["build_instances", b"build_instances", "cast", b"cast", "delete_instance", b"delete_instance", "guest_inventory", b"guest_inventory", "header", b"header", "instance_update", b"instance_update"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "build_instances", b"build_instances", "cast", b"cast", "delete_instance", b"delete_instance", "header", b"header", "instance_update", b"instance_update"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "build_instances", b"build_instances", "cast", b"cast", "delete_instance", b"delete_instance", "guest_inventory", b"guest_inventory", "header", b"header", "instance_update", b"instance_update"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_cast: _TypeAlias = _typing.Literal["build_instances", "delete_instance", "instance_update"]  # noqa: Y015
+    _WhichOneofReturnType_cast: _TypeAlias = _typing.Literal["build_instances", "delete_instance", "instance_update", "guest_inventory"]  # noqa: Y015
     _WhichOneofArgType_cast: _TypeAlias = _typing.Literal["cast", b"cast"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_cast) -> _WhichOneofReturnType_cast | None: ...
 

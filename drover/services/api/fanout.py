@@ -25,6 +25,10 @@ class Fanout:
         self._task: asyncio.Task[None] | None = None
         self.connected = asyncio.Event()
 
+    @property
+    def task(self) -> asyncio.Task[None] | None:
+        return self._task
+
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
 

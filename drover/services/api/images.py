@@ -27,6 +27,7 @@ from drover.services.api.edge import UNPARSABLE
 from drover.services.api.identity import Identity, enforce, identity
 from drover.services.common import convert, states
 from drover.services.common.errors import failed_precondition, guarded, invalid_argument, not_found
+from drover.services.common.group_commit import GroupCommit
 from drover.store import models as m
 from drover.v1 import api_pb2
 
@@ -50,7 +51,7 @@ class ImageRpcs:
     cfg: DroverConfig
     policy: Policy
     sessions: sessionmaker[Session]
-    writes: sessionmaker[Session]
+    db: GroupCommit  # every write goes through the service's group commit
     catalog: lookups.Catalog
 
     def _visible_image(self, s: Session, who: Identity, ref: str) -> m.Image:
@@ -101,8 +102,7 @@ class ImageRpcs:
             checksum_sha256=facts.checksum_sha256, min_disk_gb=request.min_disk_gb, min_ram_mb=request.min_ram_mb,
             properties=dict(request.properties), owner="", visibility="public",
         )
-        with self.writes.begin() as s:
-            s.add(row)
+        await self.db.run(lambda s: s.add(row))
         self.catalog.clear()
         return api_pb2.CreateImageResponse(image=convert.image(row))
 
@@ -169,8 +169,7 @@ class ImageRpcs:
             visibility="private",
         )
         try:
-            with self.writes.begin() as s:
-                s.add(row)
+            await self.db.run(lambda s: s.add(row))
         except BaseException:
             await asyncio.to_thread(final.unlink, missing_ok=True)
             raise
@@ -201,8 +200,8 @@ class ImageRpcs:
         self, request: api_pb2.DeleteImageRequest, context: grpc.aio.ServicerContext
     ) -> api_pb2.DeleteImageResponse:
         who = identity(context)
-        uploaded = None
-        with self.writes.begin() as s:
+
+        def mark_deleted(s: Session) -> Path | None:
             img = self._visible_image(s, who, request.id)
             if img.owner != who.project_id:
                 enforce(self.policy, who, "DeleteImage:any_owner")
@@ -213,8 +212,9 @@ class ImageRpcs:
                 raise failed_precondition(f"image {img.name} is in use by server(s) {', '.join(users)}",
                                           [("IMAGE_IN_USE", img.id, f"used by {len(users)}+ server(s)")])
             img.status = "deleted"
-            if Path(img.path).parent == image_files.upload_dir(self.cfg):
-                uploaded = Path(img.path)
+            return Path(img.path) if Path(img.path).parent == image_files.upload_dir(self.cfg) else None
+
+        uploaded = await self.db.run(mark_deleted)
         self.catalog.clear()
         if uploaded is not None:  # drover's own copy; a registered host file stays where it was
             await asyncio.to_thread(uploaded.unlink, missing_ok=True)

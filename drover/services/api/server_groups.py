@@ -16,6 +16,7 @@ from drover.services.api.identity import Identity, enforce, identity
 from drover.services.common import convert
 from drover.services.common import server_groups as groups
 from drover.services.common.errors import ApiError, guarded, invalid_argument, not_found
+from drover.services.common.group_commit import GroupCommit
 from drover.store import models as m
 from drover.store.tables import GROUP_MEMBERS, SERVER_GROUPS
 from drover.v1 import api_pb2, types_pb2
@@ -40,7 +41,7 @@ def visible_group(s: Session, who: Identity, group_id: str, field: str = "id") -
 
 class ServerGroupRpcs:
     sessions: sessionmaker[Session]
-    writes: sessionmaker[Session]
+    db: GroupCommit  # every write goes through the service's group commit
     policy: Policy
 
     @guarded
@@ -55,8 +56,7 @@ class ServerGroupRpcs:
             raise invalid_argument(bad)
         row = dict(id=str(uuid.uuid4()), name=name, policy=request.policy, project_id=who.project_id,
                    user_id=who.user_id, created_at=m.utcnow())
-        with self.writes.begin() as s:
-            s.connection().execute(insert(SERVER_GROUPS).values(**row))
+        await self.db.run(lambda s: s.connection().execute(insert(SERVER_GROUPS).values(**row)))
         return api_pb2.CreateServerGroupResponse(server_group=_message(SimpleNamespace(**row), []))
 
     @guarded
@@ -90,11 +90,15 @@ class ServerGroupRpcs:
     ) -> api_pb2.DeleteServerGroupResponse:
         if not request.id:
             raise invalid_argument([("id", "is required")])
-        with self.writes.begin() as s:
-            row = self._group(s, identity(context), request.id)
+        who = identity(context)
+
+        def remove(s: Session) -> None:
+            row = self._group(s, who, request.id)
             c = s.connection()
             c.execute(delete(GROUP_MEMBERS).where(GROUP_MEMBERS.c.group_id == row.id))
             c.execute(delete(SERVER_GROUPS).where(SERVER_GROUPS.c.id == row.id))
+
+        await self.db.run(remove)
         return api_pb2.DeleteServerGroupResponse()
 
     @staticmethod

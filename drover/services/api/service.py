@@ -23,7 +23,7 @@ from drover.auth import policy
 from drover.auth.policy import Policy
 from drover.auth.tokens import verifier_for
 from drover.config import DroverConfig
-from drover.services.api import lookups, validation
+from drover.services.api import idempotency, lookups, validation
 from drover.services.api.edge import ApiEdge
 from drover.services.api.fanout import Fanout
 from drover.services.api.identity import Identity, enforce, identity
@@ -40,9 +40,10 @@ from drover.services.common.errors import (
     quota_exceeded,
 )
 from drover.services.common.group_commit import GroupCommit
+from drover.services.common.watchdog import Watchdog
 from drover.store import db, regexp
 from drover.store import models as m
-from drover.store.tables import ACTIONS, GROUP_MEMBERS, INSTANCES, row_values
+from drover.store.tables import ACTIONS, GROUP_MEMBERS, INSTANCES, SERVER_COLUMNS, row_values
 from drover.v1 import (
     api_pb2,
     api_pb2_grpc,
@@ -95,6 +96,11 @@ class ApiServicer(ServerGroupRpcs, ImageRpcs, api_pb2_grpc.ApiServiceServicer):
     def start(self) -> None:
         self.conductor.start()
         self.fanout.start()
+
+    def supervise(self, watchdog: Watchdog) -> None:
+        watchdog.watch("group-commit", lambda: self.db.task, self.db.start)
+        watchdog.watch("casts-to-conductor", lambda: self.conductor.task, self.conductor.start)
+        watchdog.watch("fanout", lambda: self.fanout.task, self.fanout.start)
 
     async def stop(self) -> None:
         await self.db.stop()
@@ -206,6 +212,12 @@ class ApiServicer(ServerGroupRpcs, ImageRpcs, api_pb2_grpc.ApiServiceServicer):
         checked = validation.check_create(request)
         if checked.violations:
             raise invalid_argument(checked.violations)
+        token = idempotency.token_of(request, context)
+        request_hash = idempotency.digest(request) if token else ""
+        if token:
+            earlier = await self._created_before(who, token, request_hash)
+            if earlier is not None:
+                return earlier
         # Look up and check in a read transaction: SQLite's write lock is taken only for the inserts.
         with self.sessions() as s:
             c = s.connection()
@@ -290,8 +302,17 @@ class ApiServicer(ServerGroupRpcs, ImageRpcs, api_pb2_grpc.ApiServiceServicer):
             self.db.insert_later(ACTIONS, actions)
             if group_id:
                 self.db.insert_later(GROUP_MEMBERS, [{"group_id": group_id, "instance_id": i.id} for i in insts])
+            if token:
+                idempotency.remember(self.db, s, who.project_id, token, "CreateServer", request_hash, reservation)
 
-        await self.db.run(store)  # shares one transaction with the creates that arrive meanwhile
+        try:
+            await self.db.run(store)  # shares one transaction with the creates that arrive meanwhile
+        except IntegrityError:
+            # A twin with the same token committed first: answer what it created.
+            earlier = await self._created_before(who, token, request_hash) if token else None
+            if earlier is None:
+                raise
+            return earlier
         spec = request_spec.build(insts, flavor, image, min_count=checked.min_count,
                                   same_host=same, different_host=different, group_id=group_id)
         servers = [convert.server(i) for i in insts]
@@ -300,6 +321,21 @@ class ApiServicer(ServerGroupRpcs, ImageRpcs, api_pb2_grpc.ApiServiceServicer):
             build_instances=conductor_pb2.BuildInstancesCast(spec=spec, request_id=who.request_id)
         )
         return api_pb2.CreateServerResponse(server=servers[0], reservation_id=reservation, servers=servers)
+
+    async def _created_before(self, who: Identity, token: str, request_hash: str
+                              ) -> api_pb2.CreateServerResponse | None:
+        """The answer of an earlier CreateServer with this token (the servers as they are now)."""
+        with self.reads.connect() as c:
+            reservation = idempotency.find(c, who.project_id, token, "CreateServer", request_hash)
+            if reservation is None:
+                return None
+            rows = list(c.execute(select(*SERVER_COLUMNS).where(INSTANCES.c.reservation_id == reservation,
+                                                                INSTANCES.c.project_id == who.project_id)))
+        # In the order they were created: "name", or "name-1" … "name-N" (shorter sorts first for N ≥ 10).
+        rows.sort(key=lambda r: (len(r.name), r.name))
+        servers = [convert.server(r) for r in rows]
+        return api_pb2.CreateServerResponse(server=servers[0] if servers else None, reservation_id=reservation,
+                                            servers=servers)
 
     @guarded
     async def GetServer(
@@ -386,19 +422,48 @@ class ApiServicer(ServerGroupRpcs, ImageRpcs, api_pb2_grpc.ApiServiceServicer):
         who = identity(context)
         if not request.id:
             raise invalid_argument([("id", "is required")])
-        with self.writes.begin() as s:
+        token = idempotency.token_of(request, context)
+        request_hash = idempotency.digest(request) if token else ""
+        if token:
+            earlier = self._deleted_before(who, token, request_hash)
+            if earlier is not None:
+                return earlier
+        with self.reads.connect() as c:  # NOT_FOUND without rolling back a shared transaction
+            self._server_row(c, who, request.id)
+
+        def mark_deleting(s: Session) -> types_pb2.Server:
             inst = self._instance(s, who, request.id)
+            if token:
+                idempotency.remember(self.db, s, who.project_id, token, "DeleteServer", request_hash, inst.id)
             if inst.task_state != states.DELETING:
                 inst.task_state = states.DELETING
                 inst.revision += 1
                 inst.updated_at = utcnow()
                 s.add(m.InstanceAction(instance_id=inst.id, action="delete", request_id=who.request_id,
                                        user_id=who.user_id, project_id=who.project_id))
-            server = convert.server(inst)
+            return convert.server(inst)
+
+        # Through the group commit like every write: never the store's write lock on the event loop.
+        try:
+            server = await self.db.run(mark_deleting)
+        except IntegrityError:
+            earlier = self._deleted_before(who, token, request_hash) if token else None
+            if earlier is None:
+                raise
+            return earlier
         self.conductor.cast(
             delete_instance=conductor_pb2.DeleteInstanceCast(instance_id=request.id, request_id=who.request_id)
         )
         return api_pb2.DeleteServerResponse(server=server)
+
+    def _deleted_before(self, who: Identity, token: str, request_hash: str) -> api_pb2.DeleteServerResponse | None:
+        """The server as an earlier DeleteServer with this token left it (found even once deleted)."""
+        with self.reads.connect() as c:
+            server_id = idempotency.find(c, who.project_id, token, "DeleteServer", request_hash)
+            if server_id is None:
+                return None
+            return api_pb2.DeleteServerResponse(
+                server=convert.server(self._server_row(c, who, server_id, allow_deleted=True)))
 
     async def WatchServer(
         self, request: api_pb2.WatchServerRequest, context: grpc.aio.ServicerContext
@@ -557,8 +622,7 @@ class ApiServicer(ServerGroupRpcs, ImageRpcs, api_pb2_grpc.ApiServiceServicer):
                        root_gb=f.root_gb, ephemeral_gb=f.ephemeral_gb, swap_mb=f.swap_mb,
                        is_public=True, disabled=False, extra_specs=dict(f.extra_specs))
         try:
-            with self.writes.begin() as s:
-                s.add(row)
+            await self.db.run(lambda s: s.add(row))
         except IntegrityError:
             raise ApiError(grpc.StatusCode.ALREADY_EXISTS, f"flavor {name!r} or id {row.id!r} exists") from None
         self.catalog.clear()
@@ -600,6 +664,7 @@ async def serve(cfg: DroverConfig, *, ready: Any = None) -> None:
                                metrics_listen=cfg.api.metrics_listen, interceptors=[auth],
                                max_receive_bytes=validation.MAX_REQUEST_BYTES)
     host.add(api_pb2_grpc.add_ApiServiceServicer_to_server, servicer)
+    servicer.supervise(host.watchdog)
     try:
         await runtime.serve_until_signal(host, "api", started=servicer.start, stopping=servicer.stop, ready=ready)
     finally:

@@ -93,8 +93,14 @@ class CastSender(Generic[Req]):
     def unacked(self) -> int:
         return len(self._pending)
 
+    @property
+    def task(self) -> asyncio.Task[None] | None:
+        """The sending loop (for a watchdog)."""
+        return self._task
+
     def start(self) -> None:
-        if self._task is None:
+        """Start the sending loop, or start it again if it ended (unacknowledged casts are kept)."""
+        if (self._task is None or self._task.done()) and not self._closing:
             self._task = asyncio.get_running_loop().create_task(self._run(), name=f"cast-sender-{self.name}")
 
     def cast(self, **payload: Any) -> int:

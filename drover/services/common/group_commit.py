@@ -24,12 +24,15 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from sqlalchemy import Table, insert
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from drover.services.common import metrics
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+# How often a batch waits the store's whole busy timeout for the write lock before it fails.
+LOCK_ATTEMPTS = 3
 
 
 class GroupCommit:
@@ -56,9 +59,17 @@ class GroupCommit:
         self.batches = 0
         self.ops = 0
 
+    @property
+    def task(self) -> asyncio.Task[None] | None:
+        """The commit loop (for a watchdog)."""
+        return self._task
+
     def start(self) -> None:
-        if self._task is None:
+        """Start the commit loop, or start it again if it ended (its queue is kept)."""
+        if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._loop(), name="group-commit")
+            if self._pending:
+                self._wakeup.set()
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -98,13 +109,28 @@ class GroupCommit:
             await asyncio.sleep(0)  # let work queued in this loop turn join the batch
             while self._pending:
                 batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
-                if self._threaded and self._single_writer:
-                    outcomes = await self._execute_when_locked(batch)
-                elif self._threaded:
-                    outcomes = await asyncio.to_thread(self._execute_alone_if_failed, batch)
-                else:
-                    outcomes = self._execute_alone_if_failed(batch)
+                try:
+                    outcomes = await self._execute_batch(batch)
+                except Exception as exc:
+                    # Whatever went wrong belongs to this batch: its waiters get the error and the
+                    # loop goes on (an exception escaping here would end group commit for good).
+                    log.error("group commit %s: a batch of %d failed: %r", self._name or "-", len(batch), exc)
+                    metrics.GROUP_COMMIT_FAILURES.labels(self._name or "-", type(exc).__name__).inc()
+                    outcomes = [_Outcome(error=exc) for _ in batch]
+                except BaseException:
+                    for _, fut in batch:  # stopped mid-batch: nobody may wait forever
+                        if not fut.done():
+                            fut.set_exception(ConnectionAbortedError("group commit stopped"))
+                    raise
                 self._settle(batch, outcomes)
+
+    async def _execute_batch(self, batch: list[tuple[Callable[[Session], Any], asyncio.Future[Any]]]
+                             ) -> list[_Outcome]:
+        if self._threaded and self._single_writer:
+            return await self._execute_when_locked(batch)
+        if self._threaded:
+            return await asyncio.to_thread(self._execute_alone_if_failed, batch)
+        return self._execute_alone_if_failed(batch)
 
     async def _execute_when_locked(self, batch: list[tuple[Callable[[Session], Any], asyncio.Future[Any]]]
                                    ) -> list[_Outcome]:
@@ -115,12 +141,20 @@ class GroupCommit:
         A batch that fails is retried one by one in the worker thread, as before.
         """
         started = time.perf_counter()
-        s = self._sessions()
-        try:
-            await asyncio.to_thread(s.connection)  # BEGIN (IMMEDIATE on SQLite): the wait for the lock
-        except BaseException:
-            s.close()
-            raise
+        for attempt in range(1, LOCK_ATTEMPTS + 1):
+            s = self._sessions()
+            try:
+                await asyncio.to_thread(s.connection)  # BEGIN (IMMEDIATE on SQLite): the wait for the lock
+                break
+            except OperationalError as exc:
+                s.close()
+                if attempt == LOCK_ATTEMPTS or "locked" not in str(exc):
+                    raise
+                log.warning("group commit %s: no write lock after the busy timeout (attempt %d of %d); retrying",
+                            self._name or "-", attempt, LOCK_ATTEMPTS)
+            except BaseException:
+                s.close()
+                raise
         outcomes = self._execute(batch, locked=(s, started))
         if outcomes is None:
             outcomes = await asyncio.to_thread(self._execute_alone, batch)

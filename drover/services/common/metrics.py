@@ -50,6 +50,23 @@ CASTS_DUPLICATE = Gauge("drover_casts_duplicate", "Replayed casts ignored as alr
 CASTS_FAILED = Gauge("drover_casts_failed", "Casts whose handler raised (since start).", ("receiver",))
 CASTS_INFLIGHT = Gauge("drover_casts_inflight", "Casts being applied now.", ("receiver",))
 INSTANCES = Gauge("drover_instances", "Instances in the store, by vm_state.", ("vm_state",))
+# Recovery: what the services did to heal after a fault.
+TASK_DEATHS = Counter("drover_background_task_deaths_total", "Background tasks that ended unexpectedly.",
+                      ("service", "task"))
+GROUP_COMMIT_FAILURES = Counter("drover_store_batch_failures_total",
+                                "Group-commit batches that failed as a whole (their waiters got the error).",
+                                ("store", "reason"))
+REDRIVES = Counter("drover_conductor_redrives_total", "Builds and deletes re-driven from the store.", ("kind",))
+SELECT_RETRIES = Counter("drover_conductor_select_retries_total",
+                         "Selects retried because the scheduler was unavailable or warming up.")
+RESCHEDULES = Counter("drover_conductor_reschedules_total", "Failed builds rescheduled to another host.")
+RELEASES_LATE = Counter("drover_claims_released_late_total",
+                        "Claim releases that landed only after a retry (the scheduler was away).")
+RECONCILE_FIXES = Counter("drover_reconcile_fixes_total",
+                          "Differences between the store and a compute's guests that were acted on, by kind.",
+                          ("kind",))
+IDEMPOTENT_HITS = Counter("drover_api_idempotent_hits_total",
+                          "Requests answered from an earlier request with the same client token.", ("rpc",))
 
 
 def watch_sender(sender: Any) -> None:

@@ -54,6 +54,7 @@ CAST_RULES: dict[str, dict[str, frozenset[str]]] = {
         "build_instances": frozenset({API}),
         "delete_instance": frozenset({API}),
         "instance_update": frozenset({COMPUTE}),
+        "guest_inventory": frozenset({COMPUTE}),
     },
     "drover.v1.ComputeService": {
         "build_and_run_instance": frozenset({CONDUCTOR}),
@@ -114,24 +115,26 @@ def peer_of(context: grpc.aio.ServicerContext) -> Peer | None:
 
 
 def cast_gate(service: str, peer: Peer | None,
-              host_of: dict[str, Callable[[Any], str]] | None = None) -> Callable[[Any], bool] | None:
+              hosts_of: dict[str, Callable[[Any], Collection[str]]] | None = None
+              ) -> Callable[[Any], bool] | None:
     """Admission of each cast on one stream from ``peer``: raises CastRefused for a kind its role
     may not send; False (ignored, acknowledged, logged) for a cast naming a host the sender does
-    not own. None (no checks) on a plaintext server."""
+    not own (``hosts_of``: cast kind → the hosts a cast names). None (no checks) on a plaintext
+    server."""
     if peer is None:
         return None
     rules = CAST_RULES[service]
-    host_of = host_of or {}
+    hosts_of = hosts_of or {}
 
     def admit(msg: Any) -> bool:
         kind = msg.WhichOneof("cast")
         if peer.role not in rules.get(kind, ()):
             raise CastRefused(f"{peer.key} may not cast {kind} to {service}")
-        get_host = host_of.get(kind)
-        if get_host is not None:
-            host = get_host(msg)
-            if not peer.owns(host):
-                log.warning("refused %s from %s: host %r is not one of its hosts", kind, peer.key, host)
+        get_hosts = hosts_of.get(kind)
+        if get_hosts is not None:
+            foreign = [h for h in get_hosts(msg) if not peer.owns(h)]
+            if foreign:
+                log.warning("refused %s from %s: %r not among its hosts", kind, peer.key, foreign[:5])
                 return False
         return True
 

@@ -15,6 +15,7 @@ from grpc_reflection.v1alpha import reflection
 
 from drover.config import ServiceEndpoint
 from drover.services.common.tls import Transport
+from drover.services.common.watchdog import Watchdog
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +25,13 @@ CHANNEL_OPTIONS = [
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.max_pings_without_data", 0),
     ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+    # A restarted peer is found again within ~2 s (gRPC's default backoff grows to 120 s).
+    ("grpc.initial_reconnect_backoff_ms", 200),
+    ("grpc.min_reconnect_backoff_ms", 200),
+    ("grpc.max_reconnect_backoff_ms", 2000),
 ]
+# Seconds the calls in flight get to finish on SIGTERM before they are cancelled.
+DRAIN_GRACE = 3.0
 SERVER_OPTIONS = [
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.min_ping_interval_without_data_ms", 5000),
@@ -91,6 +98,9 @@ class ServiceHost:
             self.server,
         )
         self.port = 0
+        # Background tasks of the service: one that dies turns health NOT_SERVING.
+        self.watchdog = Watchdog(self.set_serving, self.service_names[0].rsplit(".", 1)[-1] if self.service_names
+                                 else "service")
 
     def add(self, adder: Callable[[Any, grpc.aio.Server], None], servicer: Any) -> None:
         adder(servicer, self.server)
@@ -119,6 +129,7 @@ class ServiceHost:
             self.metrics_port = serve_http(self.metrics_port, self.metrics_listen)
             log.info("metrics on http://%s:%d/metrics", self.metrics_listen, self.metrics_port)
         await self.set_serving(True)
+        self.watchdog.start()
         return self.port
 
     async def set_serving(self, serving: bool) -> None:
@@ -129,6 +140,7 @@ class ServiceHost:
                 await res
 
     async def stop(self, grace: float = 2.0) -> None:
+        await self.watchdog.stop()
         await self.set_serving(False)
         await self.server.stop(grace)
 
@@ -143,8 +155,9 @@ async def serve_until_signal(
 ) -> None:
     """Start ``host``, run until SIGINT/SIGTERM, then stop gracefully.
 
-    Health turns NOT_SERVING first (load balancers drain), then ``stopping`` runs
-    (flush casts, finish in-flight work), then the gRPC server stops.
+    Health turns NOT_SERVING first (load balancers drain), the gRPC server stops taking calls and
+    lets those in flight finish (``DRAIN_GRACE``), then ``stopping`` runs (flush casts, finish
+    in-flight work).
     """
     from drover.services.common import loop_lag
 
@@ -158,7 +171,11 @@ async def serve_until_signal(
     try:
         await wait_for_signal()
     finally:
+        await host.watchdog.stop()  # the tasks stopped now are not deaths
         await host.set_serving(False)
+        # No new calls, and the calls in flight finish (within a grace) while the servicer's group
+        # commit and cast senders still run: only then are those drained and stopped.
+        await host.server.stop(DRAIN_GRACE)
         if stopping is not None:
             await stopping()
         await host.stop(1.0)

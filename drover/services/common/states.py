@@ -56,6 +56,7 @@ STATUS_NAMES = {
 CREATE_START, CREATE_END, CREATE_ERROR = "instance.create.start", "instance.create.end", "instance.create.error"
 DELETE_START, DELETE_END = "instance.delete.start", "instance.delete.end"
 POWER_UPDATE = "instance.power_update"
+GUEST_MISSING = "instance.guest_missing"  # reconciliation found no guest for a settled server
 
 # Instance action event names (Nova's, plus compute_spawn for the driver step).
 EV_SCHEDULE = "conductor_schedule_and_build_instances"
@@ -63,4 +64,5 @@ EV_BUILD = "compute_build_and_run_instance"
 EV_SPAWN = "compute_spawn"
 EV_TERMINATE = "compute_terminate_instance"
 EV_LOCAL_DELETE = "conductor_delete_instance"
+EV_RECONCILE = "conductor_reconcile_guests"
 EV_RESULT_OK, EV_RESULT_ERROR = "Success", "Error"

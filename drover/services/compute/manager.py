@@ -118,6 +118,7 @@ class ComputeManager:
         self._active_builds: Counter[str] = Counter()
         self._failed_builds: Counter[str] = Counter()
         self._report_task: asyncio.Task[None] | None = None
+        self._reconnect_task: asyncio.Task[None] | None = None
         self._report_now = asyncio.Event()
         self.builds_by_result: Counter[str] = Counter()
         self.progress = ProgressReporter(conductor)
@@ -293,8 +294,30 @@ class ComputeManager:
             self._last_sync = now
             try:
                 self.sync_power_states()
+                self.send_inventory()
             except Exception:
                 log.exception("power state sync failed")
+
+    # ---- what the driver has, against the store ----------------------------------
+
+    def adopt_guests(self) -> int:
+        """After a restart: the guests the driver still has are this agent's (their host counts
+        them, the power sync watches them). Guests the driver lost are found by the conductor
+        from the inventory."""
+        found = self.driver.instance_hosts()
+        for iid, host in found.items():
+            self._host_of.setdefault(iid, host)
+        if found:
+            log.info("adopted %d guests the driver has", len(found))
+        return len(found)
+
+    def send_inventory(self) -> None:
+        """Tell the conductor which guests the driver has on our hosts; it compares with the store."""
+        inventory = conductor_pb2.GuestInventoryCast(
+            hosts=[h.host for h in self.driver.host_resources()], instance_ids=self.driver.list_instances(),
+            agent_address=self.advertise)
+        inventory.taken_at.CopyFrom(_now())
+        self.conductor.cast(guest_inventory=inventory)
 
     # ---- resource reports ----------------------------------------------------
 
@@ -332,26 +355,59 @@ class ComputeManager:
             )
 
     async def report_loop(self) -> None:
+        retry = 0.2
         while True:
             self._maybe_sync()
+            wait = self.report_interval
             try:
                 await self.report_once()
+                retry = 0.2
             except grpc.aio.AioRpcError as exc:
+                # A scheduler that is away (restarting) needs our hosts as soon as it is back.
                 log.warning("resource report to the scheduler failed: %s", exc.code().name)
+                wait, retry = min(retry, self.report_interval), min(retry * 2, 2.0)
             except Exception:
                 log.exception("resource report failed")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._report_now.wait(), self.report_interval)
+                await asyncio.wait_for(self._report_now.wait(), wait)
             self._report_now.clear()
 
+    async def report_on_reconnect(self, channel: grpc.aio.Channel) -> None:
+        """Report at once whenever the channel to the scheduler (re)connects: a restarted scheduler
+        knows no hosts until they report, and must not wait a whole report interval for them."""
+        state = channel.get_state(try_to_connect=True)
+        while True:
+            await channel.wait_for_state_change(state)
+            new = channel.get_state(try_to_connect=True)  # an idle channel reconnects right away
+            if new == grpc.ChannelConnectivity.READY and state != grpc.ChannelConnectivity.READY:
+                log.info("connected to the scheduler: reporting hosts now")
+                self._report_now.set()
+            state = new
+
+    @property
+    def report_task(self) -> asyncio.Task[None] | None:
+        return self._report_task
+
+    @property
+    def reconnect_task(self) -> asyncio.Task[None] | None:
+        return self._reconnect_task
+
     def start(self) -> None:
+        if self._report_task is None:  # the first start, not a watchdog's restart
+            self.adopt_guests()
+            if self.sync_power_state_interval > 0:
+                self.send_inventory()
         self._report_task = asyncio.get_running_loop().create_task(self.report_loop())
 
+    def watch_scheduler(self, channel: grpc.aio.Channel) -> None:
+        self._reconnect_task = asyncio.get_running_loop().create_task(self.report_on_reconnect(channel))
+
     async def stop(self) -> None:
-        if self._report_task:
-            self._report_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._report_task
+        for task in (self._report_task, self._reconnect_task):
+            if task:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         for task in list(self._builds.values()):
             task.cancel()
         self.progress.flush()  # steps taken since the last report still reach the conductor

@@ -112,7 +112,13 @@ async def serve(cfg: DroverConfig, *, ready: Any = None) -> None:
 
     def started() -> None:
         manager.start()
+        manager.watch_scheduler(scheduler_channel)
         sender.start()
+
+    host.watchdog.watch("casts-to-conductor", lambda: sender.task, sender.start)
+    host.watchdog.watch("reports", lambda: manager.report_task, manager.start)
+    host.watchdog.watch("scheduler-reconnect", lambda: manager.reconnect_task, lambda: manager.watch_scheduler(
+        scheduler_channel))
 
     async def stopping() -> None:
         await sender.close(drain_timeout=2.0)

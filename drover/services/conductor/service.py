@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
 from typing import Any
 
 import grpc
@@ -26,6 +26,7 @@ from drover.config import DroverConfig
 from drover.services.common import convert, metrics, peer_auth, request_spec, runtime, server_groups, states, tls
 from drover.services.common.casts import CastReceiver, CastSender
 from drover.services.common.group_commit import GroupCommit
+from drover.services.common.watchdog import Watchdog
 from drover.services.conductor import ipam, statements, steps
 from drover.services.conductor.records import ActionRecorder
 from drover.services.conductor.selects import SelectBatcher, SelectError
@@ -45,6 +46,8 @@ from drover.v1 import (
 log = logging.getLogger(__name__)
 utcnow = m.utcnow
 SERVICE_NAME = conductor_pb2.DESCRIPTOR.services_by_name["ConductorService"].full_name
+# Re-driven builds and deletes run this many at a time (their selects share batch calls).
+REDRIVE_BATCH = 256
 
 
 def _cast_keys(msg: conductor_pb2.ConductorServiceStreamCastsRequest) -> Iterable[str]:
@@ -88,6 +91,8 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
         self._agent_of: dict[str, str] = {}
         self._watchers: set[asyncio.Queue[conductor_pb2.InstanceChange | None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
+        self._late_releases: set[asyncio.Task[None]] = set()
+        self._stopping = False
         self._gauges: asyncio.Task[None] | None = None
         self.recorder = ActionRecorder()
         self._catalog: TTLCache[tuple[str, str], Any] = TTLCache(maxsize=1024, ttl=5.0)
@@ -167,7 +172,10 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
         peer = peer_auth.peer_of(context)
         # A compute updates only instances on its own hosts: the update must name one of them,
         # and the write applies only while the instance is on that host.
-        admit = peer_auth.cast_gate(SERVICE_NAME, peer, {"instance_update": lambda m: m.instance_update.host})
+        admit = peer_auth.cast_gate(SERVICE_NAME, peer, {
+            "instance_update": lambda m: (m.instance_update.host,),
+            "guest_inventory": lambda m: m.guest_inventory.hosts,
+        })
         async for resp in self.receiver.serve(request_iterator, context, admit=admit,
                                               peer=peer.key if peer else ""):
             yield resp
@@ -201,6 +209,8 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
             await self.delete_instance(msg.delete_instance.instance_id)
         elif kind == "instance_update":
             await self.instance_update(msg.instance_update)
+        elif kind == "guest_inventory":
+            await self.reconcile(msg.guest_inventory)
 
     # ---- build ----------------------------------------------------------------------
 
@@ -233,11 +243,30 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
         spec.group_hosts.extend(group_hosts)
         await self._schedule_and_build(spec, cast.request_id)
 
+    async def _select(self, spec: scheduler_pb2.RequestSpec) -> scheduler_pb2.SelectDestinationsResponse:
+        """Hosts for ``spec``. A scheduler that is away or still warming up (UNAVAILABLE) is asked again
+        with backoff for as long as a build may take: that is no reason to fail a build."""
+        delay, give_up = 0.2, asyncio.get_running_loop().time() + self.cfg.build_timeout
+        while True:
+            try:
+                return await self.selects.select(spec)
+            except SelectError as exc:
+                if (exc.code != grpc.StatusCode.UNAVAILABLE or self._stopping
+                        or asyncio.get_running_loop().time() + delay > give_up):
+                    raise
+                log.info("scheduler unavailable (%s); selecting again in %.1f s", exc.message, delay)
+                metrics.SELECT_RETRIES.inc()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
     async def _schedule_and_build(self, spec: scheduler_pb2.RequestSpec, request_id: str) -> None:
         ids = list(spec.instance_ids)
         try:
-            resp = await self.selects.select(spec)
+            resp = await self._select(spec)
         except SelectError as exc:
+            if self._stopping:  # our own shutdown is no reason to fail a build: the next conductor re-drives it
+                log.info("conductor stopping: %d builds left to the next conductor", len(ids))
+                return
             expl = exc.explanation
             if exc.code == grpc.StatusCode.FAILED_PRECONDITION and expl is not None:
                 reason = f"No valid host was found. {expl.summary}"
@@ -355,10 +384,28 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
             self._set_error(s, inst, reason, event, explanation)
 
     async def _release(self, ids: list[str]) -> None:
+        """Release the claims of ``ids``; one that cannot land now (the scheduler is away) is retried
+        in the background until it does, so a deleted server's claim never outlives it."""
         try:
             await self.scheduler.ReleaseClaims(scheduler_pb2.ReleaseClaimsRequest(instance_ids=ids), timeout=10)
         except grpc.aio.AioRpcError as exc:
-            log.warning("could not release claims of %s: %s", ids, exc.code().name)
+            log.warning("could not release claims of %s now (%s); retrying", ids, exc.code().name)
+            task = asyncio.get_running_loop().create_task(self._release_later(ids))
+            self._late_releases.add(task)
+            task.add_done_callback(self._late_releases.discard)
+
+    async def _release_later(self, ids: list[str]) -> None:
+        delay = 0.2
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                await self.scheduler.ReleaseClaims(scheduler_pb2.ReleaseClaimsRequest(instance_ids=ids), timeout=10)
+            except grpc.aio.AioRpcError:
+                delay = min(delay * 2, 5.0)
+                continue
+            metrics.RELEASES_LATE.inc(len(ids))
+            log.info("released the claims of %d instances late", len(ids))
+            return
 
     # ---- delete ---------------------------------------------------------------------
 
@@ -435,6 +482,7 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
         if release:
             await self._release([u.instance_id])
         if reschedule is not None:
+            metrics.RESCHEDULES.inc()
             await self._schedule_and_build(*reschedule)
 
     def _apply_report(self, s: Session, u: conductor_pb2.InstanceUpdateCast
@@ -582,6 +630,77 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
                                   different_host=hints.get("different_host", []),
                                   group_id=group_id, group_policy=policy, group_hosts=hosts)
 
+    # ---- reconciliation: the store against what a compute's driver has ------------------------
+
+    async def reconcile(self, inv: conductor_pb2.GuestInventoryCast) -> None:
+        """Nova's _sync_power_states and _cleanup_running_deleted_instances, judged here where the
+        store is: a settled server on the agent's hosts without a guest goes to ERROR with a fault
+        (and its claim is released); a guest of a deleted server is terminated; a guest the store
+        does not know is reported."""
+        judged = await asyncio.to_thread(self._judge_inventory, inv)  # a scan: off the event loop
+        missing, deleted, unknown = judged
+        if missing:
+            taken = inv.taken_at.ToDatetime()
+            lost = await self.db.run(lambda s: self._mark_guests_missing(s, missing, taken))
+            if lost:
+                log.error("reconciliation: %d servers on %s have no guest there any more; now ERROR",
+                          len(lost), inv.agent_address)
+                metrics.RECONCILE_FIXES.labels("guest_missing").inc(len(lost))
+                await self._release(lost)
+        for iid, host in deleted:
+            log.warning("reconciliation: guest of deleted server %s still on %s; terminating it", iid, host)
+            metrics.RECONCILE_FIXES.labels("deleted_guest_reaped").inc()
+            self.compute(inv.agent_address).cast(
+                terminate_instance=compute_pb2.TerminateInstanceCast(instance_id=iid, host=host))
+        if unknown:
+            log.warning("reconciliation: %d guests on %s are unknown to the store: %s", len(unknown),
+                        inv.agent_address, ", ".join(sorted(unknown)[:10]))
+            metrics.RECONCILE_FIXES.labels("unknown_guest").inc(len(unknown))
+
+    def _judge_inventory(self, inv: conductor_pb2.GuestInventoryCast
+                         ) -> tuple[list[str], list[tuple[str, str]], list[str]]:
+        hosts, have = set(inv.hosts), set(inv.instance_ids)
+        taken = inv.taken_at.ToDatetime()
+        with self.sessions() as s:
+            settled = s.execute(select(m.Instance.id, m.Instance.host).where(
+                m.Instance.deleted.is_(False), m.Instance.host.is_not(None), m.Instance.task_state.is_(None),
+                m.Instance.vm_state.in_((states.ACTIVE, states.STOPPED)), m.Instance.updated_at < taken)).all()
+            missing = [iid for iid, host in settled if host in hosts and iid not in have]
+            known: dict[str, tuple[bool, str]] = {}
+            ids = sorted(have)
+            for i in range(0, len(ids), 500):
+                for iid, gone, host in s.execute(select(m.Instance.id, m.Instance.deleted, m.Instance.host)
+                                                 .where(m.Instance.id.in_(ids[i:i + 500]))):
+                    known[iid] = (bool(gone), host or "")
+        reap = [(iid, host) for iid, (gone, host) in known.items() if gone]
+        return missing, reap, [iid for iid in ids if iid not in known]
+
+    def _mark_guests_missing(self, s: Session, ids: list[str], taken: dt.datetime) -> list[str]:
+        lost = []
+        for inst in s.execute(select(m.Instance).where(m.Instance.id.in_(ids))).scalars():
+            # Judged on a read: only what is still settled and unchanged since the driver was asked.
+            if inst.deleted or inst.task_state is not None or inst.vm_state not in (states.ACTIVE, states.STOPPED) \
+                    or inst.updated_at >= taken:
+                continue
+            reason = f"the guest of instance {inst.id} is gone from host {inst.host} (found by reconciliation)"
+            inst.vm_state = states.ERROR
+            inst.power_state = 0
+            inst.fault_code = 500
+            inst.fault_message = reason
+            inst.fault_at = utcnow()
+            self._touch(inst)
+            # In the server's history (`drover server event list`), as Nova records its periodic fixes.
+            now = utcnow()
+            action = m.InstanceAction(instance_id=inst.id, action="reconcile", project_id=inst.project_id,
+                                      start_time=now, finish_time=now, message=reason)
+            action.events.append(m.InstanceActionEvent(event=states.EV_RECONCILE, start_time=now, finish_time=now,
+                                                       result=states.EV_RESULT_ERROR, details=reason,
+                                                       host=inst.host or ""))
+            s.add(action)
+            self.publish(inst, _notification(states.GUEST_MISSING, inst.id, inst.host or "", reason=reason))
+            lost.append(inst.id)
+        return lost
+
     # ---- recovery: the store is the durable outbox -----------------------------------------
 
     async def recover_orphans(self, older_than: float) -> int:
@@ -590,8 +709,36 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
         A build that holds a host but never reached the compute (still SCHEDULING)
         is cast again to that host; a delete still DELETING is driven again.
         Computes ignore builds they already have, and terminate is idempotent.
+        The backlog is read in a worker thread and driven in batches that run side by side,
+        so a conductor restarting with a large backlog serves (and answers health) at once.
         """
         cutoff = utcnow() - dt.timedelta(seconds=older_than)
+        casts, specs, deletes = await asyncio.to_thread(self._orphans, cutoff)
+        for host, cast in casts:
+            address = await self._agent_address(host)
+            if address:
+                self.compute(address).cast(build_and_run_instance=cast)
+        await self._in_batches([self.delete_instance(iid) for iid in deletes])
+        await self._in_batches([self.build_instances(conductor_pb2.BuildInstancesCast(spec=spec)) for spec in specs])
+        metrics.REDRIVES.labels("build").inc(len(casts))
+        metrics.REDRIVES.labels("unscheduled").inc(len(specs))
+        metrics.REDRIVES.labels("delete").inc(len(deletes))
+        if casts or deletes or specs:
+            log.info("re-drove %d builds, %d unscheduled builds and %d deletes", len(casts), len(specs),
+                     len(deletes))
+        return len(casts) + len(deletes) + len(specs)
+
+    @staticmethod
+    async def _in_batches(work: list[Coroutine[Any, Any, None]], size: int = REDRIVE_BATCH) -> None:
+        for i in range(0, len(work), size):
+            results = await asyncio.gather(*work[i:i + size], return_exceptions=True)
+            for r in results:
+                if isinstance(r, Exception):
+                    log.warning("re-drive failed: %r", r)
+
+    def _orphans(self, cutoff: dt.datetime) -> tuple[list[tuple[str, compute_pb2.BuildAndRunInstanceCast]],
+                                                     list[scheduler_pb2.RequestSpec], list[str]]:
+        """What a dead conductor left half-done (read in a worker thread)."""
         with self.sessions() as s:
             builds = s.execute(select(m.Instance).where(
                 m.Instance.vm_state == states.BUILDING, m.Instance.task_state == states.SCHEDULING,
@@ -602,34 +749,21 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
                 flavor, image = s.get(m.Flavor, inst.flavor_id), s.get(m.Image, inst.image_id)
                 if flavor is not None and image is not None:
                     casts.append((inst.host or "", self._build_cast(inst, flavor, image, "")))
-            unscheduled = s.execute(select(m.Instance.id).where(
+            unscheduled = s.execute(select(m.Instance).where(
                 m.Instance.vm_state == states.BUILDING, m.Instance.task_state == states.SCHEDULING,
                 m.Instance.host.is_(None), m.Instance.deleted.is_(False), m.Instance.updated_at <= cutoff,
             )).scalars().all()
             specs = []
-            for iid in unscheduled:
-                row = s.get(m.Instance, iid)
-                flavor = s.get(m.Flavor, row.flavor_id) if row else None
-                image = s.get(m.Image, row.image_id) if row else None
-                if row is not None and flavor is not None and image is not None:
+            for row in unscheduled:
+                flavor, image = s.get(m.Flavor, row.flavor_id), s.get(m.Image, row.image_id)
+                if flavor is not None and image is not None:
                     specs.append(self._spec_for(s, row, flavor, image,
                                                 ignore_hosts=(row.scheduler_hints or {}).get("_tried_hosts", [])))
-            deletes = s.execute(select(m.Instance.id).where(
+            deletes = list(s.execute(select(m.Instance.id).where(
                 m.Instance.task_state == states.DELETING, m.Instance.deleted.is_(False),
                 m.Instance.updated_at <= cutoff,
-            )).scalars().all()
-        for host, cast in casts:
-            address = await self._agent_address(host)
-            if address:
-                self.compute(address).cast(build_and_run_instance=cast)
-        for iid in deletes:
-            await self.delete_instance(iid)
-        for spec in specs:
-            await self.build_instances(conductor_pb2.BuildInstancesCast(spec=spec))
-        if casts or deletes or specs:
-            log.info("re-drove %d builds, %d unscheduled builds and %d deletes", len(casts), len(specs),
-                     len(deletes))
-        return len(casts) + len(deletes) + len(specs)
+            )).scalars().all())
+        return casts, specs, deletes
 
     # ---- stuck builds ------------------------------------------------------------------
 
@@ -664,27 +798,42 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
             except Exception:
                 log.exception("sweep failed")
 
-    def refresh_instance_gauge(self) -> None:
+    def _instance_counts(self) -> dict[str, int]:
         with self.sessions() as s:
-            counts = dict(s.execute(
+            return dict(s.execute(  # type: ignore[arg-type]
                 select(m.Instance.vm_state, func.count()).where(m.Instance.deleted.is_(False))
                 .group_by(m.Instance.vm_state)).all())
+
+    async def refresh_instance_gauge(self) -> None:
+        counts = await asyncio.to_thread(self._instance_counts)  # a scan: never on the event loop
         for state in (states.BUILDING, states.ACTIVE, states.STOPPED, states.ERROR):
             metrics.INSTANCES.labels(state).set(counts.get(state, 0))
 
     async def gauge_loop(self) -> None:
         while True:
             with contextlib.suppress(Exception):
-                self.refresh_instance_gauge()
+                await self.refresh_instance_gauge()
             await asyncio.sleep(5.0)
 
     def start(self) -> None:
         self._sweeper = asyncio.get_running_loop().create_task(self.sweep_loop())
         self._gauges = asyncio.get_running_loop().create_task(self.gauge_loop())
 
+    def supervise(self, watchdog: Watchdog) -> None:
+        watchdog.watch("group-commit", lambda: self.db.task, self.db.start)
+        watchdog.watch("sweeper", lambda: self._sweeper, self._restart_sweeper)
+        watchdog.watch("gauges", lambda: self._gauges, self._restart_gauges)
+
+    def _restart_sweeper(self) -> None:
+        self._sweeper = asyncio.get_running_loop().create_task(self.sweep_loop())
+
+    def _restart_gauges(self) -> None:
+        self._gauges = asyncio.get_running_loop().create_task(self.gauge_loop())
+
     async def stop(self) -> None:
+        self._stopping = True
         await self.db.stop()
-        for task in (self._sweeper, self._gauges):
+        for task in (self._sweeper, self._gauges, *self._late_releases):
             if task:
                 task.cancel()
         await self.receiver.drain(5.0)
@@ -704,6 +853,7 @@ async def serve(cfg: DroverConfig, *, ready: Any = None) -> None:
     conductor = Conductor(cfg, db.session_factory(engine), db.session_factory(write_engine))
     host = runtime.internal_host(cfg.conductor, [SERVICE_NAME], conductor.transport)
     host.add(conductor_pb2_grpc.add_ConductorServiceServicer_to_server, conductor)
+    conductor.supervise(host.watchdog)
     try:
         await runtime.serve_until_signal(host, "conductor", started=conductor.start, stopping=conductor.stop,
                                          ready=ready)

@@ -33,27 +33,49 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
         self.agent_of: dict[str, str] = {}
         self.last_seen: dict[str, float] = {}
         self._down: set[str] = set()
-        # Allocations of existing instances, applied when their host first reports.
-        self._pending_claims: dict[str, list[tuple[str, int, int, int]]] = defaultdict(list)
+        # Allocations of existing instances, applied when their host first reports; a release
+        # that comes first drops them here (a deleted server's claim must not come back).
+        self._pending_claims: dict[str, dict[str, tuple[int, int, int]]] = defaultdict(dict)
+        self._pending_host: dict[str, str] = {}
+        # Until warm (every host holding allocations reported, or warmup_timeout passed) selects
+        # are answered UNAVAILABLE: an empty table would fail every build "no valid host".
+        self._warm = False
+        self._warm_by = time.monotonic() + self.cfg.warmup_timeout
         metrics.SCHEDULER_HOSTS.labels("up").set_function(lambda: len(self.table) - len(self._down))
         metrics.SCHEDULER_HOSTS.labels("down").set_function(lambda: len(self._down))
         if sessions is not None:
-            self._load_allocations(sessions)
+            self.load_allocations(sessions)
 
-    def _load_allocations(self, sessions: sessionmaker[Session]) -> None:
+    def warm(self) -> bool:
+        if not self._warm:
+            self._warm = (len(self.table) > 0 and not self._pending_claims) or time.monotonic() >= self._warm_by
+            if self._warm:
+                log.info("scheduler is warm: %d hosts, %d restored claims still waiting for their host",
+                         len(self.table), len(self._pending_host))
+        return self._warm
+
+    def _require_warm(self) -> None:
+        if not self.warm():
+            raise ApiError(grpc.StatusCode.UNAVAILABLE,
+                           f"scheduler is starting: {len(self._pending_claims)} hosts with allocations have not "
+                           f"reported yet ({len(self.table)} hosts known); retry")
+
+    def load_allocations(self, sessions: sessionmaker[Session]) -> None:
         """Rebuild claims from the store (Placement's allocations survive a scheduler restart)."""
         with sessions() as s:
             rows = s.execute(
                 select(m.Instance.id, m.Instance.host, m.Instance.vcpus, m.Instance.memory_mb,
                        m.Instance.root_gb, m.Instance.ephemeral_gb, m.Instance.swap_mb)
                 .where(m.Instance.deleted.is_(False), m.Instance.host.is_not(None))
-                .where(m.Instance.vm_state != states.DELETED)
+                # An ERROR server holds no claim: a failed build released it, and so did a guest gone.
+                .where(m.Instance.vm_state.not_in((states.DELETED, states.ERROR)))
             ).all()
         for iid, host, vcpus, mem, root, eph, swap in rows:
             if host is None:
                 continue
             disk = root + eph + math.ceil(swap / 1024)
-            self._pending_claims[host].append((iid, vcpus, mem, disk))
+            self._pending_claims[host][iid] = (vcpus, mem, disk)
+            self._pending_host[iid] = host
         if rows:
             log.info("restoring %d allocations from the store", len(rows))
 
@@ -88,6 +110,7 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
 
     def _select(self, request: scheduler_pb2.SelectDestinationsRequest) -> scheduler_pb2.SelectDestinationsResponse:
         """One select, claimed; ApiError (FAILED_PRECONDITION + Explanation) when no host fits."""
+        self._require_warm()
         spec = self._core_spec(request.spec)
         start = time.perf_counter()
         try:
@@ -117,6 +140,7 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
     async def SelectDestinationsBatch(
         self, request: scheduler_pb2.SelectDestinationsBatchRequest, context: grpc.aio.ServicerContext
     ) -> scheduler_pb2.SelectDestinationsBatchResponse:
+        self._require_warm()  # the whole call: the conductor retries it
         out = scheduler_pb2.SelectDestinationsBatchResponse()
         for one in request.requests:
             result = out.results.add()
@@ -137,6 +161,7 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
     async def ExplainSelection(
         self, request: scheduler_pb2.ExplainSelectionRequest, context: grpc.aio.ServicerContext
     ) -> scheduler_pb2.ExplainSelectionResponse:
+        self._require_warm()
         res = self.table.explain(self._core_spec(request.spec))
         return scheduler_pb2.ExplainSelectionResponse(
             explanation=convert.explanation(res.explanation),
@@ -147,8 +172,18 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
     async def ReleaseClaims(
         self, request: scheduler_pb2.ReleaseClaimsRequest, context: grpc.aio.ServicerContext
     ) -> scheduler_pb2.ReleaseClaimsResponse:
-        released = sum(1 for iid in request.instance_ids if self.table.release(iid))
+        released = sum(1 for iid in request.instance_ids if self.table.release(iid) or self._drop_pending(iid))
         return scheduler_pb2.ReleaseClaimsResponse(released=released)
+
+    def _drop_pending(self, instance_id: str) -> bool:
+        host = self._pending_host.pop(instance_id, None)
+        if host is None:
+            return False
+        claims = self._pending_claims[host]
+        claims.pop(instance_id, None)
+        if not claims:
+            del self._pending_claims[host]
+        return True
 
     @guarded
     async def ReportHosts(
@@ -175,7 +210,8 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
             self.agent_of[r.host] = r.agent_address
             self.last_seen[r.host] = now
             self._down.discard(r.host)
-            for iid, vcpus, mem, disk in self._pending_claims.pop(r.host, ()):
+            for iid, (vcpus, mem, disk) in self._pending_claims.pop(r.host, {}).items():
+                self._pending_host.pop(iid, None)
                 try:
                     self.table.claim(iid, r.host, vcpus=vcpus, memory_mb=mem, disk_gb=disk)
                 except ValueError as exc:
@@ -214,7 +250,9 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
 
 async def serve(cfg: DroverConfig, *, ready: Any = None) -> None:
     engine = db.make_engine(cfg.db_url)
-    servicer = SchedulerServicer(cfg, db.session_factory(engine))
+    servicer = SchedulerServicer(cfg, None)
+    # Read the allocations in a worker thread: no database work on the event loop.
+    await asyncio.to_thread(servicer.load_allocations, db.session_factory(engine))
     host = runtime.internal_host(cfg.scheduler,
                                  [scheduler_pb2.DESCRIPTOR.services_by_name["SchedulerService"].full_name],
                                  tls.transport(cfg, peer_auth.SCHEDULER))
@@ -227,10 +265,12 @@ async def serve(cfg: DroverConfig, *, ready: Any = None) -> None:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
+    def start_liveness() -> None:
+        tasks[:] = [asyncio.create_task(servicer.liveness_loop())]
+
+    host.watchdog.watch("liveness", lambda: tasks[0] if tasks else None, start_liveness)
     try:
-        await runtime.serve_until_signal(
-            host, "scheduler", started=lambda: tasks.append(asyncio.create_task(servicer.liveness_loop())),
-            stopping=stopping, ready=ready)
+        await runtime.serve_until_signal(host, "scheduler", started=start_liveness, stopping=stopping, ready=ready)
     finally:
         engine.dispose()
 

@@ -159,7 +159,11 @@ type CreateServerRequest struct {
 	MaxCount       int32           `protobuf:"varint,10,opt,name=max_count,json=maxCount,proto3" json:"max_count,omitempty"`
 	SchedulerHints *SchedulerHints `protobuf:"bytes,11,opt,name=scheduler_hints,json=schedulerHints,proto3" json:"scheduler_hints,omitempty"`
 	// At most 255 characters.
-	KeyName       string `protobuf:"bytes,12,opt,name=key_name,json=keyName,proto3" json:"key_name,omitempty"`
+	KeyName string `protobuf:"bytes,12,opt,name=key_name,json=keyName,proto3" json:"key_name,omitempty"`
+	// Makes the request idempotent (the `idempotency-key` metadata entry does the same): a retry
+	// with the same token and the same request returns the servers the first one created; the same
+	// token with a different request is INVALID_ARGUMENT. Tokens are kept 24 h; at most 255 characters.
+	ClientToken   string `protobuf:"bytes,13,opt,name=client_token,json=clientToken,proto3" json:"client_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -274,6 +278,13 @@ func (x *CreateServerRequest) GetSchedulerHints() *SchedulerHints {
 func (x *CreateServerRequest) GetKeyName() string {
 	if x != nil {
 		return x.KeyName
+	}
+	return ""
+}
+
+func (x *CreateServerRequest) GetClientToken() string {
+	if x != nil {
+		return x.ClientToken
 	}
 	return ""
 }
@@ -581,8 +592,11 @@ func (x *ListServersResponse) GetNextPageToken() string {
 }
 
 type DeleteServerRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// As in CreateServerRequest: a retry with the same token returns the server as the delete left
+	// it, even once it is gone (instead of NOT_FOUND).
+	ClientToken   string `protobuf:"bytes,2,opt,name=client_token,json=clientToken,proto3" json:"client_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -620,6 +634,13 @@ func (*DeleteServerRequest) Descriptor() ([]byte, []int) {
 func (x *DeleteServerRequest) GetId() string {
 	if x != nil {
 		return x.Id
+	}
+	return ""
+}
+
+func (x *DeleteServerRequest) GetClientToken() string {
+	if x != nil {
+		return x.ClientToken
 	}
 	return ""
 }
@@ -2371,7 +2392,7 @@ const file_drover_v1_api_proto_rawDesc = "" +
 	"\x0eSchedulerHints\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\x12\x1b\n" +
 	"\tsame_host\x18\x02 \x03(\tR\bsameHost\x12%\n" +
-	"\x0edifferent_host\x18\x03 \x03(\tR\rdifferentHost\"\xab\x04\n" +
+	"\x0edifferent_host\x18\x03 \x03(\tR\rdifferentHost\"\xce\x04\n" +
 	"\x13CreateServerRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1d\n" +
 	"\n" +
@@ -2388,7 +2409,8 @@ const file_drover_v1_api_proto_rawDesc = "" +
 	"\tmax_count\x18\n" +
 	" \x01(\x05R\bmaxCount\x12B\n" +
 	"\x0fscheduler_hints\x18\v \x01(\v2\x19.drover.v1.SchedulerHintsR\x0eschedulerHints\x12\x19\n" +
-	"\bkey_name\x18\f \x01(\tR\akeyName\x1a;\n" +
+	"\bkey_name\x18\f \x01(\tR\akeyName\x12!\n" +
+	"\fclient_token\x18\r \x01(\tR\vclientToken\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x95\x01\n" +
@@ -2411,9 +2433,10 @@ const file_drover_v1_api_proto_rawDesc = "" +
 	"\fall_projects\x18\a \x01(\bR\vallProjects\"j\n" +
 	"\x13ListServersResponse\x12+\n" +
 	"\aservers\x18\x01 \x03(\v2\x11.drover.v1.ServerR\aservers\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"%\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"H\n" +
 	"\x13DeleteServerRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"A\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
+	"\fclient_token\x18\x02 \x01(\tR\vclientToken\"A\n" +
 	"\x14DeleteServerResponse\x12)\n" +
 	"\x06server\x18\x01 \x01(\v2\x11.drover.v1.ServerR\x06server\"c\n" +
 	"\x12WatchServerRequest\x12\x0e\n" +

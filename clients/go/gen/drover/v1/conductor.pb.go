@@ -338,6 +338,81 @@ func (x *InstanceStep) GetTerminated() bool {
 // A compute agent's progress report on one instance (Nova's instance.save() via conductor):
 // the steps it took since its last report, in order. Each step is persisted and published
 // with its own revision.
+// The guests a compute agent's driver has, for the conductor to compare with the store (Nova's
+// _sync_power_states and _cleanup_running_deleted_instances, done by the side that owns the store):
+// a settled server on these hosts with no guest goes to ERROR with a fault; a guest of a deleted
+// server is terminated; a guest the store does not know is reported.
+type GuestInventoryCast struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Every host the agent serves, and the instance ids of the guests on them.
+	Hosts       []string `protobuf:"bytes,1,rep,name=hosts,proto3" json:"hosts,omitempty"`
+	InstanceIds []string `protobuf:"bytes,2,rep,name=instance_ids,json=instanceIds,proto3" json:"instance_ids,omitempty"`
+	// When the driver was asked: only servers settled before then are judged.
+	TakenAt       *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=taken_at,json=takenAt,proto3" json:"taken_at,omitempty"`
+	AgentAddress  string                 `protobuf:"bytes,4,opt,name=agent_address,json=agentAddress,proto3" json:"agent_address,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GuestInventoryCast) Reset() {
+	*x = GuestInventoryCast{}
+	mi := &file_drover_v1_conductor_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GuestInventoryCast) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GuestInventoryCast) ProtoMessage() {}
+
+func (x *GuestInventoryCast) ProtoReflect() protoreflect.Message {
+	mi := &file_drover_v1_conductor_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GuestInventoryCast.ProtoReflect.Descriptor instead.
+func (*GuestInventoryCast) Descriptor() ([]byte, []int) {
+	return file_drover_v1_conductor_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *GuestInventoryCast) GetHosts() []string {
+	if x != nil {
+		return x.Hosts
+	}
+	return nil
+}
+
+func (x *GuestInventoryCast) GetInstanceIds() []string {
+	if x != nil {
+		return x.InstanceIds
+	}
+	return nil
+}
+
+func (x *GuestInventoryCast) GetTakenAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.TakenAt
+	}
+	return nil
+}
+
+func (x *GuestInventoryCast) GetAgentAddress() string {
+	if x != nil {
+		return x.AgentAddress
+	}
+	return ""
+}
+
+// A compute agent's update to an instance (Nova's instance.save() via conductor).
 type InstanceUpdateCast struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	InstanceId string                 `protobuf:"bytes,1,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
@@ -350,7 +425,7 @@ type InstanceUpdateCast struct {
 
 func (x *InstanceUpdateCast) Reset() {
 	*x = InstanceUpdateCast{}
-	mi := &file_drover_v1_conductor_proto_msgTypes[4]
+	mi := &file_drover_v1_conductor_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -362,7 +437,7 @@ func (x *InstanceUpdateCast) String() string {
 func (*InstanceUpdateCast) ProtoMessage() {}
 
 func (x *InstanceUpdateCast) ProtoReflect() protoreflect.Message {
-	mi := &file_drover_v1_conductor_proto_msgTypes[4]
+	mi := &file_drover_v1_conductor_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -375,7 +450,7 @@ func (x *InstanceUpdateCast) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InstanceUpdateCast.ProtoReflect.Descriptor instead.
 func (*InstanceUpdateCast) Descriptor() ([]byte, []int) {
-	return file_drover_v1_conductor_proto_rawDescGZIP(), []int{4}
+	return file_drover_v1_conductor_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *InstanceUpdateCast) GetInstanceId() string {
@@ -407,6 +482,7 @@ type ConductorServiceStreamCastsRequest struct {
 	//	*ConductorServiceStreamCastsRequest_BuildInstances
 	//	*ConductorServiceStreamCastsRequest_DeleteInstance
 	//	*ConductorServiceStreamCastsRequest_InstanceUpdate
+	//	*ConductorServiceStreamCastsRequest_GuestInventory
 	Cast isConductorServiceStreamCastsRequest_Cast `protobuf_oneof:"cast"`
 	// Several casts in one stream message, in seq order (set instead of header and cast):
 	// a busy sender packs what queued up while the previous write was in flight.
@@ -417,7 +493,7 @@ type ConductorServiceStreamCastsRequest struct {
 
 func (x *ConductorServiceStreamCastsRequest) Reset() {
 	*x = ConductorServiceStreamCastsRequest{}
-	mi := &file_drover_v1_conductor_proto_msgTypes[5]
+	mi := &file_drover_v1_conductor_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -429,7 +505,7 @@ func (x *ConductorServiceStreamCastsRequest) String() string {
 func (*ConductorServiceStreamCastsRequest) ProtoMessage() {}
 
 func (x *ConductorServiceStreamCastsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_drover_v1_conductor_proto_msgTypes[5]
+	mi := &file_drover_v1_conductor_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -442,7 +518,7 @@ func (x *ConductorServiceStreamCastsRequest) ProtoReflect() protoreflect.Message
 
 // Deprecated: Use ConductorServiceStreamCastsRequest.ProtoReflect.Descriptor instead.
 func (*ConductorServiceStreamCastsRequest) Descriptor() ([]byte, []int) {
-	return file_drover_v1_conductor_proto_rawDescGZIP(), []int{5}
+	return file_drover_v1_conductor_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ConductorServiceStreamCastsRequest) GetHeader() *CastHeader {
@@ -486,6 +562,15 @@ func (x *ConductorServiceStreamCastsRequest) GetInstanceUpdate() *InstanceUpdate
 	return nil
 }
 
+func (x *ConductorServiceStreamCastsRequest) GetGuestInventory() *GuestInventoryCast {
+	if x != nil {
+		if x, ok := x.Cast.(*ConductorServiceStreamCastsRequest_GuestInventory); ok {
+			return x.GuestInventory
+		}
+	}
+	return nil
+}
+
 func (x *ConductorServiceStreamCastsRequest) GetBatch() []*ConductorServiceStreamCastsRequest {
 	if x != nil {
 		return x.Batch
@@ -509,6 +594,10 @@ type ConductorServiceStreamCastsRequest_InstanceUpdate struct {
 	InstanceUpdate *InstanceUpdateCast `protobuf:"bytes,12,opt,name=instance_update,json=instanceUpdate,proto3,oneof"`
 }
 
+type ConductorServiceStreamCastsRequest_GuestInventory struct {
+	GuestInventory *GuestInventoryCast `protobuf:"bytes,13,opt,name=guest_inventory,json=guestInventory,proto3,oneof"`
+}
+
 func (*ConductorServiceStreamCastsRequest_BuildInstances) isConductorServiceStreamCastsRequest_Cast() {
 }
 
@@ -516,6 +605,9 @@ func (*ConductorServiceStreamCastsRequest_DeleteInstance) isConductorServiceStre
 }
 
 func (*ConductorServiceStreamCastsRequest_InstanceUpdate) isConductorServiceStreamCastsRequest_Cast() {
+}
+
+func (*ConductorServiceStreamCastsRequest_GuestInventory) isConductorServiceStreamCastsRequest_Cast() {
 }
 
 type ConductorServiceStreamCastsResponse struct {
@@ -527,7 +619,7 @@ type ConductorServiceStreamCastsResponse struct {
 
 func (x *ConductorServiceStreamCastsResponse) Reset() {
 	*x = ConductorServiceStreamCastsResponse{}
-	mi := &file_drover_v1_conductor_proto_msgTypes[6]
+	mi := &file_drover_v1_conductor_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -539,7 +631,7 @@ func (x *ConductorServiceStreamCastsResponse) String() string {
 func (*ConductorServiceStreamCastsResponse) ProtoMessage() {}
 
 func (x *ConductorServiceStreamCastsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_drover_v1_conductor_proto_msgTypes[6]
+	mi := &file_drover_v1_conductor_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -552,7 +644,7 @@ func (x *ConductorServiceStreamCastsResponse) ProtoReflect() protoreflect.Messag
 
 // Deprecated: Use ConductorServiceStreamCastsResponse.ProtoReflect.Descriptor instead.
 func (*ConductorServiceStreamCastsResponse) Descriptor() ([]byte, []int) {
-	return file_drover_v1_conductor_proto_rawDescGZIP(), []int{6}
+	return file_drover_v1_conductor_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ConductorServiceStreamCastsResponse) GetAck() *CastAck {
@@ -572,7 +664,7 @@ type WatchInstancesRequest struct {
 
 func (x *WatchInstancesRequest) Reset() {
 	*x = WatchInstancesRequest{}
-	mi := &file_drover_v1_conductor_proto_msgTypes[7]
+	mi := &file_drover_v1_conductor_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -584,7 +676,7 @@ func (x *WatchInstancesRequest) String() string {
 func (*WatchInstancesRequest) ProtoMessage() {}
 
 func (x *WatchInstancesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_drover_v1_conductor_proto_msgTypes[7]
+	mi := &file_drover_v1_conductor_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -597,7 +689,7 @@ func (x *WatchInstancesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchInstancesRequest.ProtoReflect.Descriptor instead.
 func (*WatchInstancesRequest) Descriptor() ([]byte, []int) {
-	return file_drover_v1_conductor_proto_rawDescGZIP(), []int{7}
+	return file_drover_v1_conductor_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *WatchInstancesRequest) GetInstanceIds() []string {
@@ -619,7 +711,7 @@ type InstanceChange struct {
 
 func (x *InstanceChange) Reset() {
 	*x = InstanceChange{}
-	mi := &file_drover_v1_conductor_proto_msgTypes[8]
+	mi := &file_drover_v1_conductor_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -631,7 +723,7 @@ func (x *InstanceChange) String() string {
 func (*InstanceChange) ProtoMessage() {}
 
 func (x *InstanceChange) ProtoReflect() protoreflect.Message {
-	mi := &file_drover_v1_conductor_proto_msgTypes[8]
+	mi := &file_drover_v1_conductor_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -644,7 +736,7 @@ func (x *InstanceChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InstanceChange.ProtoReflect.Descriptor instead.
 func (*InstanceChange) Descriptor() ([]byte, []int) {
-	return file_drover_v1_conductor_proto_rawDescGZIP(), []int{8}
+	return file_drover_v1_conductor_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *InstanceChange) GetServer() *Server {
@@ -671,7 +763,7 @@ type WatchInstancesResponse struct {
 
 func (x *WatchInstancesResponse) Reset() {
 	*x = WatchInstancesResponse{}
-	mi := &file_drover_v1_conductor_proto_msgTypes[9]
+	mi := &file_drover_v1_conductor_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -683,7 +775,7 @@ func (x *WatchInstancesResponse) String() string {
 func (*WatchInstancesResponse) ProtoMessage() {}
 
 func (x *WatchInstancesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_drover_v1_conductor_proto_msgTypes[9]
+	mi := &file_drover_v1_conductor_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -696,7 +788,7 @@ func (x *WatchInstancesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchInstancesResponse.ProtoReflect.Descriptor instead.
 func (*WatchInstancesResponse) Descriptor() ([]byte, []int) {
-	return file_drover_v1_conductor_proto_rawDescGZIP(), []int{9}
+	return file_drover_v1_conductor_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *WatchInstancesResponse) GetChanges() []*InstanceChange {
@@ -747,18 +839,24 @@ const file_drover_v1_conductor_proto_rawDesc = "" +
 	"terminatedB\v\n" +
 	"\t_vm_stateB\r\n" +
 	"\v_task_stateB\x0e\n" +
-	"\f_power_state\"x\n" +
+	"\f_power_state\"\xa9\x01\n" +
+	"\x12GuestInventoryCast\x12\x14\n" +
+	"\x05hosts\x18\x01 \x03(\tR\x05hosts\x12!\n" +
+	"\finstance_ids\x18\x02 \x03(\tR\vinstanceIds\x125\n" +
+	"\btaken_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\atakenAt\x12#\n" +
+	"\ragent_address\x18\x04 \x01(\tR\fagentAddress\"x\n" +
 	"\x12InstanceUpdateCast\x12\x1f\n" +
 	"\vinstance_id\x18\x01 \x01(\tR\n" +
 	"instanceId\x12\x12\n" +
 	"\x04host\x18\x02 \x01(\tR\x04host\x12-\n" +
-	"\x05steps\x18\x03 \x03(\v2\x17.drover.v1.InstanceStepR\x05steps\"\xfe\x02\n" +
+	"\x05steps\x18\x03 \x03(\v2\x17.drover.v1.InstanceStepR\x05steps\"\xc8\x03\n" +
 	"\"ConductorServiceStreamCastsRequest\x12-\n" +
 	"\x06header\x18\x01 \x01(\v2\x15.drover.v1.CastHeaderR\x06header\x12H\n" +
 	"\x0fbuild_instances\x18\n" +
 	" \x01(\v2\x1d.drover.v1.BuildInstancesCastH\x00R\x0ebuildInstances\x12H\n" +
 	"\x0fdelete_instance\x18\v \x01(\v2\x1d.drover.v1.DeleteInstanceCastH\x00R\x0edeleteInstance\x12H\n" +
-	"\x0finstance_update\x18\f \x01(\v2\x1d.drover.v1.InstanceUpdateCastH\x00R\x0einstanceUpdate\x12C\n" +
+	"\x0finstance_update\x18\f \x01(\v2\x1d.drover.v1.InstanceUpdateCastH\x00R\x0einstanceUpdate\x12H\n" +
+	"\x0fguest_inventory\x18\r \x01(\v2\x1d.drover.v1.GuestInventoryCastH\x00R\x0eguestInventory\x12C\n" +
 	"\x05batch\x18\x14 \x03(\v2-.drover.v1.ConductorServiceStreamCastsRequestR\x05batchB\x06\n" +
 	"\x04cast\"K\n" +
 	"#ConductorServiceStreamCastsResponse\x12$\n" +
@@ -788,59 +886,62 @@ func file_drover_v1_conductor_proto_rawDescGZIP() []byte {
 	return file_drover_v1_conductor_proto_rawDescData
 }
 
-var file_drover_v1_conductor_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_drover_v1_conductor_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_drover_v1_conductor_proto_goTypes = []any{
 	(*BuildInstancesCast)(nil),                  // 0: drover.v1.BuildInstancesCast
 	(*DeleteInstanceCast)(nil),                  // 1: drover.v1.DeleteInstanceCast
 	(*ActionEventUpdate)(nil),                   // 2: drover.v1.ActionEventUpdate
 	(*InstanceStep)(nil),                        // 3: drover.v1.InstanceStep
-	(*InstanceUpdateCast)(nil),                  // 4: drover.v1.InstanceUpdateCast
-	(*ConductorServiceStreamCastsRequest)(nil),  // 5: drover.v1.ConductorServiceStreamCastsRequest
-	(*ConductorServiceStreamCastsResponse)(nil), // 6: drover.v1.ConductorServiceStreamCastsResponse
-	(*WatchInstancesRequest)(nil),               // 7: drover.v1.WatchInstancesRequest
-	(*InstanceChange)(nil),                      // 8: drover.v1.InstanceChange
-	(*WatchInstancesResponse)(nil),              // 9: drover.v1.WatchInstancesResponse
-	(*RequestSpec)(nil),                         // 10: drover.v1.RequestSpec
-	(*timestamppb.Timestamp)(nil),               // 11: google.protobuf.Timestamp
-	(VmState)(0),                                // 12: drover.v1.VmState
-	(TaskState)(0),                              // 13: drover.v1.TaskState
-	(PowerState)(0),                             // 14: drover.v1.PowerState
-	(*Fault)(nil),                               // 15: drover.v1.Fault
-	(*Notification)(nil),                        // 16: drover.v1.Notification
-	(*CastHeader)(nil),                          // 17: drover.v1.CastHeader
-	(*CastAck)(nil),                             // 18: drover.v1.CastAck
-	(*Server)(nil),                              // 19: drover.v1.Server
+	(*GuestInventoryCast)(nil),                  // 4: drover.v1.GuestInventoryCast
+	(*InstanceUpdateCast)(nil),                  // 5: drover.v1.InstanceUpdateCast
+	(*ConductorServiceStreamCastsRequest)(nil),  // 6: drover.v1.ConductorServiceStreamCastsRequest
+	(*ConductorServiceStreamCastsResponse)(nil), // 7: drover.v1.ConductorServiceStreamCastsResponse
+	(*WatchInstancesRequest)(nil),               // 8: drover.v1.WatchInstancesRequest
+	(*InstanceChange)(nil),                      // 9: drover.v1.InstanceChange
+	(*WatchInstancesResponse)(nil),              // 10: drover.v1.WatchInstancesResponse
+	(*RequestSpec)(nil),                         // 11: drover.v1.RequestSpec
+	(*timestamppb.Timestamp)(nil),               // 12: google.protobuf.Timestamp
+	(VmState)(0),                                // 13: drover.v1.VmState
+	(TaskState)(0),                              // 14: drover.v1.TaskState
+	(PowerState)(0),                             // 15: drover.v1.PowerState
+	(*Fault)(nil),                               // 16: drover.v1.Fault
+	(*Notification)(nil),                        // 17: drover.v1.Notification
+	(*CastHeader)(nil),                          // 18: drover.v1.CastHeader
+	(*CastAck)(nil),                             // 19: drover.v1.CastAck
+	(*Server)(nil),                              // 20: drover.v1.Server
 }
 var file_drover_v1_conductor_proto_depIdxs = []int32{
-	10, // 0: drover.v1.BuildInstancesCast.spec:type_name -> drover.v1.RequestSpec
-	11, // 1: drover.v1.ActionEventUpdate.start_time:type_name -> google.protobuf.Timestamp
-	11, // 2: drover.v1.ActionEventUpdate.finish_time:type_name -> google.protobuf.Timestamp
-	12, // 3: drover.v1.InstanceStep.vm_state:type_name -> drover.v1.VmState
-	13, // 4: drover.v1.InstanceStep.task_state:type_name -> drover.v1.TaskState
-	14, // 5: drover.v1.InstanceStep.power_state:type_name -> drover.v1.PowerState
-	15, // 6: drover.v1.InstanceStep.fault:type_name -> drover.v1.Fault
-	16, // 7: drover.v1.InstanceStep.notification:type_name -> drover.v1.Notification
+	11, // 0: drover.v1.BuildInstancesCast.spec:type_name -> drover.v1.RequestSpec
+	12, // 1: drover.v1.ActionEventUpdate.start_time:type_name -> google.protobuf.Timestamp
+	12, // 2: drover.v1.ActionEventUpdate.finish_time:type_name -> google.protobuf.Timestamp
+	13, // 3: drover.v1.InstanceStep.vm_state:type_name -> drover.v1.VmState
+	14, // 4: drover.v1.InstanceStep.task_state:type_name -> drover.v1.TaskState
+	15, // 5: drover.v1.InstanceStep.power_state:type_name -> drover.v1.PowerState
+	16, // 6: drover.v1.InstanceStep.fault:type_name -> drover.v1.Fault
+	17, // 7: drover.v1.InstanceStep.notification:type_name -> drover.v1.Notification
 	2,  // 8: drover.v1.InstanceStep.events:type_name -> drover.v1.ActionEventUpdate
-	11, // 9: drover.v1.InstanceStep.launched_at:type_name -> google.protobuf.Timestamp
-	3,  // 10: drover.v1.InstanceUpdateCast.steps:type_name -> drover.v1.InstanceStep
-	17, // 11: drover.v1.ConductorServiceStreamCastsRequest.header:type_name -> drover.v1.CastHeader
-	0,  // 12: drover.v1.ConductorServiceStreamCastsRequest.build_instances:type_name -> drover.v1.BuildInstancesCast
-	1,  // 13: drover.v1.ConductorServiceStreamCastsRequest.delete_instance:type_name -> drover.v1.DeleteInstanceCast
-	4,  // 14: drover.v1.ConductorServiceStreamCastsRequest.instance_update:type_name -> drover.v1.InstanceUpdateCast
-	5,  // 15: drover.v1.ConductorServiceStreamCastsRequest.batch:type_name -> drover.v1.ConductorServiceStreamCastsRequest
-	18, // 16: drover.v1.ConductorServiceStreamCastsResponse.ack:type_name -> drover.v1.CastAck
-	19, // 17: drover.v1.InstanceChange.server:type_name -> drover.v1.Server
-	16, // 18: drover.v1.InstanceChange.notification:type_name -> drover.v1.Notification
-	8,  // 19: drover.v1.WatchInstancesResponse.changes:type_name -> drover.v1.InstanceChange
-	5,  // 20: drover.v1.ConductorService.StreamCasts:input_type -> drover.v1.ConductorServiceStreamCastsRequest
-	7,  // 21: drover.v1.ConductorService.WatchInstances:input_type -> drover.v1.WatchInstancesRequest
-	6,  // 22: drover.v1.ConductorService.StreamCasts:output_type -> drover.v1.ConductorServiceStreamCastsResponse
-	9,  // 23: drover.v1.ConductorService.WatchInstances:output_type -> drover.v1.WatchInstancesResponse
-	22, // [22:24] is the sub-list for method output_type
-	20, // [20:22] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	12, // 9: drover.v1.InstanceStep.launched_at:type_name -> google.protobuf.Timestamp
+	12, // 10: drover.v1.GuestInventoryCast.taken_at:type_name -> google.protobuf.Timestamp
+	3,  // 11: drover.v1.InstanceUpdateCast.steps:type_name -> drover.v1.InstanceStep
+	18, // 12: drover.v1.ConductorServiceStreamCastsRequest.header:type_name -> drover.v1.CastHeader
+	0,  // 13: drover.v1.ConductorServiceStreamCastsRequest.build_instances:type_name -> drover.v1.BuildInstancesCast
+	1,  // 14: drover.v1.ConductorServiceStreamCastsRequest.delete_instance:type_name -> drover.v1.DeleteInstanceCast
+	5,  // 15: drover.v1.ConductorServiceStreamCastsRequest.instance_update:type_name -> drover.v1.InstanceUpdateCast
+	4,  // 16: drover.v1.ConductorServiceStreamCastsRequest.guest_inventory:type_name -> drover.v1.GuestInventoryCast
+	6,  // 17: drover.v1.ConductorServiceStreamCastsRequest.batch:type_name -> drover.v1.ConductorServiceStreamCastsRequest
+	19, // 18: drover.v1.ConductorServiceStreamCastsResponse.ack:type_name -> drover.v1.CastAck
+	20, // 19: drover.v1.InstanceChange.server:type_name -> drover.v1.Server
+	17, // 20: drover.v1.InstanceChange.notification:type_name -> drover.v1.Notification
+	9,  // 21: drover.v1.WatchInstancesResponse.changes:type_name -> drover.v1.InstanceChange
+	6,  // 22: drover.v1.ConductorService.StreamCasts:input_type -> drover.v1.ConductorServiceStreamCastsRequest
+	8,  // 23: drover.v1.ConductorService.WatchInstances:input_type -> drover.v1.WatchInstancesRequest
+	7,  // 24: drover.v1.ConductorService.StreamCasts:output_type -> drover.v1.ConductorServiceStreamCastsResponse
+	10, // 25: drover.v1.ConductorService.WatchInstances:output_type -> drover.v1.WatchInstancesResponse
+	24, // [24:26] is the sub-list for method output_type
+	22, // [22:24] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_drover_v1_conductor_proto_init() }
@@ -852,10 +953,11 @@ func file_drover_v1_conductor_proto_init() {
 	file_drover_v1_scheduler_proto_init()
 	file_drover_v1_types_proto_init()
 	file_drover_v1_conductor_proto_msgTypes[3].OneofWrappers = []any{}
-	file_drover_v1_conductor_proto_msgTypes[5].OneofWrappers = []any{
+	file_drover_v1_conductor_proto_msgTypes[6].OneofWrappers = []any{
 		(*ConductorServiceStreamCastsRequest_BuildInstances)(nil),
 		(*ConductorServiceStreamCastsRequest_DeleteInstance)(nil),
 		(*ConductorServiceStreamCastsRequest_InstanceUpdate)(nil),
+		(*ConductorServiceStreamCastsRequest_GuestInventory)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -863,7 +965,7 @@ func file_drover_v1_conductor_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_drover_v1_conductor_proto_rawDesc), len(file_drover_v1_conductor_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

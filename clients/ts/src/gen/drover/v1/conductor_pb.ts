@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file drover/v1/conductor.proto.
  */
 export const file_drover_v1_conductor: GenFile = /*@__PURE__*/
-  fileDesc("Chlkcm92ZXIvdjEvY29uZHVjdG9yLnByb3RvEglkcm92ZXIudjEiTgoSQnVpbGRJbnN0YW5jZXNDYXN0EiQKBHNwZWMYASABKAsyFi5kcm92ZXIudjEuUmVxdWVzdFNwZWMSEgoKcmVxdWVzdF9pZBgCIAEoCSI9ChJEZWxldGVJbnN0YW5jZUNhc3QSEwoLaW5zdGFuY2VfaWQYASABKAkSEgoKcmVxdWVzdF9pZBgCIAEoCSLCAQoRQWN0aW9uRXZlbnRVcGRhdGUSDgoGYWN0aW9uGAEgASgJEg0KBWV2ZW50GAIgASgJEi4KCnN0YXJ0X3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2ZpbmlzaF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZyZXN1bHQYBSABKAkSDwoHZGV0YWlscxgGIAEoCRIMCgRob3N0GAcgASgJIp4DCgxJbnN0YW5jZVN0ZXASKQoIdm1fc3RhdGUYASABKA4yEi5kcm92ZXIudjEuVm1TdGF0ZUgAiAEBEi0KCnRhc2tfc3RhdGUYAiABKA4yFC5kcm92ZXIudjEuVGFza1N0YXRlSAGIAQESLwoLcG93ZXJfc3RhdGUYAyABKA4yFS5kcm92ZXIudjEuUG93ZXJTdGF0ZUgCiAEBEh8KBWZhdWx0GAQgASgLMhAuZHJvdmVyLnYxLkZhdWx0Ei0KDG5vdGlmaWNhdGlvbhgFIAEoCzIXLmRyb3Zlci52MS5Ob3RpZmljYXRpb24SLAoGZXZlbnRzGAYgAygLMhwuZHJvdmVyLnYxLkFjdGlvbkV2ZW50VXBkYXRlEi8KC2xhdW5jaGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIUCgxidWlsZF9mYWlsZWQYCCABKAgSEgoKdGVybWluYXRlZBgJIAEoCEILCglfdm1fc3RhdGVCDQoLX3Rhc2tfc3RhdGVCDgoMX3Bvd2VyX3N0YXRlIl8KEkluc3RhbmNlVXBkYXRlQ2FzdBITCgtpbnN0YW5jZV9pZBgBIAEoCRIMCgRob3N0GAIgASgJEiYKBXN0ZXBzGAMgAygLMhcuZHJvdmVyLnYxLkluc3RhbmNlU3RlcCK/AgoiQ29uZHVjdG9yU2VydmljZVN0cmVhbUNhc3RzUmVxdWVzdBIlCgZoZWFkZXIYASABKAsyFS5kcm92ZXIudjEuQ2FzdEhlYWRlchI4Cg9idWlsZF9pbnN0YW5jZXMYCiABKAsyHS5kcm92ZXIudjEuQnVpbGRJbnN0YW5jZXNDYXN0SAASOAoPZGVsZXRlX2luc3RhbmNlGAsgASgLMh0uZHJvdmVyLnYxLkRlbGV0ZUluc3RhbmNlQ2FzdEgAEjgKD2luc3RhbmNlX3VwZGF0ZRgMIAEoCzIdLmRyb3Zlci52MS5JbnN0YW5jZVVwZGF0ZUNhc3RIABI8CgViYXRjaBgUIAMoCzItLmRyb3Zlci52MS5Db25kdWN0b3JTZXJ2aWNlU3RyZWFtQ2FzdHNSZXF1ZXN0QgYKBGNhc3QiRgojQ29uZHVjdG9yU2VydmljZVN0cmVhbUNhc3RzUmVzcG9uc2USHwoDYWNrGAEgASgLMhIuZHJvdmVyLnYxLkNhc3RBY2siLQoVV2F0Y2hJbnN0YW5jZXNSZXF1ZXN0EhQKDGluc3RhbmNlX2lkcxgBIAMoCSJiCg5JbnN0YW5jZUNoYW5nZRIhCgZzZXJ2ZXIYASABKAsyES5kcm92ZXIudjEuU2VydmVyEi0KDG5vdGlmaWNhdGlvbhgCIAEoCzIXLmRyb3Zlci52MS5Ob3RpZmljYXRpb24iRAoWV2F0Y2hJbnN0YW5jZXNSZXNwb25zZRIqCgdjaGFuZ2VzGAEgAygLMhkuZHJvdmVyLnYxLkluc3RhbmNlQ2hhbmdlMt0BChBDb25kdWN0b3JTZXJ2aWNlEnAKC1N0cmVhbUNhc3RzEi0uZHJvdmVyLnYxLkNvbmR1Y3RvclNlcnZpY2VTdHJlYW1DYXN0c1JlcXVlc3QaLi5kcm92ZXIudjEuQ29uZHVjdG9yU2VydmljZVN0cmVhbUNhc3RzUmVzcG9uc2UoATABElcKDldhdGNoSW5zdGFuY2VzEiAuZHJvdmVyLnYxLldhdGNoSW5zdGFuY2VzUmVxdWVzdBohLmRyb3Zlci52MS5XYXRjaEluc3RhbmNlc1Jlc3BvbnNlMAFCoAEKDWNvbS5kcm92ZXIudjFCDkNvbmR1Y3RvclByb3RvUAFaOmdpdGh1Yi5jb20vZHJvdmVyL2Ryb3Zlci9jbGllbnRzL2dvL2dlbi9kcm92ZXIvdjE7ZHJvdmVydjGiAgNEWFiqAglEcm92ZXIuVjHKAglEcm92ZXJcVjHiAhVEcm92ZXJcVjFcR1BCTWV0YWRhdGHqAgpEcm92ZXI6OlYxYgZwcm90bzM", [file_drover_v1_casts, file_drover_v1_scheduler, file_drover_v1_types, file_google_protobuf_timestamp]);
+  fileDesc("Chlkcm92ZXIvdjEvY29uZHVjdG9yLnByb3RvEglkcm92ZXIudjEiTgoSQnVpbGRJbnN0YW5jZXNDYXN0EiQKBHNwZWMYASABKAsyFi5kcm92ZXIudjEuUmVxdWVzdFNwZWMSEgoKcmVxdWVzdF9pZBgCIAEoCSI9ChJEZWxldGVJbnN0YW5jZUNhc3QSEwoLaW5zdGFuY2VfaWQYASABKAkSEgoKcmVxdWVzdF9pZBgCIAEoCSLCAQoRQWN0aW9uRXZlbnRVcGRhdGUSDgoGYWN0aW9uGAEgASgJEg0KBWV2ZW50GAIgASgJEi4KCnN0YXJ0X3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2ZpbmlzaF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZyZXN1bHQYBSABKAkSDwoHZGV0YWlscxgGIAEoCRIMCgRob3N0GAcgASgJIp4DCgxJbnN0YW5jZVN0ZXASKQoIdm1fc3RhdGUYASABKA4yEi5kcm92ZXIudjEuVm1TdGF0ZUgAiAEBEi0KCnRhc2tfc3RhdGUYAiABKA4yFC5kcm92ZXIudjEuVGFza1N0YXRlSAGIAQESLwoLcG93ZXJfc3RhdGUYAyABKA4yFS5kcm92ZXIudjEuUG93ZXJTdGF0ZUgCiAEBEh8KBWZhdWx0GAQgASgLMhAuZHJvdmVyLnYxLkZhdWx0Ei0KDG5vdGlmaWNhdGlvbhgFIAEoCzIXLmRyb3Zlci52MS5Ob3RpZmljYXRpb24SLAoGZXZlbnRzGAYgAygLMhwuZHJvdmVyLnYxLkFjdGlvbkV2ZW50VXBkYXRlEi8KC2xhdW5jaGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIUCgxidWlsZF9mYWlsZWQYCCABKAgSEgoKdGVybWluYXRlZBgJIAEoCEILCglfdm1fc3RhdGVCDQoLX3Rhc2tfc3RhdGVCDgoMX3Bvd2VyX3N0YXRlIn4KEkd1ZXN0SW52ZW50b3J5Q2FzdBINCgVob3N0cxgBIAMoCRIUCgxpbnN0YW5jZV9pZHMYAiADKAkSLAoIdGFrZW5fYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDWFnZW50X2FkZHJlc3MYBCABKAkiXwoSSW5zdGFuY2VVcGRhdGVDYXN0EhMKC2luc3RhbmNlX2lkGAEgASgJEgwKBGhvc3QYAiABKAkSJgoFc3RlcHMYAyADKAsyFy5kcm92ZXIudjEuSW5zdGFuY2VTdGVwIvkCCiJDb25kdWN0b3JTZXJ2aWNlU3RyZWFtQ2FzdHNSZXF1ZXN0EiUKBmhlYWRlchgBIAEoCzIVLmRyb3Zlci52MS5DYXN0SGVhZGVyEjgKD2J1aWxkX2luc3RhbmNlcxgKIAEoCzIdLmRyb3Zlci52MS5CdWlsZEluc3RhbmNlc0Nhc3RIABI4Cg9kZWxldGVfaW5zdGFuY2UYCyABKAsyHS5kcm92ZXIudjEuRGVsZXRlSW5zdGFuY2VDYXN0SAASOAoPaW5zdGFuY2VfdXBkYXRlGAwgASgLMh0uZHJvdmVyLnYxLkluc3RhbmNlVXBkYXRlQ2FzdEgAEjgKD2d1ZXN0X2ludmVudG9yeRgNIAEoCzIdLmRyb3Zlci52MS5HdWVzdEludmVudG9yeUNhc3RIABI8CgViYXRjaBgUIAMoCzItLmRyb3Zlci52MS5Db25kdWN0b3JTZXJ2aWNlU3RyZWFtQ2FzdHNSZXF1ZXN0QgYKBGNhc3QiRgojQ29uZHVjdG9yU2VydmljZVN0cmVhbUNhc3RzUmVzcG9uc2USHwoDYWNrGAEgASgLMhIuZHJvdmVyLnYxLkNhc3RBY2siLQoVV2F0Y2hJbnN0YW5jZXNSZXF1ZXN0EhQKDGluc3RhbmNlX2lkcxgBIAMoCSJiCg5JbnN0YW5jZUNoYW5nZRIhCgZzZXJ2ZXIYASABKAsyES5kcm92ZXIudjEuU2VydmVyEi0KDG5vdGlmaWNhdGlvbhgCIAEoCzIXLmRyb3Zlci52MS5Ob3RpZmljYXRpb24iRAoWV2F0Y2hJbnN0YW5jZXNSZXNwb25zZRIqCgdjaGFuZ2VzGAEgAygLMhkuZHJvdmVyLnYxLkluc3RhbmNlQ2hhbmdlMt0BChBDb25kdWN0b3JTZXJ2aWNlEnAKC1N0cmVhbUNhc3RzEi0uZHJvdmVyLnYxLkNvbmR1Y3RvclNlcnZpY2VTdHJlYW1DYXN0c1JlcXVlc3QaLi5kcm92ZXIudjEuQ29uZHVjdG9yU2VydmljZVN0cmVhbUNhc3RzUmVzcG9uc2UoATABElcKDldhdGNoSW5zdGFuY2VzEiAuZHJvdmVyLnYxLldhdGNoSW5zdGFuY2VzUmVxdWVzdBohLmRyb3Zlci52MS5XYXRjaEluc3RhbmNlc1Jlc3BvbnNlMAFCoAEKDWNvbS5kcm92ZXIudjFCDkNvbmR1Y3RvclByb3RvUAFaOmdpdGh1Yi5jb20vZHJvdmVyL2Ryb3Zlci9jbGllbnRzL2dvL2dlbi9kcm92ZXIvdjE7ZHJvdmVydjGiAgNEWFiqAglEcm92ZXIuVjHKAglEcm92ZXJcVjHiAhVEcm92ZXJcVjFcR1BCTWV0YWRhdGHqAgpEcm92ZXI6OlYxYgZwcm90bzM", [file_drover_v1_casts, file_drover_v1_scheduler, file_drover_v1_types, file_google_protobuf_timestamp]);
 
 /**
  * compute_task_api.build_instances: schedule and build these instances.
@@ -190,6 +190,48 @@ export const InstanceStepSchema: GenMessage<InstanceStep> = /*@__PURE__*/
  * A compute agent's progress report on one instance (Nova's instance.save() via conductor):
  * the steps it took since its last report, in order. Each step is persisted and published
  * with its own revision.
+ * The guests a compute agent's driver has, for the conductor to compare with the store (Nova's
+ * _sync_power_states and _cleanup_running_deleted_instances, done by the side that owns the store):
+ * a settled server on these hosts with no guest goes to ERROR with a fault; a guest of a deleted
+ * server is terminated; a guest the store does not know is reported.
+ *
+ * @generated from message drover.v1.GuestInventoryCast
+ */
+export type GuestInventoryCast = Message<"drover.v1.GuestInventoryCast"> & {
+  /**
+   * Every host the agent serves, and the instance ids of the guests on them.
+   *
+   * @generated from field: repeated string hosts = 1;
+   */
+  hosts: string[];
+
+  /**
+   * @generated from field: repeated string instance_ids = 2;
+   */
+  instanceIds: string[];
+
+  /**
+   * When the driver was asked: only servers settled before then are judged.
+   *
+   * @generated from field: google.protobuf.Timestamp taken_at = 3;
+   */
+  takenAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: string agent_address = 4;
+   */
+  agentAddress: string;
+};
+
+/**
+ * Describes the message drover.v1.GuestInventoryCast.
+ * Use `create(GuestInventoryCastSchema)` to create a new message.
+ */
+export const GuestInventoryCastSchema: GenMessage<GuestInventoryCast> = /*@__PURE__*/
+  messageDesc(file_drover_v1_conductor, 4);
+
+/**
+ * A compute agent's update to an instance (Nova's instance.save() via conductor).
  *
  * @generated from message drover.v1.InstanceUpdateCast
  */
@@ -217,7 +259,7 @@ export type InstanceUpdateCast = Message<"drover.v1.InstanceUpdateCast"> & {
  * Use `create(InstanceUpdateCastSchema)` to create a new message.
  */
 export const InstanceUpdateCastSchema: GenMessage<InstanceUpdateCast> = /*@__PURE__*/
-  messageDesc(file_drover_v1_conductor, 4);
+  messageDesc(file_drover_v1_conductor, 5);
 
 /**
  * @generated from message drover.v1.ConductorServiceStreamCastsRequest
@@ -249,6 +291,12 @@ export type ConductorServiceStreamCastsRequest = Message<"drover.v1.ConductorSer
      */
     value: InstanceUpdateCast;
     case: "instanceUpdate";
+  } | {
+    /**
+     * @generated from field: drover.v1.GuestInventoryCast guest_inventory = 13;
+     */
+    value: GuestInventoryCast;
+    case: "guestInventory";
   } | { case: undefined; value?: undefined };
 
   /**
@@ -265,7 +313,7 @@ export type ConductorServiceStreamCastsRequest = Message<"drover.v1.ConductorSer
  * Use `create(ConductorServiceStreamCastsRequestSchema)` to create a new message.
  */
 export const ConductorServiceStreamCastsRequestSchema: GenMessage<ConductorServiceStreamCastsRequest> = /*@__PURE__*/
-  messageDesc(file_drover_v1_conductor, 5);
+  messageDesc(file_drover_v1_conductor, 6);
 
 /**
  * @generated from message drover.v1.ConductorServiceStreamCastsResponse
@@ -282,7 +330,7 @@ export type ConductorServiceStreamCastsResponse = Message<"drover.v1.ConductorSe
  * Use `create(ConductorServiceStreamCastsResponseSchema)` to create a new message.
  */
 export const ConductorServiceStreamCastsResponseSchema: GenMessage<ConductorServiceStreamCastsResponse> = /*@__PURE__*/
-  messageDesc(file_drover_v1_conductor, 6);
+  messageDesc(file_drover_v1_conductor, 7);
 
 /**
  * @generated from message drover.v1.WatchInstancesRequest
@@ -301,7 +349,7 @@ export type WatchInstancesRequest = Message<"drover.v1.WatchInstancesRequest"> &
  * Use `create(WatchInstancesRequestSchema)` to create a new message.
  */
 export const WatchInstancesRequestSchema: GenMessage<WatchInstancesRequest> = /*@__PURE__*/
-  messageDesc(file_drover_v1_conductor, 7);
+  messageDesc(file_drover_v1_conductor, 8);
 
 /**
  * One persisted change of an instance.
@@ -327,7 +375,7 @@ export type InstanceChange = Message<"drover.v1.InstanceChange"> & {
  * Use `create(InstanceChangeSchema)` to create a new message.
  */
 export const InstanceChangeSchema: GenMessage<InstanceChange> = /*@__PURE__*/
-  messageDesc(file_drover_v1_conductor, 8);
+  messageDesc(file_drover_v1_conductor, 9);
 
 /**
  * @generated from message drover.v1.WatchInstancesResponse
@@ -346,7 +394,7 @@ export type WatchInstancesResponse = Message<"drover.v1.WatchInstancesResponse">
  * Use `create(WatchInstancesResponseSchema)` to create a new message.
  */
 export const WatchInstancesResponseSchema: GenMessage<WatchInstancesResponse> = /*@__PURE__*/
-  messageDesc(file_drover_v1_conductor, 9);
+  messageDesc(file_drover_v1_conductor, 10);
 
 /**
  * ConductorService orchestrates builds and deletes and owns instance
