@@ -23,6 +23,9 @@ class _Context:
 
     def set_trailing_metadata(self, *_: object) -> None: ...
 
+    def auth_context(self) -> dict[str, list[bytes]]:
+        return {}  # a plaintext caller: the in-process tests run without mTLS
+
 
 def _store(tmp_path: Path, *instances: tuple[str, str, str]) -> object:
     url = f"sqlite:///{tmp_path / 'sched.db'}"
