@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from drover.localmesh import LocalMesh
 from drover.v1 import api_pb2, api_pb2_grpc
-from tests.integration import test_bad_input, test_create_flow
+from tests.integration import test_bad_input, test_create_flow, test_probe_hostile
 from tests.integration.conftest import _wait_hosts, register_image
 from tests.postgres import fresh_database
 
@@ -83,3 +83,7 @@ def test_bad_input_stores_nothing(api, image) -> None:
     network_id = api.ListNetworks(api_pb2.ListNetworksRequest(), timeout=10).networks[0].id
     for _case, overrides, fields in test_bad_input.BAD:
         test_bad_input.test_invalid_argument_with_field_violations(api, image, network_id, _case, overrides, fields)
+
+
+def test_nul_characters_are_refused_before_the_store(api, image) -> None:
+    test_probe_hostile.check_nul_refused(api, image)
