@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 import time
 import urllib.request
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,9 @@ class Principal:
     project_id: str
     user_id: str
     roles: frozenset[str]
+    # When the token stops being accepted (its exp plus the leeway; epoch seconds): a stream opened
+    # with it ends then.
+    valid_until: float = field(default=math.inf, compare=False)
 
 
 def issue(key: ec.EllipticCurvePrivateKey, auth: AuthConfig, *, project: str, user: str, roles: Iterable[str],
@@ -167,7 +171,7 @@ class Verifier:
             raise TokenError("token from an untrusted issuer") from None
         except jwt.PyJWTError as exc:
             raise TokenError(f"invalid token: {exc}") from None
-        principal = _principal(claims, trusted)
+        principal = replace(_principal(claims, trusted), valid_until=float(claims["exp"]) + self.auth.leeway)
         self.cache[token] = (principal, float(claims["exp"]))
         return principal
 

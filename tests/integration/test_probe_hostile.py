@@ -3,11 +3,15 @@ edge with the right status, stores nothing, and leaves the services serving."""
 
 from __future__ import annotations
 
+import time
+
 import grpc
+import jwt
 import pytest
 
-from drover.v1 import api_pb2, types_pb2
-from tests.integration.conftest import count_servers
+from drover.auth import keys, tokens
+from drover.v1 import api_pb2, api_pb2_grpc, types_pb2
+from tests.integration.conftest import count_servers, create, watch
 
 # A NUL character in any request string: PostgreSQL's text columns refuse it, so it reached the
 # store as a DataError (INTERNAL) — in the create's columns and in every lookup by id or name.
@@ -40,3 +44,34 @@ def check_nul_refused(api, image) -> None:
 
 def test_nul_characters_are_invalid_arguments_and_store_nothing(api, image) -> None:
     check_nul_refused(api, image)
+
+
+def _token_expiring_in(mesh, seconds: float) -> str:
+    """An admin token of the mesh's issuer that stops being accepted ``seconds`` from now: its exp
+    is already past, within the verifier's leeway (so the test need not wait the leeway out)."""
+    cfg = mesh.config()
+    key = keys.load_signing_key(cfg.data_path)
+    now = int(time.time())
+    claims = {"iss": cfg.auth.issuer, "aud": cfg.auth.audience, "sub": "admin", "project_id": "admin",
+              "roles": ["admin"], "iat": now - 60, "exp": now - int(cfg.auth.leeway) + int(seconds)}
+    return jwt.encode(claims, key, algorithm=tokens.ALGORITHM, headers={"kid": keys.key_id(key)})
+
+
+def test_a_watch_stream_ends_unauthenticated_when_its_token_expires(mesh, api, image) -> None:
+    """Decision: a stream lives no longer than its token (Kubernetes bounds a watch by a timeout so
+    clients re-authenticate; Nova has no streams). The client re-opens it with a new token."""
+    server = create(api, "watch-expiry", image.id)
+    watch(api, server.id)  # settled: ACTIVE
+    with mesh.api_channel(_token_expiring_in(mesh, 3)) as chan:
+        stream = api_pb2_grpc.ApiServiceStub(chan).WatchServer(
+            api_pb2.WatchServerRequest(id=server.id, follow=True), timeout=30)
+        first = next(stream)
+        assert first.server.id == server.id
+        started = time.monotonic()
+        with pytest.raises(grpc.RpcError) as err:
+            for _ in stream:
+                pass
+    assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED, (err.value.code(), err.value.details())
+    assert "expired" in err.value.details()
+    assert time.monotonic() - started < 15
+    assert api.GetServer(api_pb2.GetServerRequest(id=server.id), timeout=10).server.id == server.id
