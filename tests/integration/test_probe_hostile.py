@@ -3,6 +3,7 @@ edge with the right status, stores nothing, and leaves the services serving."""
 
 from __future__ import annotations
 
+import hashlib
 import time
 
 import grpc
@@ -75,3 +76,30 @@ def test_a_watch_stream_ends_unauthenticated_when_its_token_expires(mesh, api, i
     assert "expired" in err.value.details()
     assert time.monotonic() - started < 15
     assert api.GetServer(api_pb2.GetServerRequest(id=server.id), timeout=10).server.id == server.id
+
+
+def _upload(api, data: bytes, name: str) -> types_pb2.Image:
+    meta = api_pb2.UploadImageMetadata(name=name, disk_format="raw", size_bytes=len(data),
+                                       checksum_sha256=hashlib.sha256(data).hexdigest())
+    return api.UploadImage(iter([api_pb2.UploadImageRequest(metadata=meta), api_pb2.UploadImageRequest(chunk=data)]),
+                           timeout=30).image
+
+
+def test_an_uploaded_images_file_cannot_be_registered_again(mesh, api, as_caller) -> None:
+    """The uploads live under the data dir's images/, an image directory by default: registered
+    again as a public image, a project's private bytes were published, and deleting either image
+    removed the file under the other."""
+    member = as_caller("uploader")
+    private = _upload(member, b"\x42" * 4096, "private-upload")
+    uploaded = mesh.data_dir / "images" / "uploads" / f"{private.id}.raw"
+    assert uploaded.exists()
+    link = mesh.data_dir / "images" / "to-upload.raw"
+    link.symlink_to(uploaded)
+    before = len(api.ListImages(api_pb2.ListImagesRequest(), timeout=10).images)
+    for path in (uploaded, link):
+        with pytest.raises(grpc.RpcError) as err:
+            api.CreateImage(api_pb2.CreateImageRequest(name="republished", path=str(path), disk_format="raw"),
+                            timeout=10)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, err.value.details()
+        assert "uploaded image" in err.value.details()
+    assert len(api.ListImages(api_pb2.ListImagesRequest(), timeout=10).images) == before

@@ -79,7 +79,7 @@ class ImageRpcs:
             if field == "initrd_path" and not raw:
                 continue
             try:
-                resolved = await asyncio.to_thread(image_files.confine, raw, dirs)
+                resolved = await asyncio.to_thread(image_files.confine, raw, dirs, image_files.upload_dir(self.cfg))
             except image_files.ImageFileError as exc:
                 bad.append((field, str(exc)))
                 continue
