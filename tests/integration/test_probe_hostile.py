@@ -4,6 +4,7 @@ edge with the right status, stores nothing, and leaves the services serving."""
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 
 import grpc
@@ -11,8 +12,20 @@ import jwt
 import pytest
 
 from drover.auth import keys, tokens
+from drover.localmesh import LocalMesh
 from drover.v1 import api_pb2, api_pb2_grpc, types_pb2
-from tests.integration.conftest import count_servers, create, watch
+from tests.integration.conftest import _wait_hosts, count_servers, create, watch
+
+
+@pytest.fixture(scope="module")
+def mesh(tmp_path_factory):
+    """conftest's mesh, with a short upload idle timeout."""
+    m = LocalMesh.on_free_ports(tmp_path_factory.mktemp("probe"), COMPUTE__FAKE_HOSTS="2",
+                                COMPUTE__REPORT_INTERVAL="1", API__UPLOAD_IDLE_TIMEOUT="2")
+    m.start()
+    _wait_hosts(m, 2)
+    yield m
+    m.stop()
 
 # A NUL character in any request string: PostgreSQL's text columns refuse it, so it reached the
 # store as a DataError (INTERNAL) — in the create's columns and in every lookup by id or name.
@@ -103,3 +116,29 @@ def test_an_uploaded_images_file_cannot_be_registered_again(mesh, api, as_caller
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, err.value.details()
         assert "uploaded image" in err.value.details()
     assert len(api.ListImages(api_pb2.ListImagesRequest(), timeout=10).images) == before
+
+
+def test_a_stalled_upload_is_abandoned_and_its_partial_file_removed(mesh, as_caller) -> None:
+    """A slow-loris upload (metadata, some bytes, then nothing) held an open file and a stream for
+    ever; now it ends after api.upload_idle_timeout (2 s on this mesh)."""
+    member = as_caller("slow-loris")
+    release = threading.Event()
+    meta = api_pb2.UploadImageMetadata(name="stalled", disk_format="raw", size_bytes=1 << 20, checksum_sha256="0" * 64)
+
+    def stalling():
+        yield api_pb2.UploadImageRequest(metadata=meta)
+        yield api_pb2.UploadImageRequest(chunk=b"\0" * 1024)
+        release.wait(60)
+
+    uploads = mesh.data_dir / "images" / "uploads"
+    started = time.monotonic()
+    try:
+        with pytest.raises(grpc.RpcError) as err:
+            member.UploadImage(stalling(), timeout=30)
+    finally:
+        release.set()
+    assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED, (err.value.code(), err.value.details())
+    assert "abandoned" in err.value.details()
+    assert time.monotonic() - started < 20
+    assert not list(uploads.glob("*.part"))
+    assert "stalled" not in {i.name for i in member.ListImages(api_pb2.ListImagesRequest(), timeout=10).images}
