@@ -142,3 +142,12 @@ def test_a_stalled_upload_is_abandoned_and_its_partial_file_removed(mesh, as_cal
     assert time.monotonic() - started < 20
     assert not list(uploads.glob("*.part"))
     assert "stalled" not in {i.name for i in member.ListImages(api_pb2.ListImagesRequest(), timeout=10).images}
+
+
+def test_the_sqlite_store_is_readable_by_drovers_user_only(mesh) -> None:
+    """Internal ports need certificates, but drover.db (every project's servers, metadata and
+    addresses) was world-readable (0644) to any local process."""
+    files = list(mesh.data_dir.glob("drover.db*"))
+    assert mesh.data_dir / "drover.db" in files
+    for f in files:
+        assert f.stat().st_mode & 0o077 == 0, (f.name, oct(f.stat().st_mode))
