@@ -13,6 +13,7 @@ import logging
 import math
 import threading
 import time
+import unicodedata
 import urllib.request
 import uuid
 from collections.abc import Iterable
@@ -58,8 +59,8 @@ def issue(key: ec.EllipticCurvePrivateKey, auth: AuthConfig, *, project: str, us
     """A token of drover's built-in issuer."""
     roles = sorted(set(roles))
     for value, what in ((project, "project"), (user, "user")):
-        if not value or len(value) > MAX_CLAIM_CHARS:
-            raise ValueError(f"{what} must be 1–{MAX_CLAIM_CHARS} characters")
+        if not _valid_name(value):
+            raise ValueError(f"{what} must be 1–{MAX_CLAIM_CHARS} characters, none of them a control character")
     if ttl <= 0:
         raise ValueError("ttl must be positive")
     now = int(time.time())
@@ -176,13 +177,19 @@ class Verifier:
         return principal
 
 
+def _valid_name(value: object) -> bool:
+    """A project or user name: 1–255 characters, no control characters (a NUL cannot even be stored
+    in PostgreSQL, and they are stored with every server and action)."""
+    return (isinstance(value, str) and 0 < len(value) <= MAX_CLAIM_CHARS
+            and not any(unicodedata.category(ch) == "Cc" for ch in value))
+
+
 def _principal(claims: dict[str, Any], trusted: _TrustedKey) -> Principal:
     project, user = claims.get(trusted.project_claim), claims.get(trusted.user_claim)
     roles = claims.get(trusted.roles_claim, [])
     if isinstance(roles, str):
         roles = roles.split()
-    if not (isinstance(project, str) and isinstance(user, str)
-            and 0 < len(project) <= MAX_CLAIM_CHARS and 0 < len(user) <= MAX_CLAIM_CHARS):
+    if not (_valid_name(project) and _valid_name(user)):
         raise TokenError("token lacks a valid project or user claim")
     if not isinstance(roles, list) or len(roles) > MAX_ROLES or not all(isinstance(r, str) for r in roles):
         raise TokenError("token's roles claim is not a list of names")

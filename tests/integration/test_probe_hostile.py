@@ -60,14 +60,14 @@ def test_nul_characters_are_invalid_arguments_and_store_nothing(api, image) -> N
     check_nul_refused(api, image)
 
 
-def _token_expiring_in(mesh, seconds: float) -> str:
+def _token_expiring_in(mesh, seconds: float, **overrides: str) -> str:
     """An admin token of the mesh's issuer that stops being accepted ``seconds`` from now: its exp
     is already past, within the verifier's leeway (so the test need not wait the leeway out)."""
     cfg = mesh.config()
     key = keys.load_signing_key(cfg.data_path)
     now = int(time.time())
     claims = {"iss": cfg.auth.issuer, "aud": cfg.auth.audience, "sub": "admin", "project_id": "admin",
-              "roles": ["admin"], "iat": now - 60, "exp": now - int(cfg.auth.leeway) + int(seconds)}
+              "roles": ["admin"], "iat": now - 60, "exp": now - int(cfg.auth.leeway) + int(seconds), **overrides}
     return jwt.encode(claims, key, algorithm=tokens.ALGORITHM, headers={"kid": keys.key_id(key)})
 
 
@@ -151,3 +151,14 @@ def test_the_sqlite_store_is_readable_by_drovers_user_only(mesh) -> None:
     assert mesh.data_dir / "drover.db" in files
     for f in files:
         assert f.stat().st_mode & 0o077 == 0, (f.name, oct(f.stat().st_mode))
+
+
+def test_a_token_naming_a_project_with_control_characters_is_unauthenticated(mesh) -> None:
+    """The project and user claims are stored with every server and action: a NUL in one was an
+    INTERNAL on PostgreSQL for every call the token made."""
+    for claims in ({"project_id": "p\0"}, {"sub": "u\0"}, {"project_id": "p\n1"}):
+        token = _token_expiring_in(mesh, 600, **claims)
+        with mesh.api_channel(token) as chan, pytest.raises(grpc.RpcError) as err:
+            api_pb2_grpc.ApiServiceStub(chan).ListServers(api_pb2.ListServersRequest(), timeout=10)
+        assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED, (claims, err.value.code())
+        assert "project or user" in err.value.details()
