@@ -162,3 +162,22 @@ def test_a_token_naming_a_project_with_control_characters_is_unauthenticated(mes
             api_pb2_grpc.ApiServiceStub(chan).ListServers(api_pb2.ListServersRequest(), timeout=10)
         assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED, (claims, err.value.code())
         assert "project or user" in err.value.details()
+
+
+def test_upload_metadata_has_the_bounds_create_image_has(as_caller) -> None:
+    """UploadImageMetadata's minimums were unbounded and its property values held to 255 characters,
+    where CreateImageRequest (and api.proto for both) says 1024."""
+    member = as_caller("bounds")
+    data = b"\x24" * 4096
+    meta = dict(name="bounded", disk_format="raw", size_bytes=len(data),
+                checksum_sha256=hashlib.sha256(data).hexdigest())
+    for bad in ({"min_ram_mb": 2**62}, {"min_disk_gb": 2**40}):
+        with pytest.raises(grpc.RpcError) as err:
+            member.UploadImage(iter([api_pb2.UploadImageRequest(metadata=api_pb2.UploadImageMetadata(**meta, **bad)),
+                                     api_pb2.UploadImageRequest(chunk=data)]), timeout=30)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert next(iter(bad)) in err.value.details()
+    image = member.UploadImage(iter([
+        api_pb2.UploadImageRequest(metadata=api_pb2.UploadImageMetadata(**meta, properties={"note": "n" * 1024})),
+        api_pb2.UploadImageRequest(chunk=data)]), timeout=30).image
+    assert image.properties["note"] == "n" * 1024
