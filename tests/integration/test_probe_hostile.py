@@ -181,3 +181,21 @@ def test_upload_metadata_has_the_bounds_create_image_has(as_caller) -> None:
         api_pb2.UploadImageRequest(metadata=api_pb2.UploadImageMetadata(**meta, properties={"note": "n" * 1024})),
         api_pb2.UploadImageRequest(chunk=data)]), timeout=30).image
     assert image.properties["note"] == "n" * 1024
+
+
+def test_only_an_admin_lists_deleted_servers_by_status(api, as_caller, image_file) -> None:
+    """status=DELETED listed a project's deleted servers to its members, around the admin-only
+    ListServers:include_deleted rule (Nova: "Only administrators may list deleted instances")."""
+    member = as_caller("deleter")
+    image = _upload(member, b"\x25" * 4096, "deleter-image")
+    server = create(member, "gone", image.id)
+    watch(member, server.id)
+    member.DeleteServer(api_pb2.DeleteServerRequest(id=server.id), timeout=10)
+    watch(api, server.id)  # until DELETED
+    deleted = api_pb2.ListServersRequest(status=types_pb2.SERVER_STATUS_DELETED)
+    with pytest.raises(grpc.RpcError) as err:
+        member.ListServers(deleted, timeout=10)
+    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert "include_deleted" in err.value.details()
+    assert server.id in {s.id for s in api.ListServers(
+        api_pb2.ListServersRequest(status=types_pb2.SERVER_STATUS_DELETED, all_projects=True), timeout=10).servers}

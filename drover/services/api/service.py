@@ -346,7 +346,8 @@ class ApiServicer(ServerGroupRpcs, ImageRpcs, api_pb2_grpc.ApiServiceServicer):
             raise invalid_argument(bad)
         if request.all_projects:
             enforce(self.policy, who, "ListServers:all_projects")
-        if request.include_deleted:
+        # Nova: only administrators may list deleted instances, whether by the flag or by the status.
+        if request.include_deleted or (request.status and states.VM_STATES_OF_STATUS[request.status] == states.DELETED):
             enforce(self.policy, who, "ListServers:include_deleted")
         q = select(m.Instance)
         if not request.all_projects:
