@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import jwt
 from cachetools import LRUCache
@@ -177,7 +177,7 @@ class Verifier:
         return principal
 
 
-def _valid_name(value: object) -> bool:
+def _valid_name(value: object) -> TypeGuard[str]:
     """A project or user name: 1–255 characters, no control characters (a NUL cannot even be stored
     in PostgreSQL, and they are stored with every server and action)."""
     return (isinstance(value, str) and 0 < len(value) <= MAX_CLAIM_CHARS
