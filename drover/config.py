@@ -44,6 +44,9 @@ class ApiConfig(ServiceEndpoint):
     image_dirs: list[str] = Field(default_factory=list)
     # Largest image a project may upload (UploadImage), bytes.
     max_image_upload_bytes: int = 8 * 1024**3
+    # An upload that sends nothing for this long (seconds) is abandoned and its partial file removed,
+    # so stalled uploads cannot pile up open files and disk.
+    upload_idle_timeout: float = 60.0
 
 
 class ConductorConfig(ServiceEndpoint):

@@ -37,7 +37,7 @@ ACTIONS: dict[str, Action] = {
     "GetServer": Action("project_reader", "show a server of one's project"),
     "ListServers": Action("project_reader", "list the servers of one's project"),
     "ListServers:all_projects": Action("admin", "list the servers of every project (all_projects)"),
-    "ListServers:include_deleted": Action("admin", "list deleted servers too (include_deleted)"),
+    "ListServers:include_deleted": Action("admin", "list deleted servers (include_deleted, or status DELETED)"),
     "DeleteServer": Action("project_member", "delete a server of one's project"),
     "WatchServer": Action("project_reader", "watch a server of one's project"),
     "ListServerActions": Action("project_reader", "list a server's actions and events"),

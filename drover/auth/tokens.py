@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 import time
+import unicodedata
 import urllib.request
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import jwt
 from cachetools import LRUCache
@@ -47,6 +49,9 @@ class Principal:
     project_id: str
     user_id: str
     roles: frozenset[str]
+    # When the token stops being accepted (its exp plus the leeway; epoch seconds): a stream opened
+    # with it ends then.
+    valid_until: float = field(default=math.inf, compare=False)
 
 
 def issue(key: ec.EllipticCurvePrivateKey, auth: AuthConfig, *, project: str, user: str, roles: Iterable[str],
@@ -54,8 +59,8 @@ def issue(key: ec.EllipticCurvePrivateKey, auth: AuthConfig, *, project: str, us
     """A token of drover's built-in issuer."""
     roles = sorted(set(roles))
     for value, what in ((project, "project"), (user, "user")):
-        if not value or len(value) > MAX_CLAIM_CHARS:
-            raise ValueError(f"{what} must be 1–{MAX_CLAIM_CHARS} characters")
+        if not _valid_name(value):
+            raise ValueError(f"{what} must be 1–{MAX_CLAIM_CHARS} characters, none of them a control character")
     if ttl <= 0:
         raise ValueError("ttl must be positive")
     now = int(time.time())
@@ -167,9 +172,16 @@ class Verifier:
             raise TokenError("token from an untrusted issuer") from None
         except jwt.PyJWTError as exc:
             raise TokenError(f"invalid token: {exc}") from None
-        principal = _principal(claims, trusted)
+        principal = replace(_principal(claims, trusted), valid_until=float(claims["exp"]) + self.auth.leeway)
         self.cache[token] = (principal, float(claims["exp"]))
         return principal
+
+
+def _valid_name(value: object) -> TypeGuard[str]:
+    """A project or user name: 1–255 characters, no control characters (a NUL cannot even be stored
+    in PostgreSQL, and they are stored with every server and action)."""
+    return (isinstance(value, str) and 0 < len(value) <= MAX_CLAIM_CHARS
+            and not any(unicodedata.category(ch) == "Cc" for ch in value))
 
 
 def _principal(claims: dict[str, Any], trusted: _TrustedKey) -> Principal:
@@ -177,8 +189,7 @@ def _principal(claims: dict[str, Any], trusted: _TrustedKey) -> Principal:
     roles = claims.get(trusted.roles_claim, [])
     if isinstance(roles, str):
         roles = roles.split()
-    if not (isinstance(project, str) and isinstance(user, str)
-            and 0 < len(project) <= MAX_CLAIM_CHARS and 0 < len(user) <= MAX_CLAIM_CHARS):
+    if not (_valid_name(project) and _valid_name(user)):
         raise TokenError("token lacks a valid project or user claim")
     if not isinstance(roles, list) or len(roles) > MAX_ROLES or not all(isinstance(r, str) for r in roles):
         raise TokenError("token's roles claim is not a list of names")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from alembic import command
@@ -20,6 +21,16 @@ log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
+def _private_file(path: Path) -> None:
+    """Create the SQLite file readable by drover's user only (every project's servers are in it; the
+    -wal and -shm files SQLite makes take its mode), and tighten one made before."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    st = path.stat()
+    if st.st_mode & 0o077 and st.st_uid == os.getuid():
+        path.chmod(0o600)
+
+
 def make_engine(url: str, *, for_writes: bool = False) -> Engine:
     """An engine for ``url``. With SQLite, ``for_writes`` makes every transaction BEGIN IMMEDIATE.
 
@@ -32,7 +43,7 @@ def make_engine(url: str, *, for_writes: bool = False) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            _private_file(Path(parsed.database))
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
         @event.listens_for(engine, "connect")

@@ -2,6 +2,8 @@
 
 Nova filters server names by regex; a user's pattern run by Python's ``re`` can take exponential
 time (``^(a|a)*$``). RE2 guarantees time linear in the input, so SQLite's REGEXP is bound to it.
+PostgreSQL matches with its own engine (``~``), which refuses some RE2 syntax (``(?P<n>…)``,
+``\\pN``, ``\\z``): that refusal is the caller's error too (``refused_by_store``).
 """
 
 from __future__ import annotations
@@ -31,3 +33,12 @@ def compile_filter(pattern: str) -> Any:
 def sqlite_regexp(pattern: str, value: str | None) -> bool:
     """SQLite's ``value REGEXP pattern``."""
     return value is not None and compile_filter(pattern).search(value) is not None
+
+
+# PostgreSQL's SQLSTATE for a pattern its regex engine does not accept.
+_INVALID_REGULAR_EXPRESSION = "2201B"
+
+
+def refused_by_store(exc: BaseException) -> bool:
+    """Whether a database error is the store's regex engine refusing a (valid RE2) pattern."""
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) == _INVALID_REGULAR_EXPRESSION

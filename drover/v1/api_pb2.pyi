@@ -610,7 +610,9 @@ class CreateImageRequest(_message.Message):
     initrd_path: _builtins.str
     """At most 4096 characters; inside an image directory too."""
     min_disk_gb: _builtins.int
-    """0–1048576 GB and 0–16777216 MB."""
+    """0–1048576 GB and 0–16777216 MB.
+    At most 1048576 GB and 16777216 MB.
+    """
     min_ram_mb: _builtins.int
     @_builtins.property
     def properties(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
@@ -693,6 +695,7 @@ class UploadImageMetadata(_message.Message):
     """Exact size in bytes (at most api.max_image_upload_bytes) and SHA-256 (64 hex digits)."""
     checksum_sha256: _builtins.str
     min_disk_gb: _builtins.int
+    """At most 1048576 GB and 16777216 MB."""
     min_ram_mb: _builtins.int
     @_builtins.property
     def properties(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:

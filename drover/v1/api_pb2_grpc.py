@@ -36,8 +36,8 @@ class ApiServiceStub:
     actions and quoted by INTERNAL errors.
 
     Bounds, enforced before any method runs (INVALID_ARGUMENT naming the field): every string is at
-    most 255 characters and every list or map at most 64 entries unless its comment says otherwise;
-    the API accepts messages of at most 2 MiB.
+    most 255 characters, with no NUL character, and every list or map at most 64 entries unless its
+    comment says otherwise; the API accepts messages of at most 2 MiB.
     """
 
     def __init__(self, channel):
@@ -164,8 +164,8 @@ class ApiServiceServicer:
     actions and quoted by INTERNAL errors.
 
     Bounds, enforced before any method runs (INVALID_ARGUMENT naming the field): every string is at
-    most 255 characters and every list or map at most 64 entries unless its comment says otherwise;
-    the API accepts messages of at most 2 MiB.
+    most 255 characters, with no NUL character, and every list or map at most 64 entries unless its
+    comment says otherwise; the API accepts messages of at most 2 MiB.
     """
 
     def CreateServer(self, request, context):
@@ -440,8 +440,8 @@ class ApiService:
     actions and quoted by INTERNAL errors.
 
     Bounds, enforced before any method runs (INVALID_ARGUMENT naming the field): every string is at
-    most 255 characters and every list or map at most 64 entries unless its comment says otherwise;
-    the API accepts messages of at most 2 MiB.
+    most 255 characters, with no NUL character, and every list or map at most 64 entries unless its
+    comment says otherwise; the API accepts messages of at most 2 MiB.
     """
 
     @staticmethod

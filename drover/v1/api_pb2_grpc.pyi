@@ -37,8 +37,8 @@ class ApiServiceStub:
     actions and quoted by INTERNAL errors.
 
     Bounds, enforced before any method runs (INVALID_ARGUMENT naming the field): every string is at
-    most 255 characters and every list or map at most 64 entries unless its comment says otherwise;
-    the API accepts messages of at most 2 MiB.
+    most 255 characters, with no NUL character, and every list or map at most 64 entries unless its
+    comment says otherwise; the API accepts messages of at most 2 MiB.
     """
 
     @_typing.overload
@@ -102,8 +102,8 @@ class ApiServiceAsyncStub(ApiServiceStub):
     actions and quoted by INTERNAL errors.
 
     Bounds, enforced before any method runs (INVALID_ARGUMENT naming the field): every string is at
-    most 255 characters and every list or map at most 64 entries unless its comment says otherwise;
-    the API accepts messages of at most 2 MiB.
+    most 255 characters, with no NUL character, and every list or map at most 64 entries unless its
+    comment says otherwise; the API accepts messages of at most 2 MiB.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -163,8 +163,8 @@ class ApiServiceServicer(metaclass=_abc_1.ABCMeta):
     actions and quoted by INTERNAL errors.
 
     Bounds, enforced before any method runs (INVALID_ARGUMENT naming the field): every string is at
-    most 255 characters and every list or map at most 64 entries unless its comment says otherwise;
-    the API accepts messages of at most 2 MiB.
+    most 255 characters, with no NUL character, and every list or map at most 64 entries unless its
+    comment says otherwise; the API accepts messages of at most 2 MiB.
     """
 
     @_abc_1.abstractmethod

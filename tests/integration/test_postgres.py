@@ -6,11 +6,12 @@ Skips without it, unless DROVER_REQUIRE_POSTGRES=1 (CI), where that is a failure
 
 from __future__ import annotations
 
+import grpc
 import pytest
 import sqlalchemy as sa
 
 from drover.v1 import api_pb2, api_pb2_grpc
-from tests.integration import test_bad_input, test_create_flow
+from tests.integration import test_bad_input, test_create_flow, test_probe_hostile
 from tests.integration.conftest import register_image, running_mesh
 from tests.postgres import fresh_database
 
@@ -78,3 +79,16 @@ def test_bad_input_stores_nothing(api, image) -> None:
     network_id = api.ListNetworks(api_pb2.ListNetworksRequest(), timeout=10).networks[0].id
     for _case, overrides, fields in test_bad_input.BAD:
         test_bad_input.test_invalid_argument_with_field_violations(api, image, network_id, _case, overrides, fields)
+
+
+def test_nul_characters_are_refused_before_the_store(api, image) -> None:
+    test_probe_hostile.check_nul_refused(api, image)
+
+
+@pytest.mark.parametrize("pattern", [r"(?P<n>a)", r"\pN", r"\z", r"\Q.*\E", r"(?U)a+"])
+def test_a_name_filter_postgres_cannot_match_is_an_invalid_argument(api, pattern) -> None:
+    """Valid RE2 that PostgreSQL's ~ refuses was INTERNAL (invalid regular expression)."""
+    with pytest.raises(grpc.RpcError) as err:
+        api.ListServers(api_pb2.ListServersRequest(name=pattern), timeout=10)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, (err.value.code(), err.value.details())
+    assert "name" in err.value.details()

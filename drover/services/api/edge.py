@@ -5,16 +5,22 @@
 2. Policy: the RPC's rule (``drover.auth.policy``) — PERMISSION_DENIED.
 3. Bounds: every string, list and bounded number of the request (``validation.check_bounds``) —
    INVALID_ARGUMENT with the fields; a request that does not even parse, too.
-4. Errors: anything unexpected escaping the method is INTERNAL with the request id (logged with its
+4. Expiry: a stream (WatchServer) lives no longer than the token it was opened with; it then ends
+   UNAUTHENTICATED ("token expired") and the client re-opens it with a fresh token (since_revision
+   replays what it missed). Unary calls are checked once, at their start.
+5. Errors: anything unexpected escaping the method is INTERNAL with the request id (logged with its
    traceback here, never sent).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import math
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
@@ -29,6 +35,9 @@ log = logging.getLogger(__name__)
 
 API_METHOD_PREFIX = "/drover.v1.ApiService/"
 MAX_REQUEST_ID = 128
+# The longest single wait of a stream for its next item before the token's expiry is checked again
+# (asyncio timers far in the future are fine, but a clock step must not leave a stream open for days).
+MAX_WAIT = 3600.0
 
 
 class _Unparsable:
@@ -83,7 +92,7 @@ class ApiEdge(grpc.aio.ServerInterceptor):
         if not self.policy.allows(action, p.roles):
             return _refusing(handler, denied(action, self.policy))
         who = Identity(project_id=p.project_id, user_id=p.user_id, roles=p.roles, request_id=_request_id(md))
-        return _as(handler, who)
+        return _as(handler, who, p.valid_until)
 
 
 def _kind(handler: Any) -> tuple[str, Callable[..., Any], Callable[..., Any]]:
@@ -125,7 +134,39 @@ def _parse_with(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes]
     return parse
 
 
-def _as(handler: Any, who: Identity) -> Any:
+async def _until(items: AsyncIterator[Any], valid_until: float) -> AsyncIterator[Any]:
+    """``items`` until the wall clock reaches ``valid_until``; then UNAUTHENTICATED. The next item is
+    awaited in a task of its own, so waking up to look at the clock never interrupts it."""
+
+    async def step() -> Any:
+        return await anext(items)
+
+    pending: asyncio.Task[Any] | None = None
+    try:
+        while True:
+            remaining = valid_until - time.time()
+            if remaining <= 0:
+                raise ApiError(grpc.StatusCode.UNAUTHENTICATED, "token expired: open the stream again with a new token")
+            if pending is None:
+                pending = asyncio.ensure_future(step())
+            done, _ = await asyncio.wait({pending}, timeout=min(remaining, MAX_WAIT))
+            if not done:
+                continue
+            task, pending = pending, None
+            try:
+                item = task.result()
+            except StopAsyncIteration:
+                return
+            yield item
+    finally:
+        if pending is not None:
+            pending.cancel()
+            with contextlib.suppress(BaseException):
+                await pending
+        await items.aclose()  # type: ignore[attr-defined]
+
+
+def _as(handler: Any, who: Identity, valid_until: float = math.inf) -> Any:
     """``handler`` running with ``who`` as the caller, behind the bounds and the error guard."""
     kind, fn, factory = _kind(handler)
     single = not handler.request_streaming
@@ -150,7 +191,7 @@ def _as(handler: Any, who: Identity) -> Any:
             if err is not None:
                 await abort(context, err)
             try:
-                async for item in fn(request, context):
+                async for item in _until(fn(request, context), valid_until):
                     yield item
             except Exception as exc:
                 await _internal(context, exc, who)

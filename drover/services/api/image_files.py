@@ -28,14 +28,17 @@ def upload_dir(cfg: DroverConfig) -> Path:
     return cfg.data_path / "images" / "uploads"
 
 
-def confine(raw: str, dirs: list[Path]) -> Path:
+def confine(raw: str, dirs: list[Path], uploads: Path) -> Path:
     """The real path of ``raw`` if it is a regular file inside one of ``dirs`` (symlinks resolved
-    first, so a link pointing out, ``..`` or /proc are all outside)."""
+    first, so a link pointing out, ``..`` or /proc are all outside) and not one of the uploaded
+    images kept in ``uploads`` (a project's private file, which deleting its image removes)."""
     if not raw or "\0" in raw:
         raise ImageFileError("is required")
     path = Path(os.path.realpath(Path(raw).expanduser()))
     if not any(path.is_relative_to(d) for d in dirs):
         raise ImageFileError(f"{raw} is not inside an image directory ({', '.join(map(str, dirs))})")
+    if path.is_relative_to(os.path.realpath(uploads)):
+        raise ImageFileError(f"{raw} is an uploaded image's file, not one to register")
     try:
         st = os.stat(path)
     except OSError:

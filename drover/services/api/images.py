@@ -26,7 +26,7 @@ from drover.services.api import image_files, lookups, validation
 from drover.services.api.edge import UNPARSABLE
 from drover.services.api.identity import Identity, enforce, identity
 from drover.services.common import convert, states
-from drover.services.common.errors import failed_precondition, guarded, invalid_argument, not_found
+from drover.services.common.errors import ApiError, failed_precondition, guarded, invalid_argument, not_found
 from drover.services.common.group_commit import GroupCommit
 from drover.store import models as m
 from drover.v1 import api_pb2
@@ -80,7 +80,7 @@ class ImageRpcs:
             if field == "initrd_path" and not raw:
                 continue
             try:
-                resolved = await asyncio.to_thread(image_files.confine, raw, dirs)
+                resolved = await asyncio.to_thread(image_files.confine, raw, dirs, image_files.upload_dir(self.cfg))
             except image_files.ImageFileError as exc:
                 bad.append((field, str(exc)))
                 continue
@@ -111,7 +111,9 @@ class ImageRpcs:
         self, request_iterator: AsyncIterator[Any], context: grpc.aio.ServicerContext
     ) -> api_pb2.UploadImageResponse:
         who = identity(context)
-        first = await anext(aiter(request_iterator), None)
+        messages = aiter(request_iterator)
+        idle = self.cfg.api.upload_idle_timeout
+        first = await _next(messages, idle)
         if first is UNPARSABLE or first is None or not first.HasField("metadata"):
             raise invalid_argument([("metadata", "the first message must carry the image's metadata")])
         meta = first.metadata
@@ -138,7 +140,7 @@ class ImageRpcs:
                 fh.write(chunk)
                 digest.update(chunk)
 
-            async for msg in request_iterator:
+            while (msg := await _next(messages, idle)) is not None:
                 if msg is UNPARSABLE or not msg.HasField("chunk"):
                     raise invalid_argument([("chunk", "every message after the first carries bytes")])
                 if len(msg.chunk) > validation.MAX_CHUNK_BYTES:
@@ -219,6 +221,16 @@ class ImageRpcs:
         if uploaded is not None:  # drover's own copy; a registered host file stays where it was
             await asyncio.to_thread(uploaded.unlink, missing_ok=True)
         return api_pb2.DeleteImageResponse()
+
+
+async def _next(messages: AsyncIterator[Any], idle: float) -> Any:
+    """The next message of an upload, None at its end; DEADLINE_EXCEEDED after ``idle`` seconds
+    without one."""
+    try:
+        return await asyncio.wait_for(anext(messages, None), timeout=idle)
+    except TimeoutError:
+        raise ApiError(grpc.StatusCode.DEADLINE_EXCEEDED,
+                       f"the upload sent nothing for {idle:g} s; it was abandoned") from None
 
 
 def _discard(fh: Any, part: Path) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 import grpc
 from sqlalchemy import Connection, Engine, and_, func, or_, select, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from drover.auth import policy
@@ -382,7 +382,8 @@ class ApiServicer(ServerGroupRpcs, ImageRpcs, api_pb2_grpc.ApiServiceServicer):
             raise invalid_argument(bad)
         if request.all_projects:
             enforce(self.policy, who, "ListServers:all_projects")
-        if request.include_deleted:
+        # Nova: only administrators may list deleted instances, whether by the flag or by the status.
+        if request.include_deleted or (request.status and states.VM_STATES_OF_STATUS[request.status] == states.DELETED):
             enforce(self.policy, who, "ListServers:include_deleted")
         q = select(m.Instance)
         if not request.all_projects:
@@ -403,7 +404,12 @@ class ApiServicer(ServerGroupRpcs, ImageRpcs, api_pb2_grpc.ApiServiceServicer):
             q = q.where(or_(m.Instance.created_at < created,
                             and_(m.Instance.created_at == created, m.Instance.id < iid)))
         q = q.order_by(m.Instance.created_at.desc(), m.Instance.id.desc()).limit(size + 1)
-        rows = await asyncio.to_thread(self._all, q)  # a scan with a name filter: off the event loop
+        try:
+            rows = await asyncio.to_thread(self._all, q)  # a scan with a name filter: off the event loop
+        except DBAPIError as exc:
+            if not (request.name and regexp.refused_by_store(exc)):
+                raise
+            raise invalid_argument([("name", "is not a regular expression this store can match")]) from None
         more = len(rows) > size
         rows = rows[:size]
         return api_pb2.ListServersResponse(

@@ -4,7 +4,8 @@
 Each check appends (field, description) pairs; the caller turns them into one
 INVALID_ARGUMENT with a google.rpc.BadRequest listing every bad field.
 
-Bounds: every string of every ApiService request is at most ``MAX_STRING`` characters and every
+Bounds: every string of every ApiService request is at most ``MAX_STRING`` characters, without
+NUL characters (which PostgreSQL's text columns refuse), and every
 list or map at most ``MAX_LIST`` entries unless ``STRING_LIMITS`` / ``LIST_LIMITS`` say otherwise;
 the integers in ``INT_LIMITS`` stay in their range. ``check_bounds`` enforces them for every RPC
 before its method runs (api.proto documents the same numbers), so nothing unbounded reaches the
@@ -51,6 +52,7 @@ STRING_LIMITS: dict[str, int] = {
     _P + "CreateImageRequest.path": MAX_PATH,
     _P + "CreateImageRequest.initrd_path": MAX_PATH,
     _P + "CreateImageRequest.PropertiesEntry.value": MAX_PROPERTY_VALUE,
+    _P + "UploadImageMetadata.PropertiesEntry.value": MAX_PROPERTY_VALUE,
     _P + "ListServersRequest.page_token": MAX_PAGE_TOKEN,
     _P + "NetworkRequest.fixed_ip": 64,
     _P + "CreateServerRequest.access_ipv4": 64,
@@ -71,6 +73,8 @@ INT_LIMITS: dict[str, tuple[int, int]] = {
     _P + "Flavor.swap_mb": (0, MAX_SWAP_MB),
     _P + "CreateImageRequest.min_disk_gb": (0, MAX_DISK_GB),
     _P + "CreateImageRequest.min_ram_mb": (0, MAX_MEMORY_MB),
+    _P + "UploadImageMetadata.min_disk_gb": (0, MAX_DISK_GB),
+    _P + "UploadImageMetadata.min_ram_mb": (0, MAX_MEMORY_MB),
     _P + "GetConsoleOutputRequest.length": (0, MAX_CONSOLE_LINES),
     _P + "WatchServerRequest.since_revision": (0, 2**53),
     _P + "CreateServerRequest.min_count": (0, MAX_COUNT),
@@ -87,6 +91,8 @@ def _scalar(fd: FieldDescriptor, value: object, path: str, out: list[tuple[str, 
         limit = STRING_LIMITS.get(fd.full_name, MAX_STRING)
         if len(value) > limit:  # type: ignore[arg-type]
             out.append((path, f"must be at most {limit} characters (got {len(value)})"))  # type: ignore[arg-type]
+        elif "\0" in value:  # type: ignore[operator]  # PostgreSQL text cannot hold NUL; no name needs one
+            out.append((path, "must not contain NUL characters"))
     elif fd.type == FieldDescriptor.TYPE_BYTES:
         limit = BYTES_LIMITS.get(fd.full_name, MAX_STRING)
         if len(value) > limit:  # type: ignore[arg-type]

@@ -1167,6 +1167,7 @@ type CreateImageRequest struct {
 	// At most 64 properties; keys at most 255 characters, values at most 1024.
 	Properties map[string]string `protobuf:"bytes,5,rep,name=properties,proto3" json:"properties,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// 0–1048576 GB and 0–16777216 MB.
+	// At most 1048576 GB and 16777216 MB.
 	MinDiskGb     int64 `protobuf:"varint,6,opt,name=min_disk_gb,json=minDiskGb,proto3" json:"min_disk_gb,omitempty"`
 	MinRamMb      int64 `protobuf:"varint,7,opt,name=min_ram_mb,json=minRamMb,proto3" json:"min_ram_mb,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -1305,9 +1306,10 @@ type UploadImageMetadata struct {
 	SizeBytes      int64  `protobuf:"varint,3,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
 	ChecksumSha256 string `protobuf:"bytes,4,opt,name=checksum_sha256,json=checksumSha256,proto3" json:"checksum_sha256,omitempty"`
 	// At most 64 properties; keys at most 255 characters, values at most 1024.
-	Properties    map[string]string `protobuf:"bytes,5,rep,name=properties,proto3" json:"properties,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	MinDiskGb     int64             `protobuf:"varint,6,opt,name=min_disk_gb,json=minDiskGb,proto3" json:"min_disk_gb,omitempty"`
-	MinRamMb      int64             `protobuf:"varint,7,opt,name=min_ram_mb,json=minRamMb,proto3" json:"min_ram_mb,omitempty"`
+	Properties map[string]string `protobuf:"bytes,5,rep,name=properties,proto3" json:"properties,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// At most 1048576 GB and 16777216 MB.
+	MinDiskGb     int64 `protobuf:"varint,6,opt,name=min_disk_gb,json=minDiskGb,proto3" json:"min_disk_gb,omitempty"`
+	MinRamMb      int64 `protobuf:"varint,7,opt,name=min_ram_mb,json=minRamMb,proto3" json:"min_ram_mb,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }

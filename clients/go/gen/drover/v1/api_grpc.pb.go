@@ -56,8 +56,8 @@ const (
 // actions and quoted by INTERNAL errors.
 //
 // Bounds, enforced before any method runs (INVALID_ARGUMENT naming the field): every string is at
-// most 255 characters and every list or map at most 64 entries unless its comment says otherwise;
-// the API accepts messages of at most 2 MiB.
+// most 255 characters, with no NUL character, and every list or map at most 64 entries unless its
+// comment says otherwise; the API accepts messages of at most 2 MiB.
 type ApiServiceClient interface {
 	// Create one or more servers. Returns at once with the servers in BUILD /
 	// scheduling; the build proceeds asynchronously (watch it with WatchServer).
@@ -345,8 +345,8 @@ func (c *apiServiceClient) GetConsoleOutput(ctx context.Context, in *GetConsoleO
 // actions and quoted by INTERNAL errors.
 //
 // Bounds, enforced before any method runs (INVALID_ARGUMENT naming the field): every string is at
-// most 255 characters and every list or map at most 64 entries unless its comment says otherwise;
-// the API accepts messages of at most 2 MiB.
+// most 255 characters, with no NUL character, and every list or map at most 64 entries unless its
+// comment says otherwise; the API accepts messages of at most 2 MiB.
 type ApiServiceServer interface {
 	// Create one or more servers. Returns at once with the servers in BUILD /
 	// scheduling; the build proceeds asynchronously (watch it with WatchServer).

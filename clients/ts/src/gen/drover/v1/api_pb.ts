@@ -599,6 +599,7 @@ export type CreateImageRequest = Message<"drover.v1.CreateImageRequest"> & {
 
   /**
    * 0–1048576 GB and 0–16777216 MB.
+   * At most 1048576 GB and 16777216 MB.
    *
    * @generated from field: int64 min_disk_gb = 6;
    */
@@ -670,6 +671,8 @@ export type UploadImageMetadata = Message<"drover.v1.UploadImageMetadata"> & {
   properties: { [key: string]: string };
 
   /**
+   * At most 1048576 GB and 16777216 MB.
+   *
    * @generated from field: int64 min_disk_gb = 6;
    */
   minDiskGb: bigint;
@@ -1089,8 +1092,8 @@ export const DeleteServerGroupResponseSchema: GenMessage<DeleteServerGroupRespon
  * actions and quoted by INTERNAL errors.
  *
  * Bounds, enforced before any method runs (INVALID_ARGUMENT naming the field): every string is at
- * most 255 characters and every list or map at most 64 entries unless its comment says otherwise;
- * the API accepts messages of at most 2 MiB.
+ * most 255 characters, with no NUL character, and every list or map at most 64 entries unless its
+ * comment says otherwise; the API accepts messages of at most 2 MiB.
  *
  * @generated from service drover.v1.ApiService
  */
