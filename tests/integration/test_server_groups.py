@@ -12,8 +12,9 @@ from tests.integration.conftest import FAKE_HOSTS, count_servers, create, watch
 from tests.integration.test_bad_input import _fields
 
 
-def _group(api, name: str, policy: str) -> types_pb2.ServerGroup:
-    return api.CreateServerGroup(api_pb2.CreateServerGroupRequest(name=name, policy=policy), timeout=10).server_group
+def _group(api, name: str, policy: str, max_server_per_host: int = 0) -> types_pb2.ServerGroup:
+    return api.CreateServerGroup(api_pb2.CreateServerGroupRequest(
+        name=name, policy=policy, max_server_per_host=max_server_per_host), timeout=10).server_group
 
 
 def _boot(api, name: str, image_id: str, group_id: str, **kw) -> types_pb2.Server:
@@ -54,7 +55,11 @@ def test_affinity_keeps_a_group_on_one_host_across_requests_and_within_one(api, 
 
 def test_bad_groups_are_refused_with_field_details(api) -> None:
     for request, field in ((api_pb2.CreateServerGroupRequest(name="g", policy="clumped"), "policy"),
-                           (api_pb2.CreateServerGroupRequest(name=" ", policy="affinity"), "name")):
+                           (api_pb2.CreateServerGroupRequest(name=" ", policy="affinity"), "name"),
+                           (api_pb2.CreateServerGroupRequest(name="g", policy="anti-affinity", max_server_per_host=-1),
+                            "max_server_per_host"),
+                           (api_pb2.CreateServerGroupRequest(name="g", policy="affinity", max_server_per_host=2),
+                            "max_server_per_host")):
         with pytest.raises(grpc.RpcError) as err:
             api.CreateServerGroup(request, timeout=10)
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
