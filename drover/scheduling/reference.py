@@ -254,6 +254,10 @@ def aggregate_metadata_get_by_host(host_state: HostState, key: str | None = None
     return metadata
 
 
+MAX_AMOUNT = 2**40
+MAX_INSTANCES = 2**10
+
+
 @dataclasses.dataclass
 class RequestSpec:
     instance_ids: list[str]
@@ -275,6 +279,19 @@ class RequestSpec:
     min_count: int = 0
     # filled in by the scheduler: instance uuid -> host name of existing claims
     instance_hosts: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # the Rust core's bounds (model.rs MAX_AMOUNT / MAX_INSTANCES), so both reject alike
+        for name in ("vcpus", "memory_mb", "root_gb", "ephemeral_gb", "swap_mb"):
+            value = getattr(self, name)
+            if not 0 <= value <= MAX_AMOUNT:
+                raise ValueError(f"{name} must be between 0 and {MAX_AMOUNT} (got {value})")
+        if self.disk_gb > MAX_AMOUNT:
+            raise ValueError(
+                f"root_gb + ephemeral_gb + swap_mb / 1024 must be at most {MAX_AMOUNT} GB (got {self.disk_gb})"
+            )
+        if len(self.instance_ids) > MAX_INSTANCES:
+            raise ValueError(f"at most {MAX_INSTANCES} instances per request (got {len(self.instance_ids)})")
 
     @property
     def disk_gb(self) -> int:

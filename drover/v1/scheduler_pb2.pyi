@@ -114,7 +114,9 @@ class RequestSpec(_message.Message):
 
     @_builtins.property
     def same_host(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Hosts of the instances named in same_host / different_host hints."""
+        """Instance ids of the same_host / different_host hints: as Nova's SameHostFilter and
+        DifferentHostFilter, the hosts holding (not holding) any of them by their claims pass.
+        """
 
     @_builtins.property
     def different_host(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...

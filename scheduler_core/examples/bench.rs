@@ -1,5 +1,5 @@
 //! `cargo run --release --no-default-features --example bench -- 10000`
-use scheduler_core::core::{Config, HostSpec, HostTable, Request};
+use scheduler_core::{Config, HostSpec, HostTable, Request};
 use std::time::Instant;
 
 fn main() {
@@ -33,7 +33,7 @@ fn main() {
         h.hypervisor_version = if rnd() % 2 == 0 { 6002000 } else { 7000000 };
         h.io_ops = (rnd() % 5) as i64;
         h.num_instances = (rnd() % 20) as i64;
-        t.upsert(&h);
+        t.upsert(&h).unwrap();
     }
     for i in 0..n / 2 {
         let h = rnd() as usize % n;
@@ -43,7 +43,8 @@ fn main() {
             4,
             [4096, 8192, 16384][(rnd() % 3) as usize],
             40,
-        );
+        )
+        .unwrap();
     }
     let req = Request {
         instance_ids: vec!["x".into()],

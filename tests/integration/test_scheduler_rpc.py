@@ -90,3 +90,30 @@ def test_a_bad_request_in_a_batch_fails_alone(scheduler) -> None:
         assert ok.code == grpc.StatusCode.OK.value[0] and len(ok.selections) == 1
     finally:
         scheduler.ReleaseClaims(scheduler_pb2.ReleaseClaimsRequest(instance_ids=["batch-ok"]), timeout=10)
+
+
+@pytest.mark.parametrize(
+    ("sizes", "field"),
+    [
+        (dict(root_gb=2**62, ephemeral_gb=2**62), "root_gb"),  # the sum would wrap negative
+        (dict(root_gb=2**40, ephemeral_gb=2**40), "root_gb + ephemeral_gb"),
+        (dict(root_gb=1, ephemeral_gb=-1), "ephemeral_gb"),
+        (dict(root_gb=1, swap_mb=-1), "swap_mb"),
+        (dict(root_gb=1, vcpus=-2), "vcpus"),
+    ],
+)
+def test_sizes_the_core_cannot_hold_are_invalid_and_claim_nothing(scheduler, sizes, field) -> None:
+    before = _used(scheduler)
+    kw = dict(instance_ids=["huge"], vcpus=1, memory_mb=64) | sizes
+    spec = scheduler_pb2.RequestSpec(**kw)
+    for call in (
+        lambda: scheduler.SelectDestinations(scheduler_pb2.SelectDestinationsRequest(spec=spec), timeout=10),
+        lambda: scheduler.ExplainSelection(scheduler_pb2.ExplainSelectionRequest(spec=spec), timeout=10),
+    ):
+        with pytest.raises(grpc.RpcError) as err:
+            call()
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert field in err.value.details()
+    hosts = scheduler.ListHosts(scheduler_pb2.SchedulerServiceListHostsRequest(), timeout=10).hosts
+    assert all(h.disk_gb_used >= 0 for h in hosts)
+    assert _used(scheduler) == before

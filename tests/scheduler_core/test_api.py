@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from drover import scheduler_core as sc
+from drover.scheduling import reference as ref
 
 
 def table(**cfg: object) -> sc.HostTable:
@@ -255,3 +256,31 @@ def test_memory_budget() -> None:
         )
     # 100k hosts must fit in 64 MiB: check the per-host cost on 20k
     assert t.memory_bytes() / 20000 * 100000 < 64 * 2**20
+
+
+@pytest.mark.parametrize(
+    ("sizes", "message"),
+    [
+        (dict(root_gb=2**62, ephemeral_gb=2**62), "root_gb must be between 0 and"),
+        (dict(root_gb=2**40, ephemeral_gb=2**40), "root_gb + ephemeral_gb + swap_mb / 1024 must be at most"),
+        (dict(ephemeral_gb=-1), "ephemeral_gb must be between"),
+        (dict(swap_mb=-1), "swap_mb must be between"),
+    ],
+)
+def test_request_sizes_out_of_range_are_value_errors_in_core_and_oracle(sizes: dict[str, int], message: str) -> None:
+    for spec in (sc.RequestSpec, ref.RequestSpec):
+        with pytest.raises(ValueError, match=message.replace("+", r"\+")):
+            spec(["i"], 1, 64, **sizes)
+
+
+def test_hosts_and_claims_that_would_overflow_are_value_errors() -> None:
+    t = sc.HostTable(sc.SchedulerConfig(enabled_filters=[], seed=1))  # overcommit allowed
+    with pytest.raises(ValueError, match="disk_gb"):
+        t.upsert_host("h", vcpus=4, memory_mb=4096, disk_gb=2**41)
+    assert len(t) == 0
+    t.upsert_host("h", vcpus=4, memory_mb=4096, disk_gb=2**40)
+    for k in range(1024):
+        t.claim(f"c{k}", "h", vcpus=0, memory_mb=0, disk_gb=2**40)
+    with pytest.raises(ValueError, match="would take its usage past"):
+        t.select(sc.RequestSpec(["x"], 0, 0, root_gb=1))
+    assert t.num_claims() == 1024 and t.hosts()[0].disk_gb_used == 2**50

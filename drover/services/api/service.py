@@ -204,17 +204,18 @@ class ApiServicer(ServerGroupRpcs, api_pb2_grpc.ApiServiceServicer):
                 "Quota exceeded for " + ", ".join(r for r, _ in over) + f" in project {who.project_id}", over
             )
 
-    def _hint_hosts(self, s: Session, field: str, ids: Any) -> list[str]:
-        hosts, bad = [], []
+    def _hint_servers(self, s: Session, field: str, ids: Any) -> list[str]:
+        """The server ids of a same_host / different_host hint, each checked to exist. They go
+        to the scheduler as ids: like Nova's SameHostFilter, it passes the hosts holding any of
+        them (a server not placed yet is on no host)."""
+        bad = []
         for i, iid in enumerate(ids):
             inst = s.get(m.Instance, iid)
             if inst is None or inst.deleted:
                 bad.append((f"scheduler_hints.{field}[{i}]", f"server {iid!r} does not exist"))
-            elif inst.host:
-                hosts.append(inst.host)
         if bad:
             raise invalid_argument(bad)
-        return hosts
+        return list(ids)
 
     @guarded
     async def CreateServer(
@@ -246,8 +247,8 @@ class ApiServicer(ServerGroupRpcs, api_pb2_grpc.ApiServiceServicer):
             if bad:
                 raise invalid_argument(bad)
             networks = self._networks(s, request)
-            same = self._hint_hosts(s, "same_host", request.scheduler_hints.same_host)
-            different = self._hint_hosts(s, "different_host", request.scheduler_hints.different_host)
+            same = self._hint_servers(s, "same_host", request.scheduler_hints.same_host)
+            different = self._hint_servers(s, "different_host", request.scheduler_hints.different_host)
             group_id = request.scheduler_hints.group.strip()
             if group_id:
                 group_id = visible_group(s, who, group_id, "scheduler_hints.group").id
@@ -283,7 +284,7 @@ class ApiServicer(ServerGroupRpcs, api_pb2_grpc.ApiServiceServicer):
                 requested_networks=networks,
                 addresses=[],
                 metadata_=dict(request.metadata),
-                scheduler_hints={"same_host_hosts": same, "different_host_hosts": different},
+                scheduler_hints={"same_host": same, "different_host": different},
                 fault_code=0,
                 fault_message="",
                 fault_details="",

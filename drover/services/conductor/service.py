@@ -600,8 +600,8 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
         group_id = server_groups.group_of(c, inst.id) or ""
         group = server_groups.placement(c, group_id, [inst.id]) if group_id else server_groups.Placement()
         spec = request_spec.build([inst], flavor, image, ignore_hosts=ignore_hosts,
-                                  same_host=hints.get("same_host_hosts", []),
-                                  different_host=hints.get("different_host_hosts", []),
+                                  same_host=hints.get("same_host", []),
+                                  different_host=hints.get("different_host", []),
                                   group_id=group_id, group_policy=group.policy, group_hosts=group.hosts)
         spec.group_max_server_per_host = group.max_server_per_host
         return spec

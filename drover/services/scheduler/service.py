@@ -60,14 +60,15 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
     # ---- RPCs ------------------------------------------------------------------
 
     @staticmethod
-    def _validate(spec: scheduler_pb2.RequestSpec) -> None:
-        bad = []
+    def _core_spec(spec: scheduler_pb2.RequestSpec) -> Any:
+        """The core's RequestSpec; INVALID_ARGUMENT for what the core rejects (negative or
+        overflowing amounts, too many instances) instead of letting it wrap or escape."""
         if not spec.instance_ids:
-            bad.append(("spec.instance_ids", "at least one instance id is required"))
-        if spec.vcpus < 0 or spec.memory_mb < 0 or spec.root_gb < 0:
-            bad.append(("spec", "resources must not be negative"))
-        if bad:
-            raise invalid_argument(bad)
+            raise invalid_argument([("spec.instance_ids", "at least one instance id is required")])
+        try:
+            return convert.request_spec(spec)
+        except ValueError as exc:
+            raise invalid_argument([("spec", str(exc))]) from None
 
     def _selection(self, sel: Any) -> scheduler_pb2.Selection:
         return scheduler_pb2.Selection(
@@ -87,11 +88,12 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
 
     def _select(self, request: scheduler_pb2.SelectDestinationsRequest) -> scheduler_pb2.SelectDestinationsResponse:
         """One select, claimed; ApiError (FAILED_PRECONDITION + Explanation) when no host fits."""
-        self._validate(request.spec)
-        spec = convert.request_spec(request.spec)
+        spec = self._core_spec(request.spec)
         start = time.perf_counter()
         try:
             res = self.table.select(spec)
+        except ValueError as exc:  # the claims would overflow a host's usage
+            raise invalid_argument([("spec", str(exc))]) from None
         except sc.NoValidHost as exc:
             metrics.SELECT_SECONDS.observe(time.perf_counter() - start)
             metrics.NO_VALID_HOST.inc()
@@ -135,8 +137,7 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
     async def ExplainSelection(
         self, request: scheduler_pb2.ExplainSelectionRequest, context: grpc.aio.ServicerContext
     ) -> scheduler_pb2.ExplainSelectionResponse:
-        self._validate(request.spec)
-        res = self.table.explain(convert.request_spec(request.spec))
+        res = self.table.explain(self._core_spec(request.spec))
         return scheduler_pb2.ExplainSelectionResponse(
             explanation=convert.explanation(res.explanation),
             selections=[self._selection(s) for s in res.selections],
@@ -155,16 +156,22 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
     ) -> scheduler_pb2.ReportHostsResponse:
         now = time.monotonic()
         accepted = 0
-        for r in request.reports:
+        for n, r in enumerate(request.reports):
             if not r.host:
                 continue
-            if self.table.upsert_host(r.host, **convert.upsert_kwargs(r)):
-                accepted += 1
+            try:
+                if self.table.upsert_host(r.host, **convert.upsert_kwargs(r)):
+                    accepted += 1
+            except ValueError as exc:  # amounts out of the core's range; earlier reports stay
+                raise invalid_argument([(f"reports[{n}]", str(exc))]) from None
             self.agent_of[r.host] = r.agent_address
             self.last_seen[r.host] = now
             self._down.discard(r.host)
             for iid, vcpus, mem, disk in self._pending_claims.pop(r.host, ()):
-                self.table.claim(iid, r.host, vcpus=vcpus, memory_mb=mem, disk_gb=disk)
+                try:
+                    self.table.claim(iid, r.host, vcpus=vcpus, memory_mb=mem, disk_gb=disk)
+                except ValueError as exc:
+                    log.error("allocation of %s on %s not restored: %s", iid, r.host, exc)
         return scheduler_pb2.ReportHostsResponse(accepted=accepted)
 
     @guarded

@@ -1,6 +1,7 @@
 //! Unit tests per filter and weigher (pure Rust; `cargo test -p scheduler_core`).
 
-use super::*;
+use crate::*;
+use std::collections::HashMap;
 
 fn host(name: &str, vcpus: i64, mem: i64, disk: i64) -> HostSpec {
     HostSpec::new(name, vcpus, mem, disk)
@@ -14,7 +15,7 @@ fn table_with(filters: &[Filter], hosts: Vec<HostSpec>) -> HostTable {
     };
     let mut t = HostTable::new(cfg);
     for h in &hosts {
-        assert!(t.upsert(h));
+        assert!(t.upsert(h).unwrap());
     }
     t
 }
@@ -45,7 +46,7 @@ fn ram_filter_uses_ratio_reserved_and_claims() {
     let mut t = table_with(&[Filter::Ram], vec![a]);
     assert_eq!(passing(&t, Filter::Ram, &req(1, 4608, 0)), vec!["a"]);
     assert!(passing(&t, Filter::Ram, &req(1, 4609, 0)).is_empty());
-    t.claim("x", "a", 1, 608, 0);
+    t.claim("x", "a", 1, 608, 0).unwrap();
     assert_eq!(passing(&t, Filter::Ram, &req(1, 4000, 0)), vec!["a"]);
     assert!(passing(&t, Filter::Ram, &req(1, 4001, 0)).is_empty());
     assert!(t.release("x"));
@@ -303,7 +304,7 @@ fn same_and_different_host_filters() {
         &[Filter::SameHost, Filter::DifferentHost],
         vec![host("a", 4, 4096, 20), host("b", 4, 4096, 20)],
     );
-    t.claim("vm1", "b", 1, 1, 1);
+    t.claim("vm1", "b", 1, 1, 1).unwrap();
     let r = Request {
         same_host: vec!["vm1".into()],
         ..req(1, 1, 1)
@@ -333,7 +334,7 @@ fn io_ops_and_num_instances_filters() {
     assert_eq!(passing(&t, Filter::IoOps, &req(1, 1, 1)), vec!["b"]);
     assert_eq!(passing(&t, Filter::NumInstances, &req(1, 1, 1)), vec!["b"]);
     // a claim bumps both counters (consume_from_request)
-    t.claim("x", "b", 1, 1, 1);
+    t.claim("x", "b", 1, 1, 1).unwrap();
     assert!(passing(&t, Filter::IoOps, &req(1, 1, 1)).is_empty());
     assert!(passing(&t, Filter::NumInstances, &req(1, 1, 1)).is_empty());
     t.release("x");
@@ -413,8 +414,8 @@ fn isolated_hosts_filter() {
         ..Config::default()
     };
     let mut t = HostTable::new(cfg);
-    t.upsert(&host("iso", 4, 4096, 20));
-    t.upsert(&host("gen", 4, 4096, 20));
+    t.upsert(&host("iso", 4, 4096, 20)).unwrap();
+    t.upsert(&host("gen", 4, 4096, 20)).unwrap();
     let img = |id: &str| Request {
         image_id: id.into(),
         ..req(1, 1, 1)
@@ -439,7 +440,7 @@ fn weigh_only(w: Weigher, mult: f64, hosts: Vec<HostSpec>, r: &Request) -> Vec<(
     let mut t = HostTable::new(cfg);
     let names: Vec<String> = hosts.iter().map(|h| h.name.clone()).collect();
     for h in &hosts {
-        t.upsert(h);
+        t.upsert(h).unwrap();
     }
     t.weigh_hosts(&names, r)
 }
@@ -536,7 +537,7 @@ fn equal_weights_keep_table_order_and_alternates() {
     };
     let mut t = HostTable::new(cfg);
     for n in ["a", "b", "c", "d"] {
-        t.upsert(&host(n, 4, 4096, 20));
+        t.upsert(&host(n, 4, 4096, 20)).unwrap();
     }
     let out = t.plan(&req(1, 1, 1)).0;
     assert_eq!(out.selections[0].host, "a");
@@ -562,7 +563,7 @@ fn top_k_matches_full_exact_sort_on_large_tables() {
         );
         h.io_ops = (x >> 50) as i64 % 3;
         h.hypervisor_version = [6_000_000, 7_000_000][(x >> 45) as usize % 2];
-        t.upsert(&h);
+        t.upsert(&h).unwrap();
         if x.is_multiple_of(3) {
             t.claim(
                 &format!("c{i}"),
@@ -570,7 +571,8 @@ fn top_k_matches_full_exact_sort_on_large_tables() {
                 2,
                 (x >> 20) as i64 % 4000,
                 10,
-            );
+            )
+            .unwrap();
         }
     }
     let r = req(1, 512, 1);
@@ -603,14 +605,14 @@ fn stale_generation_is_ignored_and_claims_survive() {
     let mut t = table_with(&[Filter::Ram], vec![]);
     let mut a = host("a", 4, 4096, 20);
     a.generation = 5;
-    assert!(t.upsert(&a));
-    t.claim("x", "a", 1, 1000, 1);
+    assert!(t.upsert(&a).unwrap());
+    t.claim("x", "a", 1, 1000, 1).unwrap();
     a.generation = 4;
     a.memory_mb = 1;
-    assert!(!t.upsert(&a));
+    assert!(!t.upsert(&a).unwrap());
     a.generation = 6;
     a.memory_mb = 8192;
-    assert!(t.upsert(&a));
+    assert!(t.upsert(&a).unwrap());
     let v = t.view(0);
     assert_eq!((v.memory_mb, v.memory_mb_used), (8192, 1000));
     assert!(t.remove("a"));
@@ -628,7 +630,96 @@ fn memory_of_100k_hosts_under_64_mib() {
             format!("rack{}", i % 50),
             vec![("ssd".into(), "true".into())],
         )];
-        t.upsert(&h);
+        t.upsert(&h).unwrap();
     }
     assert!(t.memory_bytes() < 64 << 20, "{}", t.memory_bytes());
+}
+
+#[test]
+fn amounts_that_would_overflow_are_rejected_not_wrapped() {
+    let mut t = table_with(&[Filter::Disk], vec![host("a", 4, 4096, MAX_AMOUNT)]);
+    // root + ephemeral = 2^63 would wrap to a negative disk request that every host passes
+    let mut r = req(1, 1, 1 << 62);
+    r.ephemeral_gb = 1 << 62;
+    let err = t.select(&r).unwrap_err();
+    assert!(err.contains("root_gb must be between 0 and"), "{err}");
+    r.root_gb = MAX_AMOUNT;
+    r.ephemeral_gb = MAX_AMOUNT;
+    let err = t.select(&r).unwrap_err();
+    assert!(
+        err.contains("root_gb + ephemeral_gb + swap_mb / 1024 must be at most"),
+        "{err}"
+    );
+    // negative sizes
+    r = req(1, 1, 1);
+    r.swap_mb = -1;
+    assert!(t.select(&r).unwrap_err().contains("swap_mb"));
+    r = req(1, 1, 1);
+    r.ephemeral_gb = -5;
+    assert!(t.select(&r).unwrap_err().contains("ephemeral_gb"));
+    assert_eq!(t.num_claims(), 0);
+    assert_eq!(t.view(0).disk_gb_used, 0);
+    // host reports and restored claims are checked alike, and change nothing when rejected
+    let mut big = host("b", 4, 4096, 20);
+    big.memory_mb = MAX_AMOUNT + 1;
+    assert!(t.upsert(&big).unwrap_err().contains("memory_mb"));
+    big.memory_mb = 4096;
+    big.ram_allocation_ratio = f64::NAN;
+    assert!(t.upsert(&big).unwrap_err().contains("ram_allocation_ratio"));
+    assert_eq!(t.len(), 1);
+    assert!(t.claim("x", "a", -1, 1, 1).is_err());
+    // summed usage: past MAX_USED is an error, the table unchanged
+    for k in 0..1024 {
+        t.claim(&format!("c{k}"), "a", 1, MAX_AMOUNT, 0).unwrap();
+    }
+    let err = t.claim("last", "a", 1, MAX_AMOUNT, 0).unwrap_err();
+    assert!(err.contains("would take its usage past"), "{err}");
+    assert_eq!(t.view(0).memory_mb_used, MAX_USED);
+    assert_eq!(t.num_claims(), 1024);
+    // a select that would push usage past the bound claims nothing
+    let mut t = table_with(&[], vec![host("a", 4, 4096, 20)]);
+    for k in 0..1024 {
+        t.claim(&format!("c{k}"), "a", 0, 0, MAX_AMOUNT).unwrap();
+    }
+    let r = req(0, 0, 1);
+    assert!(t.select(&r).unwrap_err().contains("disk_gb"));
+    assert_eq!(t.num_claims(), 1024);
+}
+
+#[test]
+fn same_and_different_host_hints_name_instances_not_hosts() {
+    let hosts = vec![
+        host("a", 4, 8192, 20),
+        host("b", 4, 8192, 20),
+        host("c", 4, 8192, 20),
+    ];
+    let mut t = table_with(
+        &[Filter::Ram, Filter::SameHost, Filter::DifferentHost],
+        hosts,
+    );
+    t.claim("vm1", "b", 1, 4096, 1).unwrap();
+    let hinted = |same: &[&str], diff: &[&str]| Request {
+        same_host: same.iter().map(|s| s.to_string()).collect(),
+        different_host: diff.iter().map(|s| s.to_string()).collect(),
+        ..req(1, 1024, 1)
+    };
+    // without a hint the RAM weigher avoids b (it holds vm1's 4 GB)
+    assert_ne!(chosen(&t, &hinted(&[], &[])), vec!["b"]);
+    assert_eq!(chosen(&t, &hinted(&["vm1"], &[])), vec!["b"]);
+    assert_eq!(chosen(&t, &hinted(&["nope", "vm1"], &[])), vec!["b"]);
+    let away = chosen(&t, &hinted(&[], &["vm1"]));
+    assert_eq!(away.len(), 1);
+    assert_ne!(away, vec!["b"]);
+    // a host name is not an instance: it matches no host
+    let out = t.plan(&hinted(&["b"], &[])).0;
+    assert!(!out.ok);
+    assert!(out
+        .explanation
+        .summary
+        .contains("SameHostFilter rejected 3"));
+    assert_eq!(t.plan(&hinted(&[], &["b"])).0.explanation.hosts_passed, 3);
+    // a batch with same_host stays on the instance's host
+    let mut r = hinted(&["vm1"], &[]);
+    r.instance_ids = vec!["x".into(), "y".into()];
+    assert_eq!(chosen(&t, &r), vec!["b", "b"]);
 }

@@ -1,0 +1,14 @@
+//! Nova's IoOpsWeigher: the number of io ops (negative default multiplier: fewer is better).
+
+use super::{HostLoad, HostWeigher};
+
+pub(crate) struct IoOpsWeigher;
+
+impl HostWeigher for IoOpsWeigher {
+    const NAME: &'static str = "IoOpsWeigher";
+    const DEFAULT_MULTIPLIER: f64 = -1.0;
+    const LANE: usize = 3;
+    fn value(h: &HostLoad) -> f64 {
+        h.io_ops as f64
+    }
+}
