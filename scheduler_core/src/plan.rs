@@ -7,7 +7,7 @@ use crate::explain::{rejection, Summary};
 use crate::filters::{fused_prefix, run_filter, Filter};
 use crate::model::{Explanation, Outcome, Request, SelectionOut, TopHost};
 use crate::table::HostTable;
-use crate::weighers::{self, exact_weight, top_k, weigher_stats};
+use crate::weighers::{self, exact_weight_at, top_k, weigher_stats};
 
 impl HostTable {
     /// Filter + weigh + choose for every instance of the request, without claiming.
@@ -230,7 +230,7 @@ impl HostTable {
             .map(|&s| {
                 (
                     self.name(s as usize).to_string(),
-                    exact_weight(&stats, &self.fresh_row(s as usize, &ctx)),
+                    exact_weight_at(self, &stats, &self.fresh_row(s as usize, &ctx), s as usize),
                 )
             })
             .collect()
