@@ -66,6 +66,15 @@ def test_catalog_commands(run) -> None:
     assert len(hosts) == 4 and all(h["up"] for h in hosts)
 
 
+def test_server_group_with_max_server_per_host(run) -> None:
+    group = json.loads(run("server", "group", "create", "pairs", "--policy", "anti-affinity",
+                           "--max-server-per-host", "2", "-f", "json").stdout)
+    assert (group["policy"], group["max_server_per_host"]) == ("anti-affinity", 2)
+    assert "max_server_per_host" in run("server", "group", "show", group["id"]).stdout
+    proc = run("server", "group", "create", "bad", "--policy", "affinity", "--max-server-per-host", "2", ok=False)
+    assert proc.returncode != 0 and "INVALID_ARGUMENT" in proc.stderr and "max_server_per_host" in proc.stderr
+
+
 def test_errors_are_one_clear_line_and_nonzero(run) -> None:
     proc = run("server", "create", "   ", "--flavor", "m1.tiny", "--image", "cli-image", ok=False)
     assert proc.returncode != 0
