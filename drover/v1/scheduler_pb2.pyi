@@ -679,6 +679,10 @@ class HostState(_message.Message):
     RAM_ALLOCATION_RATIO_FIELD_NUMBER: _builtins.int
     DISK_ALLOCATION_RATIO_FIELD_NUMBER: _builtins.int
     HYPERVISOR_TYPE_FIELD_NUMBER: _builtins.int
+    HYPERVISOR_VERSION_FIELD_NUMBER: _builtins.int
+    TRAITS_FIELD_NUMBER: _builtins.int
+    CPU_INFO_FIELD_NUMBER: _builtins.int
+    SUPPORTED_INSTANCES_FIELD_NUMBER: _builtins.int
     host: _builtins.str
     agent_address: _builtins.str
     enabled: _builtins.bool
@@ -696,6 +700,14 @@ class HostState(_message.Message):
     ram_allocation_ratio: _builtins.float
     disk_allocation_ratio: _builtins.float
     hypervisor_type: _builtins.str
+    hypervisor_version: _builtins.int
+    cpu_info: _builtins.str
+    @_builtins.property
+    def traits(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """As the host reported them (HostReport)."""
+
+    @_builtins.property
+    def supported_instances(self) -> _containers.RepeatedCompositeFieldContainer[Global___SupportedInstance]: ...
     def __init__(
         self,
         *,
@@ -716,10 +728,14 @@ class HostState(_message.Message):
         ram_allocation_ratio: _builtins.float = ...,
         disk_allocation_ratio: _builtins.float = ...,
         hypervisor_type: _builtins.str = ...,
+        hypervisor_version: _builtins.int = ...,
+        traits: _abc.Iterable[_builtins.str] | None = ...,
+        cpu_info: _builtins.str = ...,
+        supported_instances: _abc.Iterable[Global___SupportedInstance] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_address", b"agent_address", "availability_zone", b"availability_zone", "cpu_allocation_ratio", b"cpu_allocation_ratio", "disk_allocation_ratio", b"disk_allocation_ratio", "disk_gb", b"disk_gb", "disk_gb_used", b"disk_gb_used", "enabled", b"enabled", "host", b"host", "hypervisor_type", b"hypervisor_type", "io_ops", b"io_ops", "memory_mb", b"memory_mb", "memory_mb_used", b"memory_mb_used", "num_instances", b"num_instances", "ram_allocation_ratio", b"ram_allocation_ratio", "up", b"up", "vcpus", b"vcpus", "vcpus_used", b"vcpus_used"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_address", b"agent_address", "availability_zone", b"availability_zone", "cpu_allocation_ratio", b"cpu_allocation_ratio", "cpu_info", b"cpu_info", "disk_allocation_ratio", b"disk_allocation_ratio", "disk_gb", b"disk_gb", "disk_gb_used", b"disk_gb_used", "enabled", b"enabled", "host", b"host", "hypervisor_type", b"hypervisor_type", "hypervisor_version", b"hypervisor_version", "io_ops", b"io_ops", "memory_mb", b"memory_mb", "memory_mb_used", b"memory_mb_used", "num_instances", b"num_instances", "ram_allocation_ratio", b"ram_allocation_ratio", "supported_instances", b"supported_instances", "traits", b"traits", "up", b"up", "vcpus", b"vcpus", "vcpus_used", b"vcpus_used"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

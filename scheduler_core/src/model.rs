@@ -342,6 +342,10 @@ pub struct HostView {
     pub cpu_arch: String,
     pub aggregates: Vec<String>,
     pub generation: i64,
+    pub traits: Vec<String>,
+    pub cpu_info: String,
+    /// canonical (arch, hypervisor type, vm mode)
+    pub supported_instances: Vec<(String, String, String)>,
 }
 
 #[derive(Clone, Debug)]

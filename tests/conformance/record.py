@@ -41,8 +41,10 @@ def record(n_hosts: int, seed: int, n_requests: int, nova_python: str) -> Path:
         os.unlink(f.name)
     path = CASES / f"hosts-{n_hosts}.json.gz"
     CASES.mkdir(exist_ok=True)
-    with gzip.open(path, "wt", compresslevel=9) as g:
+    partial = path.with_suffix(".partial")
+    with gzip.open(partial, "wt", compresslevel=9) as g:
         json.dump({"nova_version": NOVA_VERSION, "case": case, "nova": json.loads(out)}, g, separators=(",", ":"))
+    partial.replace(path)  # a case is in cases/ whole or not at all
     return path
 
 

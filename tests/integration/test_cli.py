@@ -64,6 +64,10 @@ def test_catalog_commands(run) -> None:
     assert nets[0]["name"] == "private"
     hosts = json.loads(run("host", "list", "-f", "json").stdout)
     assert len(hosts) == 4 and all(h["up"] for h in hosts)
+    # what the fake agent reports besides its numbers reaches the scheduler's view (Nova's fake driver)
+    assert all(h["supported_instances"] == [{"arch": "x86_64", "hypervisor_type": "fake", "vm_mode": "hvm"}]
+               for h in hosts)
+    assert all(h["hypervisor_version"] == "1000" for h in hosts)
 
 
 def test_server_group_with_max_server_per_host(run) -> None:

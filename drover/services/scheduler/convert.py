@@ -109,4 +109,10 @@ def host_state(h: Any, agent_address: str) -> scheduler_pb2.HostState:
         ram_allocation_ratio=h.ram_allocation_ratio,
         disk_allocation_ratio=h.disk_allocation_ratio,
         hypervisor_type=h.hypervisor_type,
+        hypervisor_version=h.hypervisor_version,
+        traits=h.traits,
+        cpu_info=h.cpu_info,
+        supported_instances=[
+            scheduler_pb2.SupportedInstance(arch=a, hypervisor_type=t, vm_mode=m) for a, t, m in h.supported_instances
+        ],
     )

@@ -427,6 +427,22 @@ impl HostTable {
             cpu_arch: self.strings.str(cold.arch_raw).to_string(),
             aggregates: self.agg_set(i).names.clone(),
             generation: cold.generation,
+            traits: self
+                .details(i)
+                .traits
+                .iter()
+                .map(|&x| self.strings.str(x).to_string())
+                .collect(),
+            cpu_info: self.details(i).cpu_info_raw.clone(),
+            supported_instances: self
+                .details(i)
+                .supported
+                .iter()
+                .map(|e| {
+                    let [a, h, m] = e.map(|x| self.strings.str(x).to_string());
+                    (a, h, m)
+                })
+                .collect(),
         }
     }
 
