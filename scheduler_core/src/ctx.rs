@@ -24,8 +24,10 @@ pub(crate) struct Ctx<'r> {
     /// requested AZ (`NO_ID` if no host has that string)
     pub az_req: Option<u32>,
     pub cap_reqs: Vec<filters::CapReq>,
-    /// the capability requirements read host attributes: no caching by capability set
-    pub cap_reads_attributes: bool,
+    /// some capability requirement reads a host's own numbers or name (evaluated per host)
+    pub cap_reads_host: bool,
+    /// per `Details`: 0 unknown, 1 passes, 2 fails
+    pub cap_details_cache: Vec<u8>,
     /// per capability set: 0 unknown, 1 passes, 2 fails
     pub cap_cache: Vec<u8>,
     pub agg_reqs: Vec<(String, String)>,
@@ -36,6 +38,8 @@ pub(crate) struct Ctx<'r> {
     /// Some(None): malformed predicate
     pub img_version: Option<Option<VersionPredicate>>,
     pub img_maxphysaddr_bits: Option<i64>,
+    /// per `Details`: 0 unknown, 1 passes, 2 fails
+    pub img_cache: Vec<u8>,
     pub image_isolated: bool,
     /// required (id, name) and forbidden trait ids
     pub traits_required: Vec<(u32, String)>,
@@ -83,7 +87,10 @@ impl<'r> Ctx<'r> {
             same: hosts_of(&req.same_host),
             diff: hosts_of(&req.different_host),
             az_req,
-            cap_reads_attributes: filters::capability_reads_attributes(&cap_reqs),
+            cap_reads_host: cap_reqs
+                .iter()
+                .any(|r| r.source == filters::CapSource::Host),
+            cap_details_cache: Vec::new(),
             cap_reqs,
             cap_cache: Vec::new(),
             agg_reqs: filters::aggregate_requirements(req),
@@ -91,6 +98,7 @@ impl<'r> Ctx<'r> {
             img_props: filters::requested_properties(t, req),
             img_version: filters::requested_version(req),
             img_maxphysaddr_bits: filters::requested_maxphysaddr_bits(req),
+            img_cache: Vec::new(),
             traits_required,
             traits_forbidden,
             max_server_per_host: req.group_max_server_per_host.clamp(1, u32::MAX as i64) as u32,

@@ -28,8 +28,8 @@ def _assert_agrees(path: Path, engine: str) -> None:
     )
 
 
-def test_cases_cover_fleets_of_100_to_10000_hosts() -> None:
-    assert {100, 1000, 10000} <= set(SIZES)
+def test_cases_cover_fleets_of_100_to_50000_hosts() -> None:
+    assert set(SIZES) == {100, 1000, 10000, 50000}
 
 
 @pytest.mark.parametrize("path", PATHS, ids=lambda p: p.name)

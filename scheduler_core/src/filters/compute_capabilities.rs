@@ -19,6 +19,17 @@ use crate::table::HostTable;
 
 pub(crate) struct ComputeCapabilitiesFilter;
 
+/// What a requirement's value depends on, so its result can be shared by hosts alike.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Source {
+    /// the compute stats: one result per capability set
+    Stats,
+    /// hypervisor type/version, cpu_info, supported instances: one result per `Details`
+    Details,
+    /// the host's own numbers or name: evaluated per host
+    Host,
+}
+
 /// One extra spec this filter checks.
 #[derive(Clone, Debug)]
 pub(crate) struct CapReq {
@@ -27,6 +38,15 @@ pub(crate) struct CapReq {
     pub req: String,
     /// `capabilities:`-scoped: binds every host; unscoped: only hosts that have the key
     pub scoped: bool,
+    pub source: Source,
+}
+
+fn source(first: &str) -> Source {
+    match first {
+        "hypervisor_type" | "hypervisor_version" | "cpu_info" | "supported_instances" => Source::Details,
+        k if ATTRIBUTES.contains(&k) => Source::Host,
+        _ => Source::Stats,
+    }
 }
 
 /// The host attributes Nova's lookup finds before the stats (`HostState` fields drover has).
@@ -65,10 +85,11 @@ pub(crate) fn requirements(req: &Request) -> Vec<CapReq> {
             if scope[0] != "capabilities" {
                 continue;
             }
-            let scope = scope[1..].iter().map(|s| s.to_string()).collect();
-            out.push(CapReq { scope, req: v.clone(), scoped: true });
+            let scope: Vec<String> = scope[1..].iter().map(|s| s.to_string()).collect();
+            let source = source(&scope[0]);
+            out.push(CapReq { scope, req: v.clone(), scoped: true, source });
         } else {
-            out.push(CapReq { scope: vec![k.clone()], req: v.clone(), scoped: false });
+            out.push(CapReq { scope: vec![k.clone()], req: v.clone(), scoped: false, source: source(k) });
         }
     }
     if let Some((_, bits)) = maxphys {
@@ -78,15 +99,12 @@ pub(crate) fn requirements(req: &Request) -> Vec<CapReq> {
             scope: ["cpu_info", "maxphysaddr", "bits"].map(String::from).to_vec(),
             req: format!(">= {bits}"),
             scoped: true,
+            source: Source::Details,
         });
     }
     out
 }
 
-/// Do the requirements depend on a host's own attributes (not only its capability set)?
-pub(crate) fn reads_attributes(reqs: &[CapReq]) -> bool {
-    reqs.iter().any(|r| ATTRIBUTES.contains(&r.scope[0].as_str()))
-}
 
 /// A value found on the way: text (maybe JSON to look into) or a decoded value.
 enum Found {
@@ -102,10 +120,13 @@ fn attribute(t: &HostTable, i: usize, key: &str) -> Option<Found> {
     match key {
         "host" | "nodename" | "hypervisor_hostname" => Some(Found::Text(cold.name.to_string())),
         "hypervisor_type" => {
-            let s = t.strings.str(cold.hv_type_raw);
+            let s = t.strings.str(t.details(i).hv_type_raw);
             (!s.is_empty()).then(|| Found::Text(s.to_string()))
         }
-        "hypervisor_version" => (c.hv_version[i] != 0).then(|| Found::Json(json!(c.hv_version[i]))),
+        "hypervisor_version" => {
+            let v = t.details(i).hv_version;
+            (v != 0).then(|| Found::Json(json!(v)))
+        }
         "cpu_info" => {
             let raw = &t.details(i).cpu_info_raw;
             (!raw.is_empty()).then(|| Found::Text(raw.clone()))
@@ -137,7 +158,10 @@ fn attribute(t: &HostTable, i: usize, key: &str) -> Option<Found> {
 /// Nova's `_get_capabilities` followed by `str()`: None where Nova's lookup gives None.
 fn lookup(t: &HostTable, i: usize, scope: &[String]) -> Option<String> {
     let first = scope[0].as_str();
-    let mut found = if ATTRIBUTES.contains(&first) {
+    let mut found = if first == "cpu_info" && scope.len() > 1 {
+        // the object parsed once per kind of host (JSON text that is not one has no keys)
+        Found::Json(t.details(i).cpu_info.clone()?)
+    } else if ATTRIBUTES.contains(&first) {
         attribute(t, i, first)?
     } else {
         let caps = &t.sets.cap_sets[t.cols.cap_set[i] as usize];
@@ -162,8 +186,13 @@ fn has_key(t: &HostTable, i: usize, key: &str) -> bool {
 }
 
 /// The first requirement host `i` fails, with the value it has (None: it has none).
-fn first_failure<'c>(t: &HostTable, i: usize, reqs: &'c [CapReq]) -> Option<(&'c CapReq, Option<String>)> {
-    for r in reqs {
+fn first_failure<'c>(
+    t: &HostTable,
+    i: usize,
+    reqs: &'c [CapReq],
+    from: Option<Source>,
+) -> Option<(&'c CapReq, Option<String>)> {
+    for r in reqs.iter().filter(|r| from.is_none_or(|s| r.source == s)) {
         if !r.scoped && !has_key(t, i, &r.scope[0]) {
             continue; // an unscoped key the host does not have may be meant for another filter
         }
@@ -184,30 +213,43 @@ impl HostFilter for ComputeCapabilitiesFilter {
         if ctx.cap_reqs.is_empty() {
             return true;
         }
-        if ctx.cap_reads_attributes {
-            return first_failure(t, i, &ctx.cap_reqs).is_none();
-        }
-        // only capability sets matter: one evaluation per distinct set
-        let set = t.cols.cap_set[i];
+        // stats: one evaluation per capability set; details: one per kind of host
+        let set = t.cols.cap_set[i] as usize;
         if ctx.cap_cache.is_empty() {
             ctx.cap_cache = vec![0; t.sets.cap_sets.len()];
         }
-        match ctx.cap_cache[set as usize] {
-            1 => true,
-            2 => false,
-            _ => {
-                let ok = first_failure(t, i, &ctx.cap_reqs).is_none();
-                ctx.cap_cache[set as usize] = if ok { 1 } else { 2 };
-                ok
-            }
+        let reqs = &ctx.cap_reqs;
+        if !cached(&mut ctx.cap_cache[set], || first_failure(t, i, reqs, Some(Source::Stats)).is_none()) {
+            return false;
         }
+        let d = t.cols.cold[i].details as usize;
+        if ctx.cap_details_cache.is_empty() {
+            ctx.cap_details_cache = vec![0; t.sets.details.len()];
+        }
+        if !cached(&mut ctx.cap_details_cache[d], || first_failure(t, i, reqs, Some(Source::Details)).is_none()) {
+            return false;
+        }
+        !ctx.cap_reads_host || first_failure(t, i, reqs, Some(Source::Host)).is_none()
     }
     fn reason(t: &HostTable, i: usize, ctx: &Ctx) -> String {
         let name = t.name(i);
-        match first_failure(t, i, &ctx.cap_reqs) {
+        match first_failure(t, i, &ctx.cap_reqs, None) {
             Some((r, None)) => format!("{name}: capability {:?} missing (requires {:?})", r.scope.join(":"), r.req),
             Some((r, Some(v))) => format!("{name}: capability {}={v:?} does not match {:?}", r.scope.join(":"), r.req),
             None => format!("{name}: capabilities do not match"),
+        }
+    }
+}
+
+/// A per-request cache slot: 0 unknown, 1 passes, 2 fails.
+fn cached(slot: &mut u8, eval: impl FnOnce() -> bool) -> bool {
+    match *slot {
+        1 => true,
+        2 => false,
+        _ => {
+            let ok = eval();
+            *slot = if ok { 1 } else { 2 };
+            ok
         }
     }
 }

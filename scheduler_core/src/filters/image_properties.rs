@@ -51,7 +51,7 @@ fn host_supports(t: &HostTable, i: usize, ctx: &Ctx) -> bool {
     if supported.is_empty() {
         return false; // host advertises no supported instances
     }
-    let ver = t.cols.hv_version[i];
+    let ver = t.details(i).hv_version;
     let version_ok = match &ctx.img_version {
         Some(pred) if ver != 0 => match pred {
             Some(p) => predicate_satisfied(p, &version_parts(ver)),
@@ -76,7 +76,23 @@ impl HostFilter for ImagePropertiesFilter {
         ctx.img_props.is_empty()
     }
     fn passes(t: &HostTable, i: usize, ctx: &mut Ctx) -> bool {
-        ctx.img_props.is_empty() || host_supports(t, i, ctx)
+        if ctx.img_props.is_empty() {
+            return true;
+        }
+        // everything it reads is the host's `Details`: one evaluation per kind of host
+        let d = t.cols.cold[i].details as usize;
+        if ctx.img_cache.is_empty() {
+            ctx.img_cache = vec![0; t.sets.details.len()];
+        }
+        match ctx.img_cache[d] {
+            1 => true,
+            2 => false,
+            _ => {
+                let ok = host_supports(t, i, ctx);
+                ctx.img_cache[d] = if ok { 1 } else { 2 };
+                ok
+            }
+        }
     }
     fn reason(t: &HostTable, i: usize, _ctx: &Ctx) -> String {
         let supported: Vec<String> = t

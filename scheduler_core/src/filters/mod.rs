@@ -133,8 +133,7 @@ pub const DEFAULT_FILTERS: [Filter; 10] = [
 
 pub(crate) use aggregate_instance_extra_specs::requirements as aggregate_requirements;
 pub(crate) use compute_capabilities::{
-    reads_attributes as capability_reads_attributes, requirements as capability_requirements,
-    CapReq,
+    requirements as capability_requirements, CapReq, Source as CapSource,
 };
 pub(crate) use image_properties::{
     requested_maxphysaddr_bits, requested_properties, requested_version,

@@ -162,6 +162,9 @@ fn agg_key(aggs: &[(String, Vec<(String, String)>)]) -> String {
 /// arch, hypervisor type, vm mode, interned). Hosts of one kind share one.
 #[derive(Debug)]
 pub(crate) struct Details {
+    /// hypervisor type as reported (interned) and version: capabilities read them here
+    pub(crate) hv_type_raw: u32,
+    pub(crate) hv_version: i64,
     pub(crate) traits: Vec<u32>,
     pub(crate) cpu_info_raw: String,
     pub(crate) cpu_info: Option<serde_json::Value>,
@@ -176,8 +179,9 @@ impl Details {
     }
 }
 
-/// (traits, cpu_info text, supported instances): what makes two hosts' `Details` one.
-type DetailsKey = (Vec<u32>, String, Vec<[u32; 3]>);
+/// (hypervisor type, version, traits, cpu_info text, supported instances): what makes two
+/// hosts' `Details` one.
+type DetailsKey = (u32, i64, Vec<u32>, String, Vec<[u32; 3]>);
 
 /// Distinct capability and aggregate sets, each stored once and referenced by id.
 #[derive(Default, Debug)]
@@ -228,11 +232,18 @@ impl SetInterner {
 
     pub(crate) fn intern_details(
         &mut self,
+        (hv_type_raw, hv_version): (u32, i64),
         traits: Vec<u32>,
         cpu_info: &str,
         supported: Vec<[u32; 3]>,
     ) -> u32 {
-        let key = (traits, cpu_info.to_string(), supported);
+        let key = (
+            hv_type_raw,
+            hv_version,
+            traits,
+            cpu_info.to_string(),
+            supported,
+        );
         if let Some(&id) = self.details_ids.get(&key) {
             return id;
         }
@@ -241,10 +252,12 @@ impl SetInterner {
             .ok()
             .filter(serde_json::Value::is_object);
         self.details.push(Details {
-            traits: key.0.clone(),
-            cpu_info_raw: key.1.clone(),
+            hv_type_raw,
+            hv_version,
+            traits: key.2.clone(),
+            cpu_info_raw: key.3.clone(),
             cpu_info: cpu,
-            supported: key.2.clone(),
+            supported: key.4.clone(),
         });
         self.details_ids.insert(key, id);
         id

@@ -158,7 +158,12 @@ impl HostTable {
             // an agent that reports no list: its one architecture and hypervisor type
             supported.push([arch, hv_type, self.hvm_id]);
         }
-        let details = self.sets.intern_details(traits, &h.cpu_info, supported);
+        let details = self.sets.intern_details(
+            (hv_type_raw, h.hypervisor_version),
+            traits,
+            &h.cpu_info,
+            supported,
+        );
         let agg_set = self.sets.intern_aggs(&h.aggregates);
         let name: Arc<str> = match existing {
             Some(i) => self.cols.cold[i].name.clone(),
