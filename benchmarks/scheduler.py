@@ -99,8 +99,10 @@ def fleet(n: int, seed: int = 42, mix: str = "basic") -> list[tuple[str, dict[st
             claims.append(fv)
         kw["num_instances"] = len(claims)
         if mix == "rich":
-            kw["capabilities"] = {"ssd": rng.choice(["true", "false"]), "cpu_info:vendor": rng.choice(["intel", "amd"]),
-                                  "gpus": str(rng.choice([0, 0, 0, 1, 2]))}
+            kw["capabilities"] = {"ssd": rng.choice(["true", "false"]), "gpus": str(rng.choice([0, 0, 0, 1, 2]))}
+            # as Nova's libvirt driver reports the host CPU (capabilities:cpu_info:vendor looks into it)
+            kw["cpu_info"] = json.dumps({"arch": "x86_64", "vendor": rng.choice(["intel", "amd"]),
+                                         "maxphysaddr": {"mode": "passthrough", "bits": 46}})
             kw["aggregates"] = [a for a in AGGREGATES if rng.random() < 0.3]
         out.append((f"compute-{i:06d}", kw, claims))
     return out

@@ -96,6 +96,10 @@ class ComputeConfig(ServiceEndpoint):
     fake_vcpus: int = 16
     fake_memory_mb: int = 65536
     fake_disk_gb: int = 1024
+    # what the fake hosts report besides (Nova's fake driver: x86_64 / fake / hvm)
+    fake_traits: list[str] = Field(default_factory=list)
+    fake_cpu_info: str = ""
+    fake_supported_instances: list[tuple[str, str, str]] = Field(default_factory=lambda: [("x86_64", "fake", "hvm")])
     # Fake driver: seconds each spawn step takes (simulated work).
     fake_step_seconds: float = 0.0
     availability_zone: str = "nova"

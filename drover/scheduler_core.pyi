@@ -1,13 +1,15 @@
 """Type stubs for drover.scheduler_core (Rust, PyO3): a Nova FilterScheduler core.
 
-Filters (Nova names): RamFilter, CoreFilter, DiskFilter, ComputeFilter, AvailabilityZoneFilter,
+Filters (Nova names; RamFilter, CoreFilter, DiskFilter and TraitsFilter are Placement's checks):
+RamFilter, CoreFilter, DiskFilter, TraitsFilter, ComputeFilter, AvailabilityZoneFilter,
 ComputeCapabilitiesFilter, ImagePropertiesFilter, ServerGroupAffinityFilter,
 ServerGroupAntiAffinityFilter, SameHostFilter, DifferentHostFilter, IoOpsFilter, NumInstancesFilter,
 AggregateInstanceExtraSpecsFilter, AggregateMultiTenancyIsolation, IsolatedHostsFilter.
 
 Weighers (default multipliers): RAMWeigher 1.0, CPUWeigher 1.0, DiskWeigher 1.0, IoOpsWeigher -1.0,
 NumInstancesWeigher 0.0, ServerGroupSoftAffinityWeigher 1.0, ServerGroupSoftAntiAffinityWeigher 1.0,
-BuildFailureWeigher 1000000.0, HypervisorVersionWeigher 1.0.
+BuildFailureWeigher 1000000.0 (applied negated, as Nova does), HypervisorVersionWeigher 1.0.
+Nova 34 semantics: docs/nova-semantics.md.
 """
 
 from collections.abc import Mapping, Sequence
@@ -92,6 +94,7 @@ class RequestSpec:
         different_host: Sequence[str] | None = None,
         ignore_hosts: Sequence[str] | None = None,
         min_count: int = 0,
+        group_max_server_per_host: int = 1,
     ) -> RequestSpec:
         """ValueError for an amount outside 0..2**40 (root + ephemeral + swap included) or more
         than 1024 instance ids: what the core's arithmetic is proven safe for."""
@@ -132,6 +135,9 @@ class RequestSpec:
     def ignore_hosts(self) -> list[str]: ...
     @property
     def min_count(self) -> int: ...
+    @property
+    def group_max_server_per_host(self) -> int:
+        """The anti-affinity group's rule: members allowed per host (0 or 1: one)."""
 
 @final
 class Selection:
@@ -248,6 +254,12 @@ class HostInfo:
     def aggregates(self) -> list[str]: ...
     @property
     def generation(self) -> int: ...
+    @property
+    def traits(self) -> list[str]: ...
+    @property
+    def cpu_info(self) -> str: ...
+    @property
+    def supported_instances(self) -> list[tuple[str, str, str]]: ...
 
 @final
 class HostTable:
@@ -279,6 +291,9 @@ class HostTable:
         capabilities: Mapping[str, str] | None = None,
         aggregates: Sequence[tuple[str, Mapping[str, str] | None]] | None = None,
         generation: int = 0,
+        traits: Sequence[str] | None = None,
+        cpu_info: str | None = None,
+        supported_instances: Sequence[tuple[str, str, str]] | None = None,
     ) -> bool:
         """Insert/update a host; False (no change) if generation < the stored one. Claims are kept.
         availability_zone None means "nova". ValueError (no change) for an amount outside

@@ -62,6 +62,11 @@ class HostResources:
     hypervisor_version: int = 0
     cpu_arch: str = "x86_64"
     capabilities: dict[str, str] = field(default_factory=dict)
+    # what Nova's libvirt driver reports besides: placement traits (os-traits names), the host
+    # CPU as a cpu_info JSON object, and the (arch, hypervisor type, vm mode) guests it runs
+    traits: list[str] = field(default_factory=list)
+    cpu_info: str = ""
+    supported_instances: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 # Called with (instance_id, power_state) when the hypervisor reports a change.

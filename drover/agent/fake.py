@@ -8,6 +8,7 @@ makes that step fail, ``drover_fake_step_seconds`` slows every step.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from drover.agent.driver import ComputeDriver, DriverError, GuestSpec, HostResources, PowerState
@@ -32,6 +33,9 @@ class FakeDriver(ComputeDriver):
         memory_mb: int = 65536,
         disk_gb: int = 1024,
         step_seconds: float = 0.0,
+        traits: Sequence[str] = (),
+        cpu_info: str = "",
+        supported_instances: Sequence[tuple[str, str, str]] = (("x86_64", "fake", "hvm"),),
     ) -> None:
         super().__init__()
         width = max(5, len(str(hosts)))
@@ -43,6 +47,9 @@ class FakeDriver(ComputeDriver):
                 disk_gb=disk_gb,
                 hypervisor_type="fake",
                 hypervisor_version=1000,
+                traits=list(traits),
+                cpu_info=cpu_info,
+                supported_instances=list(supported_instances),
             )
             for i in range(1, hosts + 1)
         ]

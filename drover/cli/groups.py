@@ -17,6 +17,7 @@ UrlOpt = Annotated[str | None, typer.Option("--url", help="API address (env DROV
 
 def _record(g: types_pb2.ServerGroup, fmt: Format) -> None:
     fields: list[tuple[str, object]] = [("id", g.id), ("name", g.name), ("policy", g.policy),
+                                        ("max_server_per_host", g.max_server_per_host or None),
                                         ("members", ", ".join(g.members) or None), ("project_id", g.project_id),
                                         ("user_id", g.user_id)]
     show_record(fields, fmt, to_dict(g))
@@ -27,12 +28,16 @@ def group_create(
     name: str,
     policy: Annotated[str, typer.Option(
         "--policy", help="affinity, anti-affinity, soft-affinity or soft-anti-affinity")] = "affinity",
+    max_server_per_host: Annotated[int, typer.Option(
+        "--max-server-per-host", help="anti-affinity only: at most this many members on one host (default 1)")] = 0,
     fmt: Format = FormatOpt,
     url: UrlOpt = None,
 ) -> None:
     """Create a server group; boot into it with `server create --hint group=ID`."""
     with client.api(url) as stub:
-        g = stub.CreateServerGroup(api_pb2.CreateServerGroupRequest(name=name, policy=policy), timeout=10).server_group
+        g = stub.CreateServerGroup(api_pb2.CreateServerGroupRequest(name=name, policy=policy,
+                                                                    max_server_per_host=max_server_per_host),
+                                   timeout=10).server_group
     _record(g, fmt)
 
 

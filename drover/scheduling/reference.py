@@ -18,6 +18,7 @@ It is slow (O(hosts) Python per filter); use it for tests and the benchmark's co
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import operator
 import random
@@ -208,9 +209,15 @@ class HostState:
     hypervisor_type: str = ""
     hypervisor_version: int = 0
     cpu_arch: str = ""
-    capabilities: dict[str, str] = dataclasses.field(default_factory=dict)
+    capabilities: dict[str, str] = dataclasses.field(default_factory=dict)  # Nova's compute "stats"
     aggregates: list[Aggregate] = dataclasses.field(default_factory=list)
     generation: int = 0
+    # placement traits of the host's resource provider
+    traits: frozenset[str] = frozenset()
+    # libvirt's host CPU as Nova's ComputeNode.cpu_info carries it (JSON object text)
+    cpu_info: str = ""
+    # Nova's supported_instances: (arch, hypervisor type, vm mode) triples; empty: derived below
+    reported_instances: tuple[tuple[str, str, str], ...] = ()
     # sums of claims (Placement allocations)
     vcpus_used: int = 0
     memory_mb_used: int = 0
@@ -231,9 +238,45 @@ class HostState:
         return (self.disk_gb - self.reserved_disk_gb) * self.disk_allocation_ratio - self.disk_gb_used
 
     def supported_instances(self) -> list[tuple[str, str, str]]:
+        """The reported list, canonicalised; an agent that reports none has its one arch and type."""
+        if self.reported_instances:
+            return [(canon_arch(a), canon_hv_type(h), canon_vm_mode(m)) for a, h, m in self.reported_instances]
         if not self.cpu_arch and not self.hypervisor_type:
             return []
         return [(canon_arch(self.cpu_arch), canon_hv_type(self.hypervisor_type), "hvm")]
+
+    def cpu_info_dict(self) -> dict[str, Any]:
+        try:
+            value = json.loads(self.cpu_info) if self.cpu_info else {}
+        except ValueError:
+            return {}
+        return value if isinstance(value, dict) else {}
+
+    def attributes(self) -> dict[str, Any]:
+        """The ``HostState`` attributes Nova's ComputeCapabilitiesFilter resolves a key against
+        before it looks in the stats (``_get_capabilities``), with Nova's values."""
+        return {
+            "host": self.host,
+            "nodename": self.host,
+            "hypervisor_hostname": self.host,
+            "hypervisor_type": self.hypervisor_type or None,
+            "hypervisor_version": self.hypervisor_version or None,
+            "cpu_info": self.cpu_info or None,
+            "supported_instances": [list(t) for t in self.supported_instances()],
+            "total_usable_ram_mb": self.memory_mb,
+            "total_usable_disk_gb": self.disk_gb,
+            "free_ram_mb": self.memory_mb - self.reserved_memory_mb - self.memory_mb_used,
+            "free_disk_mb": (self.disk_gb - self.reserved_disk_gb - self.disk_gb_used) * 1024,
+            "disk_mb_used": (self.disk_gb_used + self.reserved_disk_gb) * 1024,
+            "vcpus_total": self.vcpus,
+            "vcpus_used": self.vcpus_used,
+            "num_instances": self.num_instances,
+            "num_io_ops": self.num_io_ops,
+            "failed_builds": self.failed_builds,
+            "cpu_allocation_ratio": self.cpu_allocation_ratio,
+            "ram_allocation_ratio": self.ram_allocation_ratio,
+            "disk_allocation_ratio": self.disk_allocation_ratio,
+        }
 
     def consume_from_request(self, spec: RequestSpec) -> None:
         """Nova's HostState.consume_from_request (what a claim/pick does to the host)."""
@@ -273,6 +316,8 @@ class RequestSpec:
     image_properties: dict[str, str] = dataclasses.field(default_factory=dict)
     group_policy: str = ""
     group_hosts: list[str] = dataclasses.field(default_factory=list)
+    # the anti-affinity group's rule (Nova's instance_group.rules["max_server_per_host"])
+    group_max_server_per_host: int = 1
     same_host: list[str] = dataclasses.field(default_factory=list)
     different_host: list[str] = dataclasses.field(default_factory=list)
     ignore_hosts: list[str] = dataclasses.field(default_factory=list)
@@ -300,6 +345,26 @@ class RequestSpec:
     def image_prop(self, key: str, legacy: str) -> str | None:
         v = self.image_properties.get(key)
         return v if v is not None else self.image_properties.get(legacy)
+
+    def traits(self) -> tuple[set[str], set[str]]:
+        """Required and forbidden traits, as Nova's ResourceRequest reads them: flavor extra specs
+        ``trait:X=required|forbidden``, image properties ``trait:X=required``."""
+        return request_traits(self.flavor_extra_specs, self.image_properties)
+
+
+def request_traits(extra_specs: Mapping[str, str], image_properties: Mapping[str, str]) -> tuple[set[str], set[str]]:
+    required: set[str] = set()
+    forbidden: set[str] = set()
+    for key, value in extra_specs.items():
+        if key.startswith("trait:") and len(key) > 6:
+            if value == "required":
+                required.add(key[6:])
+            elif value == "forbidden":
+                forbidden.add(key[6:])
+    for key, value in image_properties.items():
+        if key.startswith("trait:") and len(key) > 6 and value == "required":
+            required.add(key[6:])
+    return required, forbidden
 
 
 @dataclasses.dataclass
@@ -352,6 +417,16 @@ class DiskFilter(BaseHostFilter):
         return host_state.free_disk_gb >= spec_obj.disk_gb
 
 
+class TraitsFilter(BaseHostFilter):
+    """Placement's required/forbidden traits (Nova asks Placement; drover has the traits here)."""
+
+    name = "TraitsFilter"
+
+    def host_passes(self, host_state: HostState, spec_obj: RequestSpec) -> bool:
+        required, forbidden = spec_obj.traits()
+        return required <= host_state.traits and not (forbidden & host_state.traits)
+
+
 class ComputeFilter(BaseHostFilter):
     """Active compute node: service enabled and up."""
 
@@ -374,24 +449,57 @@ class AvailabilityZoneFilter(BaseHostFilter):
         return availability_zone == host_state.availability_zone
 
 
+def _python_str(value: Any) -> str:
+    """``str()`` of a value Nova holds (JSON-decoded): what extra_specs_ops.match compares."""
+    return str(value)
+
+
 class ComputeCapabilitiesFilter(BaseHostFilter):
+    """Nova's ``_satisfies_extra_specs``: a key is resolved against the host's own attributes
+    (``hypervisor_version``, ``cpu_info`` parsed from JSON at each nested step, ...) and then its
+    stats; ``hw:maxphysaddr_bits`` becomes ``capabilities:cpu_info:maxphysaddr:bits >= N``."""
+
     name = "ComputeCapabilitiesFilter"
 
+    @staticmethod
+    def _get_capabilities(host_state: HostState, scope: list[str]) -> Any:
+        attrs = host_state.attributes()
+        cap: Any = None
+        for index, key in enumerate(scope):
+            if index == 0:
+                cap = attrs.get(key)
+                if cap is None:
+                    cap = host_state.capabilities.get(key)
+            else:
+                if isinstance(cap, str):
+                    try:
+                        cap = json.loads(cap)
+                    except ValueError:
+                        return None
+                cap = cap.get(key) if isinstance(cap, dict) else None
+            if cap is None:
+                return None
+        return cap
+
     def host_passes(self, host_state: HostState, spec_obj: RequestSpec) -> bool:
-        for key, req in spec_obj.flavor_extra_specs.items():
+        especs = dict(spec_obj.flavor_extra_specs)
+        bits = especs.pop("hw:maxphysaddr_bits", None)
+        if bits is not None:
+            especs["capabilities:cpu_info:maxphysaddr:bits"] = ">= " + bits
+        for key, req in especs.items():
             scope = key.split(":")
             if len(scope) == 1:
                 # An unscoped key binds only hosts that have it (Nova's has_attr check).
-                if key not in host_state.capabilities:
+                if key not in host_state.attributes() and key not in host_state.capabilities:
                     continue
             else:
                 if scope[0] != "capabilities":
                     continue
                 del scope[0]
-            cap = host_state.capabilities.get(":".join(scope))
+            cap = self._get_capabilities(host_state, scope)
             if cap is None:
                 return False
-            if not match(str(cap), req):
+            if not match(_python_str(cap), req):
                 return False
         return True
 
@@ -423,10 +531,31 @@ class ImagePropertiesFilter(BaseHostFilter):
                 return True
             return bool(version_satisfies(version_required, version_parts(hyper_version)))
 
+        def _compare_maxphysaddr_bits() -> bool:
+            bits_required = _int_or_none(spec_obj.image_properties.get("hw_maxphysaddr_bits"))
+            if not bits_required:
+                return True
+            maxphysaddr = host_state.cpu_info_dict().get("maxphysaddr")
+            bits = maxphysaddr.get("bits") if isinstance(maxphysaddr, dict) else None
+            if not bits or not isinstance(bits, int):
+                return True
+            return bits >= bits_required
+
         for supp_inst in supp_instances:
-            if _compare_props(checked_img_props, supp_inst) and _compare_product_version(host_state.hypervisor_version):
+            if (
+                _compare_props(checked_img_props, supp_inst)
+                and _compare_product_version(host_state.hypervisor_version)
+                and _compare_maxphysaddr_bits()
+            ):
                 return True
         return False
+
+
+def _int_or_none(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
 
 
 class _GroupAntiAffinityFilter(BaseHostFilter):
@@ -435,10 +564,8 @@ class _GroupAntiAffinityFilter(BaseHostFilter):
     def host_passes(self, host_state: HostState, spec_obj: RequestSpec) -> bool:
         if spec_obj.group_policy != self.policy_name:
             return True
-        group_hosts = spec_obj.group_hosts
-        if not group_hosts:
-            return True
-        return host_state.host not in group_hosts
+        # members already on this host (one group_hosts entry per member) under the group's limit
+        return spec_obj.group_hosts.count(host_state.host) < max(spec_obj.group_max_server_per_host, 1)
 
 
 class ServerGroupAntiAffinityFilter(_GroupAntiAffinityFilter):
@@ -564,6 +691,7 @@ FILTERS: dict[str, type[BaseHostFilter]] = {
         RamFilter,
         CoreFilter,
         DiskFilter,
+        TraitsFilter,
         ComputeFilter,
         AvailabilityZoneFilter,
         ComputeCapabilitiesFilter,
@@ -584,6 +712,7 @@ DEFAULT_FILTERS = [
     "RamFilter",
     "CoreFilter",
     "DiskFilter",
+    "TraitsFilter",
     "ComputeFilter",
     "AvailabilityZoneFilter",
     "ComputeCapabilitiesFilter",
@@ -597,36 +726,67 @@ DEFAULT_FILTERS = [
 # ---------------------------------------------------------------------------------------------
 
 
-def normalize(weight_list: Sequence[float]) -> list[float]:
-    """nova.weights.normalize (min-max; all 0 when max == min)."""
+def normalize(weight_list: Sequence[float], minval: float | None = None) -> list[float]:
+    """nova.weights.normalize: (w - min) / (max - min), ``minval`` fixed by the weigher if it
+    has one; all 0 when max == min."""
     if not weight_list:
         return []
     maxval = float(max(weight_list))
-    minval = float(min(weight_list))
+    minval = float(min(weight_list)) if minval is None else float(minval)
     if minval == maxval:
         return [0] * len(weight_list)
     range_ = maxval - minval
     return [(i - minval) / range_ for i in weight_list]
 
 
+def weight_multiplier(host_state: HostState, key: str, default: float) -> float:
+    """nova.scheduler.utils.get_weight_multiplier: the least of the host's aggregates' values for
+    ``key``, or the configured multiplier if none has it or one is not a number."""
+    values = {a.metadata[key] for a in host_state.aggregates if key in a.metadata}
+    if not values:
+        return default
+    try:
+        return min(float(v) for v in values)
+    except ValueError:
+        return default
+
+
 class BaseHostWeigher:
     name = "BaseHostWeigher"
     default_multiplier = 1.0
+    # Nova's BaseWeigher.minval: raw weights are clamped at it and normalised as (w - minval) /
+    # (max - minval); None means min-max over the candidates
+    minval: float | None = None
+    # the aggregate metadata key that overrides the multiplier per host
+    aggregate_key = ""
 
     def _weigh_object(self, host_state: HostState, spec_obj: RequestSpec) -> float:
         raise NotImplementedError
 
+    def weigh_objects(self, hosts: Sequence[HostState], spec_obj: RequestSpec) -> list[float]:
+        weights = [self._weigh_object(h, spec_obj) for h in hosts]
+        if self.minval is not None:
+            weights = [max(w, self.minval) for w in weights]
+        return weights
+
+    def weight_multiplier(self, host_state: HostState, configured: float) -> float:
+        return weight_multiplier(host_state, self.aggregate_key, configured)
+
 
 class RAMWeigher(BaseHostWeigher):
     name = "RAMWeigher"
+    minval = 0.0
+    aggregate_key = "ram_weight_multiplier"
 
     def _weigh_object(self, host_state: HostState, spec_obj: RequestSpec) -> float:
-        # Nova's free_ram_mb: total - reserved - used (no allocation ratio)
+        # Nova's free_ram_mb: total - reserved - used (no allocation ratio); negative when overcommitted
         return host_state.memory_mb - host_state.reserved_memory_mb - host_state.memory_mb_used
 
 
 class CPUWeigher(BaseHostWeigher):
     name = "CPUWeigher"
+    minval = 0.0
+    aggregate_key = "cpu_weight_multiplier"
 
     def _weigh_object(self, host_state: HostState, spec_obj: RequestSpec) -> float:
         return host_state.vcpus * host_state.cpu_allocation_ratio - host_state.vcpus_used
@@ -634,6 +794,8 @@ class CPUWeigher(BaseHostWeigher):
 
 class DiskWeigher(BaseHostWeigher):
     name = "DiskWeigher"
+    minval = 0.0
+    aggregate_key = "disk_weight_multiplier"
 
     def _weigh_object(self, host_state: HostState, spec_obj: RequestSpec) -> float:
         # free_disk_mb
@@ -643,6 +805,8 @@ class DiskWeigher(BaseHostWeigher):
 class IoOpsWeigher(BaseHostWeigher):
     name = "IoOpsWeigher"
     default_multiplier = -1.0
+    minval = 0.0
+    aggregate_key = "io_ops_weight_multiplier"
 
     def _weigh_object(self, host_state: HostState, spec_obj: RequestSpec) -> float:
         return host_state.num_io_ops
@@ -651,6 +815,7 @@ class IoOpsWeigher(BaseHostWeigher):
 class NumInstancesWeigher(BaseHostWeigher):
     name = "NumInstancesWeigher"
     default_multiplier = 0.0
+    aggregate_key = "num_instances_weight_multiplier"
 
     def _weigh_object(self, host_state: HostState, spec_obj: RequestSpec) -> float:
         return host_state.num_instances
@@ -668,11 +833,13 @@ class _SoftAffinityWeigherBase(BaseHostWeigher):
 class ServerGroupSoftAffinityWeigher(_SoftAffinityWeigherBase):
     name = "ServerGroupSoftAffinityWeigher"
     policy_name = "soft-affinity"
+    aggregate_key = "soft_affinity_weight_multiplier"
 
 
 class ServerGroupSoftAntiAffinityWeigher(_SoftAffinityWeigherBase):
     name = "ServerGroupSoftAntiAffinityWeigher"
     policy_name = "soft-anti-affinity"
+    aggregate_key = "soft_anti_affinity_weight_multiplier"
 
     def _weigh_object(self, host_state: HostState, spec_obj: RequestSpec) -> float:
         weight = super()._weigh_object(host_state, spec_obj)
@@ -680,15 +847,22 @@ class ServerGroupSoftAntiAffinityWeigher(_SoftAffinityWeigherBase):
 
 
 class BuildFailureWeigher(BaseHostWeigher):
+    """More failed builds weigh less: the raw weight is the count, the multiplier negated."""
+
     name = "BuildFailureWeigher"
     default_multiplier = 1000000.0
+    aggregate_key = "build_failure_weight_multiplier"
 
     def _weigh_object(self, host_state: HostState, spec_obj: RequestSpec) -> float:
-        return -host_state.failed_builds
+        return host_state.failed_builds
+
+    def weight_multiplier(self, host_state: HostState, configured: float) -> float:
+        return -1 * super().weight_multiplier(host_state, configured)
 
 
 class HypervisorVersionWeigher(BaseHostWeigher):
     name = "HypervisorVersionWeigher"
+    aggregate_key = "hypervisor_version_weight_multiplier"
 
     def _weigh_object(self, host_state: HostState, spec_obj: RequestSpec) -> float:
         return host_state.hypervisor_version
@@ -786,6 +960,8 @@ class ReferenceScheduler:
         availability_zone: str | None = None,
         hypervisor_type: str | None = None,
         cpu_arch: str | None = None,
+        traits: Iterable[str] | None = None,
+        supported_instances: Iterable[Sequence[str]] | None = None,
         **kw: Any,
     ) -> bool:
         old = self.host_states.get(host)
@@ -804,6 +980,8 @@ class ReferenceScheduler:
             availability_zone="nova" if availability_zone is None else availability_zone,
             hypervisor_type=hypervisor_type or "",
             cpu_arch=cpu_arch or "",
+            traits=frozenset(traits or ()),
+            reported_instances=tuple((a, h, m) for a, h, m in (supported_instances or ())),
             report_seq=self._seq,
             **kw,
         )
@@ -876,12 +1054,15 @@ class ReferenceScheduler:
         return [h for h in self.order if f.host_passes(self.host_states[h], spec)]
 
     def weigh(self, hosts: list[HostState], spec: RequestSpec) -> list[WeighedHost]:
-        """nova.weights.BaseWeightHandler.get_weighed_objects, sorted best first (stable)."""
+        """nova.weights.BaseWeightHandler.get_weighed_objects, sorted best first (stable).
+        One host (or none) is not weighed: its weight stays 0."""
         weighed = [WeighedHost(h) for h in hosts]
+        if len(weighed) <= 1:
+            return weighed
         for weigher, multiplier in self.weighers:
-            weights = normalize([weigher._weigh_object(w.obj, spec) for w in weighed])
+            weights = normalize(weigher.weigh_objects(hosts, spec), minval=weigher.minval)
             for i, weight in enumerate(weights):
-                weighed[i].weight += multiplier * weight
+                weighed[i].weight += weigher.weight_multiplier(weighed[i].obj, multiplier) * weight
         return sorted(weighed, key=lambda x: x.weight, reverse=True)
 
     def _schedule(self, spec: RequestSpec, claim: bool) -> Result:

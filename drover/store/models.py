@@ -180,6 +180,8 @@ class ServerGroup(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     name: Mapped[str] = mapped_column(String(255))
     policy: Mapped[str] = mapped_column(String(32))
+    # Nova's rules {"max_server_per_host": N} of an anti-affinity group (None: Nova's default, 1)
+    max_server_per_host: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)
     project_id: Mapped[str] = mapped_column(String(255), index=True)
     user_id: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)

@@ -999,18 +999,24 @@ class CreateServerGroupRequest(_message.Message):
 
     NAME_FIELD_NUMBER: _builtins.int
     POLICY_FIELD_NUMBER: _builtins.int
+    MAX_SERVER_PER_HOST_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     policy: _builtins.str
     """affinity, anti-affinity, soft-affinity or soft-anti-affinity."""
+    max_server_per_host: _builtins.int
+    """Nova's rule of an anti-affinity group: at most this many members on one host
+    (0: unset, Nova's default 1). Only for anti-affinity.
+    """
     def __init__(
         self,
         *,
         name: _builtins.str = ...,
         policy: _builtins.str = ...,
+        max_server_per_host: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "policy", b"policy"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["max_server_per_host", b"max_server_per_host", "name", b"name", "policy", b"policy"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

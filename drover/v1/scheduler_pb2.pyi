@@ -83,6 +83,7 @@ class RequestSpec(_message.Message):
     IGNORE_HOSTS_FIELD_NUMBER: _builtins.int
     MIN_COUNT_FIELD_NUMBER: _builtins.int
     GROUP_ID_FIELD_NUMBER: _builtins.int
+    GROUP_MAX_SERVER_PER_HOST_FIELD_NUMBER: _builtins.int
     project_id: _builtins.str
     vcpus: _builtins.int
     memory_mb: _builtins.int
@@ -99,6 +100,8 @@ class RequestSpec(_message.Message):
     """The server group the instances join; the conductor fills group_policy and
     group_hosts from it just before scheduling.
     """
+    group_max_server_per_host: _builtins.int
+    """The anti-affinity group's max_server_per_host rule (0: Nova's default, 1)."""
     @_builtins.property
     def instance_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -142,10 +145,11 @@ class RequestSpec(_message.Message):
         ignore_hosts: _abc.Iterable[_builtins.str] | None = ...,
         min_count: _builtins.int = ...,
         group_id: _builtins.str = ...,
+        group_max_server_per_host: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["availability_zone", b"availability_zone", "different_host", b"different_host", "ephemeral_gb", b"ephemeral_gb", "flavor_extra_specs", b"flavor_extra_specs", "group_hosts", b"group_hosts", "group_id", b"group_id", "group_policy", b"group_policy", "ignore_hosts", b"ignore_hosts", "image_id", b"image_id", "image_properties", b"image_properties", "instance_ids", b"instance_ids", "memory_mb", b"memory_mb", "min_count", b"min_count", "project_id", b"project_id", "root_gb", b"root_gb", "same_host", b"same_host", "swap_mb", b"swap_mb", "vcpus", b"vcpus"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["availability_zone", b"availability_zone", "different_host", b"different_host", "ephemeral_gb", b"ephemeral_gb", "flavor_extra_specs", b"flavor_extra_specs", "group_hosts", b"group_hosts", "group_id", b"group_id", "group_max_server_per_host", b"group_max_server_per_host", "group_policy", b"group_policy", "ignore_hosts", b"ignore_hosts", "image_id", b"image_id", "image_properties", b"image_properties", "instance_ids", b"instance_ids", "memory_mb", b"memory_mb", "min_count", b"min_count", "project_id", b"project_id", "root_gb", b"root_gb", "same_host", b"same_host", "swap_mb", b"swap_mb", "vcpus", b"vcpus"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -451,6 +455,9 @@ class HostReport(_message.Message):
     AGGREGATES_FIELD_NUMBER: _builtins.int
     GENERATION_FIELD_NUMBER: _builtins.int
     INSTANCE_IDS_FIELD_NUMBER: _builtins.int
+    TRAITS_FIELD_NUMBER: _builtins.int
+    CPU_INFO_FIELD_NUMBER: _builtins.int
+    SUPPORTED_INSTANCES_FIELD_NUMBER: _builtins.int
     host: _builtins.str
     agent_address: _builtins.str
     vcpus: _builtins.int
@@ -474,9 +481,13 @@ class HostReport(_message.Message):
     cpu_arch: _builtins.str
     generation: _builtins.int
     """Monotonic per host; older reports are ignored."""
+    cpu_info: _builtins.str
+    """The host CPU as Nova's ComputeNode.cpu_info holds it: a JSON object with arch, model,
+    vendor, topology, maxphysaddr {mode, bits} and features.
+    """
     @_builtins.property
     def capabilities(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
-        """Capabilities (ComputeCapabilitiesFilter) and traits."""
+        """Compute stats that ComputeCapabilitiesFilter matches after the host's own attributes."""
 
     @_builtins.property
     def aggregates(self) -> _containers.RepeatedCompositeFieldContainer[Global___Aggregate]:
@@ -485,6 +496,14 @@ class HostReport(_message.Message):
     @_builtins.property
     def instance_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Instances the agent runs (claims are reconciled against them)."""
+
+    @_builtins.property
+    def traits(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Placement traits of the host (os-traits names, e.g. HW_CPU_X86_AVX2): TraitsFilter."""
+
+    @_builtins.property
+    def supported_instances(self) -> _containers.RepeatedCompositeFieldContainer[Global___SupportedInstance]:
+        """The guests the hypervisor runs (Nova's supported_instances): ImagePropertiesFilter."""
 
     def __init__(
         self,
@@ -512,14 +531,44 @@ class HostReport(_message.Message):
         aggregates: _abc.Iterable[Global___Aggregate] | None = ...,
         generation: _builtins.int = ...,
         instance_ids: _abc.Iterable[_builtins.str] | None = ...,
+        traits: _abc.Iterable[_builtins.str] | None = ...,
+        cpu_info: _builtins.str = ...,
+        supported_instances: _abc.Iterable[Global___SupportedInstance] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_address", b"agent_address", "aggregates", b"aggregates", "availability_zone", b"availability_zone", "capabilities", b"capabilities", "cpu_allocation_ratio", b"cpu_allocation_ratio", "cpu_arch", b"cpu_arch", "disk_allocation_ratio", b"disk_allocation_ratio", "disk_gb", b"disk_gb", "enabled", b"enabled", "failed_builds", b"failed_builds", "generation", b"generation", "host", b"host", "hypervisor_type", b"hypervisor_type", "hypervisor_version", b"hypervisor_version", "instance_ids", b"instance_ids", "io_ops", b"io_ops", "memory_mb", b"memory_mb", "num_instances", b"num_instances", "ram_allocation_ratio", b"ram_allocation_ratio", "reserved_disk_gb", b"reserved_disk_gb", "reserved_memory_mb", b"reserved_memory_mb", "reserved_vcpus", b"reserved_vcpus", "vcpus", b"vcpus"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_address", b"agent_address", "aggregates", b"aggregates", "availability_zone", b"availability_zone", "capabilities", b"capabilities", "cpu_allocation_ratio", b"cpu_allocation_ratio", "cpu_arch", b"cpu_arch", "cpu_info", b"cpu_info", "disk_allocation_ratio", b"disk_allocation_ratio", "disk_gb", b"disk_gb", "enabled", b"enabled", "failed_builds", b"failed_builds", "generation", b"generation", "host", b"host", "hypervisor_type", b"hypervisor_type", "hypervisor_version", b"hypervisor_version", "instance_ids", b"instance_ids", "io_ops", b"io_ops", "memory_mb", b"memory_mb", "num_instances", b"num_instances", "ram_allocation_ratio", b"ram_allocation_ratio", "reserved_disk_gb", b"reserved_disk_gb", "reserved_memory_mb", b"reserved_memory_mb", "reserved_vcpus", b"reserved_vcpus", "supported_instances", b"supported_instances", "traits", b"traits", "vcpus", b"vcpus"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___HostReport: _TypeAlias = HostReport  # noqa: Y015
+
+@_typing.final
+class SupportedInstance(_message.Message):
+    """One (architecture, hypervisor type, vm mode) a host can run, e.g. (x86_64, kvm, hvm)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ARCH_FIELD_NUMBER: _builtins.int
+    HYPERVISOR_TYPE_FIELD_NUMBER: _builtins.int
+    VM_MODE_FIELD_NUMBER: _builtins.int
+    arch: _builtins.str
+    hypervisor_type: _builtins.str
+    vm_mode: _builtins.str
+    def __init__(
+        self,
+        *,
+        arch: _builtins.str = ...,
+        hypervisor_type: _builtins.str = ...,
+        vm_mode: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["arch", b"arch", "hypervisor_type", b"hypervisor_type", "vm_mode", b"vm_mode"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SupportedInstance: _TypeAlias = SupportedInstance  # noqa: Y015
 
 @_typing.final
 class Aggregate(_message.Message):
@@ -630,6 +679,10 @@ class HostState(_message.Message):
     RAM_ALLOCATION_RATIO_FIELD_NUMBER: _builtins.int
     DISK_ALLOCATION_RATIO_FIELD_NUMBER: _builtins.int
     HYPERVISOR_TYPE_FIELD_NUMBER: _builtins.int
+    HYPERVISOR_VERSION_FIELD_NUMBER: _builtins.int
+    TRAITS_FIELD_NUMBER: _builtins.int
+    CPU_INFO_FIELD_NUMBER: _builtins.int
+    SUPPORTED_INSTANCES_FIELD_NUMBER: _builtins.int
     host: _builtins.str
     agent_address: _builtins.str
     enabled: _builtins.bool
@@ -647,6 +700,14 @@ class HostState(_message.Message):
     ram_allocation_ratio: _builtins.float
     disk_allocation_ratio: _builtins.float
     hypervisor_type: _builtins.str
+    hypervisor_version: _builtins.int
+    cpu_info: _builtins.str
+    @_builtins.property
+    def traits(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """As the host reported them (HostReport)."""
+
+    @_builtins.property
+    def supported_instances(self) -> _containers.RepeatedCompositeFieldContainer[Global___SupportedInstance]: ...
     def __init__(
         self,
         *,
@@ -667,10 +728,14 @@ class HostState(_message.Message):
         ram_allocation_ratio: _builtins.float = ...,
         disk_allocation_ratio: _builtins.float = ...,
         hypervisor_type: _builtins.str = ...,
+        hypervisor_version: _builtins.int = ...,
+        traits: _abc.Iterable[_builtins.str] | None = ...,
+        cpu_info: _builtins.str = ...,
+        supported_instances: _abc.Iterable[Global___SupportedInstance] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_address", b"agent_address", "availability_zone", b"availability_zone", "cpu_allocation_ratio", b"cpu_allocation_ratio", "disk_allocation_ratio", b"disk_allocation_ratio", "disk_gb", b"disk_gb", "disk_gb_used", b"disk_gb_used", "enabled", b"enabled", "host", b"host", "hypervisor_type", b"hypervisor_type", "io_ops", b"io_ops", "memory_mb", b"memory_mb", "memory_mb_used", b"memory_mb_used", "num_instances", b"num_instances", "ram_allocation_ratio", b"ram_allocation_ratio", "up", b"up", "vcpus", b"vcpus", "vcpus_used", b"vcpus_used"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_address", b"agent_address", "availability_zone", b"availability_zone", "cpu_allocation_ratio", b"cpu_allocation_ratio", "cpu_info", b"cpu_info", "disk_allocation_ratio", b"disk_allocation_ratio", "disk_gb", b"disk_gb", "disk_gb_used", b"disk_gb_used", "enabled", b"enabled", "host", b"host", "hypervisor_type", b"hypervisor_type", "hypervisor_version", b"hypervisor_version", "io_ops", b"io_ops", "memory_mb", b"memory_mb", "memory_mb_used", b"memory_mb_used", "num_instances", b"num_instances", "ram_allocation_ratio", b"ram_allocation_ratio", "supported_instances", b"supported_instances", "traits", b"traits", "up", b"up", "vcpus", b"vcpus", "vcpus_used", b"vcpus_used"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

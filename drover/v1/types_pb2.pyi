@@ -405,12 +405,15 @@ class ServerGroup(_message.Message):
     USER_ID_FIELD_NUMBER: _builtins.int
     MEMBERS_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
+    MAX_SERVER_PER_HOST_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     name: _builtins.str
     policy: _builtins.str
     """affinity, anti-affinity, soft-affinity or soft-anti-affinity."""
     project_id: _builtins.str
     user_id: _builtins.str
+    max_server_per_host: _builtins.int
+    """The anti-affinity rule (0: unset, at most one member per host)."""
     @_builtins.property
     def members(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Ids of the servers in the group (deleted servers leave it)."""
@@ -427,10 +430,11 @@ class ServerGroup(_message.Message):
         user_id: _builtins.str = ...,
         members: _abc.Iterable[_builtins.str] | None = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
+        max_server_per_host: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "id", b"id", "members", b"members", "name", b"name", "policy", b"policy", "project_id", b"project_id", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "id", b"id", "max_server_per_host", b"max_server_per_host", "members", b"members", "name", b"name", "policy", b"policy", "project_id", b"project_id", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

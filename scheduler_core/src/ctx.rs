@@ -23,7 +23,11 @@ pub(crate) struct Ctx<'r> {
     pub diff: Option<HashSet<u32>>,
     /// requested AZ (`NO_ID` if no host has that string)
     pub az_req: Option<u32>,
-    pub cap_reqs: Vec<(String, String, bool)>,
+    pub cap_reqs: Vec<filters::CapReq>,
+    /// some capability requirement reads a host's own numbers or name (evaluated per host)
+    pub cap_reads_host: bool,
+    /// per `Details`: 0 unknown, 1 passes, 2 fails
+    pub cap_details_cache: Vec<u8>,
     /// per capability set: 0 unknown, 1 passes, 2 fails
     pub cap_cache: Vec<u8>,
     pub agg_reqs: Vec<(String, String)>,
@@ -33,7 +37,15 @@ pub(crate) struct Ctx<'r> {
     pub img_props: Vec<u32>,
     /// Some(None): malformed predicate
     pub img_version: Option<Option<VersionPredicate>>,
+    pub img_maxphysaddr_bits: Option<i64>,
+    /// per `Details`: 0 unknown, 1 passes, 2 fails
+    pub img_cache: Vec<u8>,
     pub image_isolated: bool,
+    /// required (id, name) and forbidden trait ids
+    pub traits_required: Vec<(u32, String)>,
+    pub traits_forbidden: Vec<u32>,
+    /// the anti-affinity group's members allowed per host (>= 1)
+    pub max_server_per_host: u32,
 }
 
 impl<'r> Ctx<'r> {
@@ -61,6 +73,8 @@ impl<'r> Ctx<'r> {
                 special[i as usize] = true;
             }
         }
+        let (traits_required, traits_forbidden) = filters::requested_traits(t, req);
+        let cap_reqs = filters::capability_requirements(req);
         Ctx {
             req,
             disk: req.disk_gb(),
@@ -73,12 +87,21 @@ impl<'r> Ctx<'r> {
             same: hosts_of(&req.same_host),
             diff: hosts_of(&req.different_host),
             az_req,
-            cap_reqs: filters::capability_requirements(req),
+            cap_reads_host: cap_reqs
+                .iter()
+                .any(|r| r.source == filters::CapSource::Host),
+            cap_details_cache: Vec::new(),
+            cap_reqs,
             cap_cache: Vec::new(),
             agg_reqs: filters::aggregate_requirements(req),
             agg_cache: Vec::new(),
             img_props: filters::requested_properties(t, req),
             img_version: filters::requested_version(req),
+            img_maxphysaddr_bits: filters::requested_maxphysaddr_bits(req),
+            img_cache: Vec::new(),
+            traits_required,
+            traits_forbidden,
+            max_server_per_host: req.group_max_server_per_host.clamp(1, u32::MAX as i64) as u32,
             image_isolated: !req.image_id.is_empty() && t.isolated_images.contains(&req.image_id),
         }
     }

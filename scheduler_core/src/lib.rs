@@ -16,6 +16,7 @@ mod kernels;
 pub mod model;
 pub mod ops;
 mod plan;
+mod pyvalue;
 pub mod table;
 pub mod weighers;
 

@@ -143,6 +143,8 @@ pub struct Request {
     pub different_host: Vec<String>,
     pub ignore_hosts: Vec<String>,
     pub min_count: i64,
+    /// the anti-affinity group's `max_server_per_host` rule (0 or 1: one member per host)
+    pub group_max_server_per_host: i64,
 }
 
 impl Request {
@@ -176,6 +178,28 @@ impl Request {
             ));
         }
         Ok(())
+    }
+
+    /// Required and forbidden traits, as Nova's ResourceRequest reads them: flavor extra specs
+    /// `trait:X=required|forbidden`, image properties `trait:X=required`.
+    pub fn traits(&self) -> (Vec<&str>, Vec<&str>) {
+        let mut required = Vec::new();
+        let mut forbidden = Vec::new();
+        for (k, v) in &self.flavor_extra_specs {
+            match (k.strip_prefix("trait:"), v.as_str()) {
+                (Some(t), "required") if !t.is_empty() => required.push(t),
+                (Some(t), "forbidden") if !t.is_empty() => forbidden.push(t),
+                _ => {}
+            }
+        }
+        for (k, v) in &self.image_properties {
+            if let (Some(t), "required") = (k.strip_prefix("trait:"), v.as_str()) {
+                if !t.is_empty() {
+                    required.push(t);
+                }
+            }
+        }
+        (required, forbidden)
     }
 
     /// An image property by its current key, else by its legacy key.
@@ -215,6 +239,13 @@ pub struct HostSpec {
     pub capabilities: Vec<(String, String)>,
     pub aggregates: Vec<(String, Vec<(String, String)>)>,
     pub generation: i64,
+    /// placement traits (os-traits names)
+    pub traits: Vec<String>,
+    /// Nova's ComputeNode.cpu_info: a JSON object ("" if not reported)
+    pub cpu_info: String,
+    /// Nova's supported_instances: (arch, hypervisor type, vm mode); empty: the one of
+    /// `cpu_arch` and `hypervisor_type`
+    pub supported_instances: Vec<(String, String, String)>,
 }
 
 impl HostSpec {
@@ -274,6 +305,9 @@ impl HostSpec {
             capabilities: Vec::new(),
             aggregates: Vec::new(),
             generation: 0,
+            traits: Vec::new(),
+            cpu_info: String::new(),
+            supported_instances: Vec::new(),
         }
     }
 }
@@ -308,6 +342,10 @@ pub struct HostView {
     pub cpu_arch: String,
     pub aggregates: Vec<String>,
     pub generation: i64,
+    pub traits: Vec<String>,
+    pub cpu_info: String,
+    /// canonical (arch, hypervisor type, vm mode)
+    pub supported_instances: Vec<(String, String, String)>,
 }
 
 #[derive(Clone, Debug)]

@@ -8,7 +8,7 @@ use crate::explain::{rejection, Summary};
 use crate::filters::{fused_prefix, run_filter, Filter};
 use crate::model::{Explanation, Outcome, Request, SelectionOut, TopHost};
 use crate::table::HostTable;
-use crate::weighers::{self, exact_weight, top_k, weigher_stats};
+use crate::weighers::{self, exact_weight_at, top_k, weigher_stats};
 
 /// Per-thread buffers reused by every plan on the thread (no allocation or page faults for
 /// the per-host arrays on the hot path).
@@ -251,7 +251,7 @@ impl HostTable {
             .map(|&s| {
                 (
                     self.name(s as usize).to_string(),
-                    exact_weight(&stats, &self.fresh_row(s as usize, &ctx)),
+                    exact_weight_at(self, &stats, &self.fresh_row(s as usize, &ctx), s as usize),
                 )
             })
             .collect()

@@ -67,6 +67,19 @@ def test_catalog_commands(run) -> None:
     assert nets[0]["name"] == "private"
     hosts = json.loads(run("host", "list", "-f", "json").stdout)
     assert len(hosts) == 4 and all(h["up"] for h in hosts)
+    # what the fake agent reports besides its numbers reaches the scheduler's view (Nova's fake driver)
+    assert all(h["supported_instances"] == [{"arch": "x86_64", "hypervisor_type": "fake", "vm_mode": "hvm"}]
+               for h in hosts)
+    assert all(h["hypervisor_version"] == "1000" for h in hosts)
+
+
+def test_server_group_with_max_server_per_host(run) -> None:
+    group = json.loads(run("server", "group", "create", "pairs", "--policy", "anti-affinity",
+                           "--max-server-per-host", "2", "-f", "json").stdout)
+    assert (group["policy"], group["max_server_per_host"]) == ("anti-affinity", 2)
+    assert "max_server_per_host" in run("server", "group", "show", group["id"]).stdout
+    proc = run("server", "group", "create", "bad", "--policy", "affinity", "--max-server-per-host", "2", ok=False)
+    assert proc.returncode != 0 and "INVALID_ARGUMENT" in proc.stderr and "max_server_per_host" in proc.stderr
 
 
 def test_errors_are_one_clear_line_and_nonzero(run) -> None:

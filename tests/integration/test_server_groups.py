@@ -16,8 +16,9 @@ from tests.integration.test_bad_input import _fields
 MESH_SETTINGS = {"SCHEDULER__WEIGHERS": '{"RAMWeigher": -1.0}'}
 
 
-def _group(api, name: str, policy: str) -> types_pb2.ServerGroup:
-    return api.CreateServerGroup(api_pb2.CreateServerGroupRequest(name=name, policy=policy), timeout=10).server_group
+def _group(api, name: str, policy: str, max_server_per_host: int = 0) -> types_pb2.ServerGroup:
+    return api.CreateServerGroup(api_pb2.CreateServerGroupRequest(
+        name=name, policy=policy, max_server_per_host=max_server_per_host), timeout=10).server_group
 
 
 def _boot(api, name: str, image_id: str, group_id: str, **kw) -> types_pb2.Server:
@@ -44,6 +45,23 @@ def test_anti_affinity_spreads_concurrent_boots_then_explains_the_one_that_canno
     assert set(shown.members) == {f.id for f in finals}  # a deleted server leaves its group
 
 
+def test_anti_affinity_max_server_per_host_lets_members_share_a_host(api, image) -> None:
+    group = _group(api, "two-per-host", "anti-affinity", max_server_per_host=2)
+    assert group.max_server_per_host == 2
+    n = FAKE_HOSTS + 1  # more members than hosts: some host must run two
+    resp = api.CreateServer(api_pb2.CreateServerRequest(
+        name="pair", flavor_ref="m1.tiny", image_ref=image.id, min_count=n, max_count=n,
+        scheduler_hints=api_pb2.SchedulerHints(group=group.id)), timeout=30)
+    finals = [watch(api, s.id)[-1].server for s in resp.servers]
+    assert [f.status for f in finals] == [types_pb2.SERVER_STATUS_ACTIVE] * n
+    hosts = [f.host for f in finals]
+    assert max(hosts.count(h) for h in hosts) == 2
+    for f in finals:  # leave the project's quota to the other tests
+        api.DeleteServer(api_pb2.DeleteServerRequest(id=f.id), timeout=10)
+    for f in finals:
+        watch(api, f.id)
+
+
 def test_affinity_keeps_a_group_on_one_host_across_requests_and_within_one(api, image) -> None:
     group = _group(api, "together", "affinity")
     first = _boot(api, "together-1", image.id, group.id)
@@ -58,7 +76,11 @@ def test_affinity_keeps_a_group_on_one_host_across_requests_and_within_one(api, 
 
 def test_bad_groups_are_refused_with_field_details(api) -> None:
     for request, field in ((api_pb2.CreateServerGroupRequest(name="g", policy="clumped"), "policy"),
-                           (api_pb2.CreateServerGroupRequest(name=" ", policy="affinity"), "name")):
+                           (api_pb2.CreateServerGroupRequest(name=" ", policy="affinity"), "name"),
+                           (api_pb2.CreateServerGroupRequest(name="g", policy="anti-affinity", max_server_per_host=-1),
+                            "max_server_per_host"),
+                           (api_pb2.CreateServerGroupRequest(name="g", policy="affinity", max_server_per_host=2),
+                            "max_server_per_host")):
         with pytest.raises(grpc.RpcError) as err:
             api.CreateServerGroup(request, timeout=10)
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT

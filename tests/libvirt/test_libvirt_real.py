@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import subprocess
 import time
 import uuid
@@ -84,6 +85,12 @@ async def test_boot_default_image(qemu_driver, default_image, recorder):
 
     [hr] = qemu_driver.host_resources()
     assert hr.hypervisor_type == "QEMU" and hr.hypervisor_version > 0 and hr.vcpus >= 1
+    # what Nova's libvirt driver reports, from this host's capabilities
+    cpu_info = json.loads(hr.cpu_info)
+    assert cpu_info["arch"] == hr.cpu_arch and cpu_info["model"] and cpu_info["features"]
+    assert (hr.cpu_arch, "qemu", "hvm") in hr.supported_instances
+    if hr.cpu_arch == "x86_64" and "sse2" in cpu_info["features"]:
+        assert "HW_CPU_X86_SSE2" in hr.traits
 
     await qemu_driver.destroy(g.instance_id)
     assert leftovers(qemu_driver, g.instance_id) == []

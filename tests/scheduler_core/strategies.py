@@ -16,8 +16,28 @@ HV_TYPES = ["", "kvm", "qemu", "QEMU", "xen"]
 HV_VERSIONS = [0, 2011000, 6002000, 7000000, 7001002]
 CAP_KEYS = ["cpu", "gpu", "numa", "cpu_info:vendor"]
 CAP_VALUES = ["1", "2", "4", "8", "x", "intel", "amd", "sse avx", "1.5", ""]
-AGG_KEYS = ["ssd", "gpu", "availability_zone", "filter_tenant_id", "filter_tenant_id2"]
-AGG_VALUES = ["true", "false", "az1", "az2", "p1", "p1,p2", " p2 ", "1", "4"]
+AGG_KEYS = [
+    "ssd",
+    "gpu",
+    "availability_zone",
+    "filter_tenant_id",
+    "filter_tenant_id2",
+    "ram_weight_multiplier",
+    "io_ops_weight_multiplier",
+    "build_failure_weight_multiplier",
+    "num_instances_weight_multiplier",
+]
+AGG_VALUES = ["true", "false", "az1", "az2", "p1", "p1,p2", " p2 ", "1", "4", "-2.5", "0", " 1e1 ", "x"]
+TRAITS = ["HW_CPU_X86_AVX2", "HW_CPU_X86_SSE42", "CUSTOM_GPU"]
+CPU_INFOS = [
+    "",
+    "not json",
+    '{"vendor": "Intel", "model": "Skylake", "features": ["avx2", "sse4.2"], "maxphysaddr": {"bits": 46}}',
+    '{"vendor": "AMD", "topology": {"cores": 8}, "maxphysaddr": {"mode": "emulate", "bits": 48}, "ratio": 1.5}',
+    '{"vendor": "Intel", "maxphysaddr": {"bits": "40"}, "flag": true, "none": null}',
+    "[1, 2]",
+]
+SUPPORTED = [("x86_64", "qemu", "hvm"), ("i686", "kvm", "hvm"), ("aarch64", "QEMU", "hvm"), ("x86_64", "xen", "xen")]
 PROJECTS = ["", "p1", "p2", "p3"]
 OPS_REQS = [
     "1",
@@ -42,6 +62,13 @@ OPS_REQS = [
     "<or>",
     "= x",
     "1.5",
+    "required",
+    "forbidden",
+    "46",
+    ">= 7000000",
+    "<in> qemu",
+    "s== QEMU",
+    "<in> Intel",
 ]
 
 FILTER_NAMES = sc.SchedulerConfig.all_filters()
@@ -84,6 +111,9 @@ def host_kwargs(draw: st.DrawFn) -> dict[str, Any]:
             )
         ),
         generation=draw(st.integers(0, 3)),
+        traits=draw(st.lists(st.sampled_from(TRAITS), max_size=3)),
+        cpu_info=draw(st.sampled_from(CPU_INFOS)),
+        supported_instances=draw(st.lists(st.sampled_from(SUPPORTED), max_size=3)),
     )
     return kw
 
@@ -133,10 +163,32 @@ def request_kwargs(draw: st.DrawFn) -> dict[str, Any]:
             "aggregate_instance_extra_specs:ssd",
             "aggregate_instance_extra_specs:gpu",
             "ssd",
+            "capabilities:hypervisor_version",
+            "capabilities:cpu_info:maxphysaddr:bits",
+            "capabilities:cpu_info:topology:cores",
+            "capabilities:cpu_info",
+            "capabilities:supported_instances",
+            "hypervisor_type",
+            "free_ram_mb",
+            "hw:maxphysaddr_bits",
+            "trait:HW_CPU_X86_AVX2",
+            "trait:CUSTOM_GPU",
+            "trait:HW_CPU_X86_NOPE",
         ]
     )
     image_props = st.dictionaries(
-        st.sampled_from(["hw_architecture", "img_hv_type", "hw_vm_mode", "img_hv_requested_version", "architecture"]),
+        st.sampled_from(
+            [
+                "hw_architecture",
+                "img_hv_type",
+                "hw_vm_mode",
+                "img_hv_requested_version",
+                "architecture",
+                "hw_maxphysaddr_bits",
+                "trait:HW_CPU_X86_AVX2",
+                "trait:CUSTOM_GPU",
+            ]
+        ),
         st.sampled_from(
             [
                 "x86_64",
@@ -154,6 +206,9 @@ def request_kwargs(draw: st.DrawFn) -> dict[str, Any]:
                 "== 7.1.2",
                 "bogus",
                 "",
+                "46",
+                "47",
+                "required",
             ]
         ),
         max_size=3,
@@ -176,6 +231,7 @@ def request_kwargs(draw: st.DrawFn) -> dict[str, Any]:
         different_host=draw(st.lists(st.sampled_from(["i1", "i3", "zz"]), max_size=2)),
         ignore_hosts=draw(st.lists(st.sampled_from(HOSTS[:8]), max_size=2)),
         min_count=draw(st.sampled_from([0, 0, 0, 1, 2])),
+        group_max_server_per_host=draw(st.sampled_from([1, 1, 2, 3])),
     )
 
 

@@ -18,6 +18,7 @@ def test_defaults_and_names() -> None:
         "RamFilter",
         "CoreFilter",
         "DiskFilter",
+        "TraitsFilter",
         "ComputeFilter",
         "AvailabilityZoneFilter",
         "ComputeCapabilitiesFilter",
@@ -25,10 +26,11 @@ def test_defaults_and_names() -> None:
         "ServerGroupAntiAffinityFilter",
         "ServerGroupAffinityFilter",
     ]
+    assert cfg.enabled_filters == ref.DEFAULT_FILTERS
     assert cfg.weighers["IoOpsWeigher"] == -1.0
     assert cfg.weighers["BuildFailureWeigher"] == 1000000.0
     assert cfg.weighers["NumInstancesWeigher"] == 0.0
-    assert len(sc.SchedulerConfig.all_filters()) == 16
+    assert len(sc.SchedulerConfig.all_filters()) == 17
     with pytest.raises(ValueError):
         sc.SchedulerConfig(enabled_filters=["NoSuchFilter"])
     with pytest.raises(ValueError):
@@ -95,8 +97,42 @@ def test_weighers_spread_by_free_ram_and_explain_weights() -> None:
     assert res.selections[0].alternate_hosts == ["small"]
     top = res.explanation.top_hosts
     assert [h.host for h in top] == ["big", "small"]
-    assert top[0].weights["RAMWeigher"] == 1.0 and top[1].weights["RAMWeigher"] == 0.0
+    # Nova 22+: RAMWeigher normalises from 0 (free RAM / the most free), not min-max
+    assert top[0].weights["RAMWeigher"] == 1.0 and top[1].weights["RAMWeigher"] == 8192 / 16384
     assert top[0].weight == pytest.approx(sum(top[0].weights.values()))
+
+
+def test_build_failures_weigh_as_nova_reports_them_and_aggregates_override_multipliers() -> None:
+    t = table()
+    t.upsert_host("failing", vcpus=8, memory_mb=8192, disk_gb=100, failed_builds=3)
+    t.upsert_host("fine", vcpus=8, memory_mb=8192, disk_gb=100)
+    top = t.explain(sc.RequestSpec(["x"], 1, 512)).explanation.top_hosts
+    assert [(h.host, h.weights["BuildFailureWeigher"]) for h in top] == [("fine", 0.0), ("failing", -1000000.0)]
+    # a per-aggregate build_failure_weight_multiplier (Nova's get_weight_multiplier) tames it
+    t.upsert_host(
+        "failing",
+        vcpus=8,
+        memory_mb=8192,
+        disk_gb=100,
+        failed_builds=3,
+        generation=1,
+        aggregates=[("tolerant", {"build_failure_weight_multiplier": "0.5"})],
+    )
+    weights = {
+        h.host: h.weights["BuildFailureWeigher"] for h in t.explain(sc.RequestSpec(["x"], 1, 512)).explanation.top_hosts
+    }
+    assert weights == {"fine": 0.0, "failing": -0.5}
+
+
+def test_traits_filter_explains_the_missing_trait() -> None:
+    t = table()
+    t.upsert_host("plain", vcpus=8, memory_mb=8192, disk_gb=100)
+    t.upsert_host("avx", vcpus=8, memory_mb=8192, disk_gb=100, traits=["HW_CPU_X86_AVX2"])
+    spec = sc.RequestSpec(["x"], 1, 512, flavor_extra_specs={"trait:HW_CPU_X86_AVX2": "required"})
+    res = t.explain(spec)
+    assert [s.host for s in res.selections] == ["avx"]
+    [rej] = [r for r in res.explanation.rejections if r.rejected]
+    assert (rej.filter, rej.sample_reasons) == ("TraitsFilter", ["plain: lacks trait HW_CPU_X86_AVX2"])
 
 
 def test_io_ops_weigher_negative_multiplier_and_build_failures() -> None:

@@ -44,7 +44,7 @@ from typing import Any, TypeVar
 import libvirt
 
 from drover.agent.driver import ComputeDriver, DriverError, GuestSpec, HostResources, PowerState, StepCallback
-from drover.agent.libvirt import events
+from drover.agent.libvirt import events, host_caps
 from drover.agent.libvirt.guest_xml import (
     DEFAULT_CMDLINE,
     DiskConfig,
@@ -121,6 +121,7 @@ class LibvirtDriver(ComputeDriver):
         self._event_cb_id: int | None = None
         self._node_info: list[Any] | None = None
         self._hv_version = 0
+        self._host_caps = host_caps.HostCapabilities()
         self._memory_mb = 0
         self._lib_version = 0
         self._kvm_available = False
@@ -266,6 +267,7 @@ class LibvirtDriver(ComputeDriver):
         except libvirt.libvirtError as e:
             raise DriverError(f"libvirt at {self.uri} does not answer: {e}") from e
         self._kvm_available = kvm_usable() and "type='kvm'" in caps.replace('"', "'")
+        self._host_caps = host_caps.parse(caps)
         if self.requested_virt_type == "kvm":
             if self._kvm_available:
                 self.virt_type = "kvm"
@@ -337,6 +339,9 @@ class LibvirtDriver(ComputeDriver):
                     "direct_kernel_boot": "true",
                     "uri": self.uri,
                 },
+                traits=self._host_caps.traits,
+                cpu_info=self._host_caps.cpu_info_json(),
+                supported_instances=self._host_caps.supported_instances,
             )
         ]
 

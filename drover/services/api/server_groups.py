@@ -24,7 +24,8 @@ from drover.v1 import api_pb2, types_pb2
 
 def _message(row: Any, member_ids: list[str]) -> types_pb2.ServerGroup:
     out = types_pb2.ServerGroup(id=row.id, name=row.name, policy=row.policy, project_id=row.project_id,
-                                user_id=row.user_id, members=member_ids)
+                                user_id=row.user_id, members=member_ids,
+                                max_server_per_host=row.max_server_per_host or 0)
     stamp = convert.ts(row.created_at)
     if stamp is not None:
         out.created_at.CopyFrom(stamp)
@@ -52,10 +53,15 @@ class ServerGroupRpcs:
         name, bad = validation.check_name(request.name)
         if request.policy not in groups.POLICIES:
             bad.append(("policy", f"must be one of {', '.join(groups.POLICIES)}"))
+        if request.max_server_per_host < 0:
+            bad.append(("max_server_per_host", "must be a positive integer"))
+        elif request.max_server_per_host and request.policy != "anti-affinity":
+            bad.append(("max_server_per_host", "is a rule of anti-affinity groups only"))
         if bad:
             raise invalid_argument(bad)
         row = dict(id=str(uuid.uuid4()), name=name, policy=request.policy, project_id=who.project_id,
-                   user_id=who.user_id, created_at=m.utcnow())
+                   user_id=who.user_id, created_at=m.utcnow(),
+                   max_server_per_host=request.max_server_per_host or None)
         await self.db.run(lambda s: s.connection().execute(insert(SERVER_GROUPS).values(**row)))
         return api_pb2.CreateServerGroupResponse(server_group=_message(SimpleNamespace(**row), []))
 

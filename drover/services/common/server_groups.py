@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from sqlalchemy import Connection, select
 
 from drover.store.tables import GROUP_MEMBERS, INSTANCES, SERVER_GROUPS
@@ -26,18 +28,28 @@ def group_of(c: Connection, instance_id: str) -> str | None:
     ).scalar_one_or_none()
 
 
-def placement(c: Connection, group_id: str, exclude: list[str]) -> tuple[str, list[str]]:
-    """(policy, hosts the other members run on) for scheduling into the group.
+@dataclass(frozen=True)
+class Placement:
+    """What scheduling into a group needs: its policy, the host of each other member (one
+    entry per member: Nova's anti-affinity and soft weighers count members per host) and the
+    anti-affinity rule (0: Nova's default, 1)."""
 
-    A group deleted meanwhile binds nothing: ("", []).
-    """
-    policy = c.execute(select(SERVER_GROUPS.c.policy).where(SERVER_GROUPS.c.id == group_id)).scalar_one_or_none()
-    if policy is None:
-        return "", []
+    policy: str = ""
+    hosts: list[str] = field(default_factory=list)
+    max_server_per_host: int = 0
+
+
+def placement(c: Connection, group_id: str, exclude: list[str]) -> Placement:
+    """A group deleted meanwhile binds nothing: ``Placement()``."""
+    row = c.execute(
+        select(SERVER_GROUPS.c.policy, SERVER_GROUPS.c.max_server_per_host).where(SERVER_GROUPS.c.id == group_id)
+    ).first()
+    if row is None:
+        return Placement()
     hosts = c.execute(
-        select(INSTANCES.c.host).distinct()
+        select(INSTANCES.c.host)
         .join(GROUP_MEMBERS, GROUP_MEMBERS.c.instance_id == INSTANCES.c.id)
         .where(GROUP_MEMBERS.c.group_id == group_id, INSTANCES.c.deleted.is_(False),
                INSTANCES.c.host.is_not(None), INSTANCES.c.id.not_in(exclude))
     ).scalars()
-    return policy, sorted(h for h in hosts if h)
+    return Placement(row.policy, sorted(h for h in hosts if h), row.max_server_per_host or 0)

@@ -337,6 +337,12 @@ class ComputeManager:
                     hypervisor_version=res.hypervisor_version,
                     cpu_arch=res.cpu_arch,
                     capabilities=res.capabilities,
+                    traits=res.traits,
+                    cpu_info=res.cpu_info,
+                    supported_instances=[
+                        scheduler_pb2.SupportedInstance(arch=a, hypervisor_type=h, vm_mode=m)
+                        for a, h, m in res.supported_instances
+                    ],
                     enabled=True,
                     io_ops=self._active_builds[res.host],
                     num_instances=per_host[res.host],

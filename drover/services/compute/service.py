@@ -33,6 +33,9 @@ def make_driver(cfg: DroverConfig) -> ComputeDriver:
             memory_mb=c.fake_memory_mb,
             disk_gb=c.fake_disk_gb,
             step_seconds=c.fake_step_seconds,
+            traits=c.fake_traits,
+            cpu_info=c.fake_cpu_info,
+            supported_instances=c.fake_supported_instances,
         )
     if c.driver == "libvirt":
         from drover.agent.libvirt.driver import LibvirtDriver

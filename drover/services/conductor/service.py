@@ -217,7 +217,7 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
     async def build_instances(self, cast: conductor_pb2.BuildInstancesCast) -> None:
         ids = list(cast.spec.instance_ids)
 
-        def start(s: Session) -> tuple[list[str], tuple[str, list[str]]]:
+        def start(s: Session) -> tuple[list[str], server_groups.Placement]:
             c = self._conn(s)
             rows = c.execute(statements.BUILD_CANDIDATES, {"b_ids": ids}).all()
             todo = []
@@ -228,19 +228,24 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
                     self.recorder.remember_action(r.id, "create", r.action_id, bool(r.has_events))
                 self.recorder.start(c, r.id, "create", states.EV_SCHEDULE)
                 todo.append(r.id)
-            group = server_groups.placement(c, cast.spec.group_id, todo) if cast.spec.group_id and todo else ("", [])
+            group = (
+                server_groups.placement(c, cast.spec.group_id, todo)
+                if cast.spec.group_id and todo
+                else server_groups.Placement()
+            )
             return todo, group
 
-        todo, (group_policy, group_hosts) = await self.db.run(start)
+        todo, group = await self.db.run(start)
         if not todo:
             return  # a replay, or deleted before we got to it
         spec = scheduler_pb2.RequestSpec()
         spec.CopyFrom(cast.spec)
         del spec.instance_ids[:]
         spec.instance_ids.extend(todo)
-        spec.group_policy = group_policy
+        spec.group_policy = group.policy
         del spec.group_hosts[:]
-        spec.group_hosts.extend(group_hosts)
+        spec.group_hosts.extend(group.hosts)
+        spec.group_max_server_per_host = group.max_server_per_host
         await self._schedule_and_build(spec, cast.request_id)
 
     async def _select(self, spec: scheduler_pb2.RequestSpec) -> scheduler_pb2.SelectDestinationsResponse:
@@ -624,11 +629,13 @@ class Conductor(conductor_pb2_grpc.ConductorServiceServicer):
         hints = inst.scheduler_hints or {}
         c = self._conn(s)
         group_id = server_groups.group_of(c, inst.id) or ""
-        policy, hosts = server_groups.placement(c, group_id, [inst.id]) if group_id else ("", [])
-        return request_spec.build([inst], flavor, image, ignore_hosts=ignore_hosts,
+        group = server_groups.placement(c, group_id, [inst.id]) if group_id else server_groups.Placement()
+        spec = request_spec.build([inst], flavor, image, ignore_hosts=ignore_hosts,
                                   same_host=hints.get("same_host", []),
                                   different_host=hints.get("different_host", []),
-                                  group_id=group_id, group_policy=policy, group_hosts=hosts)
+                                  group_id=group_id, group_policy=group.policy, group_hosts=group.hosts)
+        spec.group_max_server_per_host = group.max_server_per_host
+        return spec
 
     # ---- reconciliation: the store against what a compute's driver has ------------------------
 

@@ -41,6 +41,7 @@ def request_spec(spec: scheduler_pb2.RequestSpec) -> Any:
         different_host=list(spec.different_host),
         ignore_hosts=list(spec.ignore_hosts),
         min_count=spec.min_count,
+        group_max_server_per_host=spec.group_max_server_per_host or 1,
     )
 
 
@@ -67,6 +68,9 @@ def upsert_kwargs(r: scheduler_pb2.HostReport) -> dict[str, Any]:
         capabilities=dict(r.capabilities),
         aggregates=[(a.name, dict(a.metadata)) for a in r.aggregates],
         generation=r.generation,
+        traits=list(r.traits),
+        cpu_info=r.cpu_info,
+        supported_instances=[(s.arch, s.hypervisor_type, s.vm_mode) for s in r.supported_instances],
     )
 
 
@@ -105,4 +109,10 @@ def host_state(h: Any, agent_address: str) -> scheduler_pb2.HostState:
         ram_allocation_ratio=h.ram_allocation_ratio,
         disk_allocation_ratio=h.disk_allocation_ratio,
         hypervisor_type=h.hypervisor_type,
+        hypervisor_version=h.hypervisor_version,
+        traits=h.traits,
+        cpu_info=h.cpu_info,
+        supported_instances=[
+            scheduler_pb2.SupportedInstance(arch=a, hypervisor_type=t, vm_mode=m) for a, t, m in h.supported_instances
+        ],
     )

@@ -1,5 +1,6 @@
-//! Nova's ImagePropertiesFilter: the host supports the image's architecture, hypervisor type,
-//! VM mode and requested hypervisor version.
+//! Nova's ImagePropertiesFilter: one of the host's supported instances has the image's
+//! architecture, hypervisor type and VM mode, and the host has the requested hypervisor version
+//! and physical address bits.
 
 use super::HostFilter;
 use crate::ctx::Ctx;
@@ -33,24 +34,40 @@ pub(crate) fn requested_version(req: &Request) -> Option<Option<VersionPredicate
     }
 }
 
+/// `hw_maxphysaddr_bits` as a number (Nova's ImageMetaProps field); None if absent, 0 or not one.
+pub(crate) fn requested_maxphysaddr_bits(req: &Request) -> Option<i64> {
+    let v = req.image_properties.iter().find(|(k, _)| k == "hw_maxphysaddr_bits")?;
+    v.1.trim().parse::<i64>().ok().filter(|&b| b != 0)
+}
+
+/// The host's `cpu_info.maxphysaddr.bits`, if it reports a number there.
+fn maxphysaddr_bits(t: &HostTable, i: usize) -> Option<i64> {
+    let info = t.details(i).cpu_info.as_ref()?;
+    info.get("maxphysaddr")?.get("bits")?.as_i64().filter(|&b| b != 0)
+}
+
 fn host_supports(t: &HostTable, i: usize, ctx: &Ctx) -> bool {
-    let (arch, hvt) = (t.cols.arch[i], t.cols.hv_type[i]);
-    if arch == t.empty_id && hvt == t.empty_id {
+    let supported = &t.details(i).supported;
+    if supported.is_empty() {
         return false; // host advertises no supported instances
     }
-    for &p in &ctx.img_props {
-        if p == NO_ID || (p != arch && p != hvt && p != t.hvm_id) {
-            return false;
-        }
-    }
-    let ver = t.cols.hv_version[i];
-    match &ctx.img_version {
+    let ver = t.details(i).hv_version;
+    let version_ok = match &ctx.img_version {
         Some(pred) if ver != 0 => match pred {
             Some(p) => predicate_satisfied(p, &version_parts(ver)),
             None => false,
         },
         _ => true,
-    }
+    };
+    let bits_ok = match (ctx.img_maxphysaddr_bits, maxphysaddr_bits(t, i)) {
+        (Some(want), Some(have)) => have >= want,
+        _ => true,
+    };
+    version_ok
+        && bits_ok
+        && supported
+            .iter()
+            .any(|e| ctx.img_props.iter().all(|&p| p != NO_ID && e.contains(&p)))
 }
 
 impl HostFilter for ImagePropertiesFilter {
@@ -59,15 +76,40 @@ impl HostFilter for ImagePropertiesFilter {
         ctx.img_props.is_empty()
     }
     fn passes(t: &HostTable, i: usize, ctx: &mut Ctx) -> bool {
-        ctx.img_props.is_empty() || host_supports(t, i, ctx)
+        if ctx.img_props.is_empty() {
+            return true;
+        }
+        // everything it reads is the host's `Details`: one evaluation per kind of host
+        let d = t.cols.cold[i].details as usize;
+        if ctx.img_cache.is_empty() {
+            ctx.img_cache = vec![0; t.sets.details.len()];
+        }
+        match ctx.img_cache[d] {
+            1 => true,
+            2 => false,
+            _ => {
+                let ok = host_supports(t, i, ctx);
+                ctx.img_cache[d] = if ok { 1 } else { 2 };
+                ok
+            }
+        }
     }
     fn reason(t: &HostTable, i: usize, _ctx: &Ctx) -> String {
+        let supported: Vec<String> = t
+            .details(i)
+            .supported
+            .iter()
+            .map(|e| e.map(|x| t.strings.str(x)).join("/"))
+            .collect();
         format!(
-            "{}: image properties not supported by host (arch {:?}, hypervisor {:?} {})",
+            "{}: image properties not supported by host (supports {}, hypervisor version {}{})",
             t.name(i),
-            t.strings.str(t.cols.arch[i]),
-            t.strings.str(t.cols.hv_type[i]),
-            t.cols.hv_version[i]
+            if supported.is_empty() { "nothing".to_string() } else { supported.join(", ") },
+            t.cols.hv_version[i],
+            match maxphysaddr_bits(t, i) {
+                Some(b) => format!(", {b} physical address bits"),
+                None => String::new(),
+            }
         )
     }
 }

@@ -94,6 +94,7 @@ filters! {
     Ram => ram::RamFilter,
     Core => core::CoreFilter,
     Disk => disk::DiskFilter,
+    Traits => traits::TraitsFilter,
     Compute => compute::ComputeFilter,
     AvailabilityZone => availability_zone::AvailabilityZoneFilter,
     ComputeCapabilities => compute_capabilities::ComputeCapabilitiesFilter,
@@ -115,11 +116,13 @@ impl Filter {
     }
 }
 
-/// Nova's default enabled filters, with the resource checks Placement does for Nova first.
-pub const DEFAULT_FILTERS: [Filter; 9] = [
+/// Nova's default enabled filters, with the checks Placement does for Nova (resources, traits)
+/// first.
+pub const DEFAULT_FILTERS: [Filter; 10] = [
     Filter::Ram,
     Filter::Core,
     Filter::Disk,
+    Filter::Traits,
     Filter::Compute,
     Filter::AvailabilityZone,
     Filter::ComputeCapabilities,
@@ -129,6 +132,11 @@ pub const DEFAULT_FILTERS: [Filter; 9] = [
 ];
 
 pub(crate) use aggregate_instance_extra_specs::requirements as aggregate_requirements;
-pub(crate) use compute_capabilities::requirements as capability_requirements;
-pub(crate) use image_properties::{requested_properties, requested_version};
+pub(crate) use compute_capabilities::{
+    requirements as capability_requirements, CapReq, Source as CapSource,
+};
+pub(crate) use image_properties::{
+    requested_maxphysaddr_bits, requested_properties, requested_version,
+};
 pub(crate) use same_host::instance_slots;
+pub(crate) use traits::requested_traits;

@@ -125,10 +125,11 @@ fn availability_zone_filter_with_aggregate_zones() {
 #[test]
 fn compute_capabilities_filter_scopes_and_ops() {
     let mut a = host("a", 4, 4096, 20);
-    a.capabilities = vec![
-        ("gpu".into(), "2".into()),
-        ("cpu_info:vendor".into(), "intel".into()),
-    ];
+    a.capabilities = vec![("gpu".into(), "2".into())];
+    a.cpu_info =
+        r#"{"vendor": "intel", "maxphysaddr": {"bits": 46}, "features": ["avx2", "sse4.2"]}"#
+            .into();
+    a.hypervisor_version = 8_002_000;
     let t = table_with(
         &[Filter::ComputeCapabilities],
         vec![a, host("b", 4, 4096, 20)],
@@ -175,6 +176,46 @@ fn compute_capabilities_filter_scopes_and_ops() {
             &t,
             Filter::ComputeCapabilities,
             &with("capabilities:cpu_info:vendor", "<or> amd <or> intel")
+        ),
+        vec!["a"]
+    );
+    // the host's own attributes, nested cpu_info parsed step by step, Python's str() compared
+    assert_eq!(
+        passing(
+            &t,
+            Filter::ComputeCapabilities,
+            &with("capabilities:hypervisor_version", ">= 8000000")
+        ),
+        vec!["a"]
+    );
+    assert_eq!(
+        passing(
+            &t,
+            Filter::ComputeCapabilities,
+            &with("capabilities:cpu_info:features", "<in> 'avx2'")
+        ),
+        vec!["a"]
+    );
+    assert_eq!(
+        passing(
+            &t,
+            Filter::ComputeCapabilities,
+            &with("hw:maxphysaddr_bits", "46")
+        ),
+        vec!["a"]
+    );
+    assert!(passing(
+        &t,
+        Filter::ComputeCapabilities,
+        &with("hw:maxphysaddr_bits", "48")
+    )
+    .is_empty());
+    // unscoped host attribute: binds every host (b has no hypervisor version: fails)
+    assert_eq!(
+        passing(
+            &t,
+            Filter::ComputeCapabilities,
+            &with("hypervisor_version", ">= 1")
         ),
         vec!["a"]
     );
@@ -457,9 +498,55 @@ fn ram_weigher_normalises_free_ram() {
         ],
         &req(1, 1, 1),
     );
+    // Nova 22+ (bug 1870096): minval 0, so value / max
     assert_eq!(
         ws,
-        vec![("a".into(), 0.0), ("b".into(), 0.5), ("c".into(), 1.0)]
+        vec![
+            ("a".into(), 1.0 / 3.0),
+            ("b".into(), 2.0 / 3.0),
+            ("c".into(), 1.0)
+        ]
+    );
+    // an overcommitted host (negative free RAM) is clamped at 0
+    let mut over = host("o", 4, 1024, 20);
+    over.reserved_memory_mb = 2048;
+    let ws = weigh_only(
+        Weigher::Ram,
+        1.0,
+        vec![over, host("b", 4, 2048, 20)],
+        &req(1, 1, 1),
+    );
+    assert_eq!(ws, vec![("o".into(), 0.0), ("b".into(), 1.0)]);
+}
+
+#[test]
+fn a_single_candidate_is_not_weighed() {
+    let ws = weigh_only(
+        Weigher::Ram,
+        1.0,
+        vec![host("a", 4, 1024, 20)],
+        &req(1, 1, 1),
+    );
+    assert_eq!(ws, vec![("a".into(), 0.0)]);
+}
+
+#[test]
+fn aggregate_multipliers_override_per_host_least_value_wins() {
+    let agg = |name: &str, v: &str| {
+        (
+            name.to_string(),
+            vec![("ram_weight_multiplier".to_string(), v.to_string())],
+        )
+    };
+    let mut a = host("a", 4, 2048, 20);
+    a.aggregates = vec![agg("x", "3.0"), agg("y", "2.0")];
+    let mut b = host("b", 4, 2048, 20);
+    b.aggregates = vec![agg("x", "3.0"), agg("z", "lots")]; // one value not a number: configured
+    let c = host("c", 4, 1024, 20);
+    let ws = weigh_only(Weigher::Ram, 1.0, vec![a, b, c], &req(1, 1, 1));
+    assert_eq!(
+        ws,
+        vec![("a".into(), 2.0), ("b".into(), 1.0), ("c".into(), 0.5)]
     );
 }
 
@@ -478,7 +565,7 @@ fn cpu_and_disk_weighers() {
         vec![host("a", 2, 1, 10), host("b", 4, 1, 30)],
         &req(1, 1, 1),
     );
-    assert_eq!(ws, vec![("a".into(), 0.0), ("b".into(), 1.0)]);
+    assert_eq!(ws, vec![("a".into(), 1.0 / 3.0), ("b".into(), 1.0)]);
 }
 
 #[test]
@@ -502,7 +589,7 @@ fn io_ops_num_instances_build_failure_hypervisor_weighers() {
     );
     assert_eq!(
         weigh_only(Weigher::BuildFailure, 1_000_000.0, hs(), &r),
-        vec![("a".into(), 0.0), ("b".into(), 1_000_000.0)]
+        vec![("a".into(), -1_000_000.0), ("b".into(), 0.0)] // as Nova reports it: negated multiplier
     );
     assert_eq!(
         weigh_only(Weigher::HypervisorVersion, 1.0, hs(), &r),
@@ -722,4 +809,108 @@ fn same_and_different_host_hints_name_instances_not_hosts() {
     let mut r = hinted(&["vm1"], &[]);
     r.instance_ids = vec!["x".into(), "y".into()];
     assert_eq!(chosen(&t, &r), vec!["b", "b"]);
+}
+
+#[test]
+fn traits_filter_required_and_forbidden() {
+    let mut a = host("a", 4, 1024, 20);
+    a.traits = vec!["HW_CPU_X86_AVX2".into(), "CUSTOM_GPU".into()];
+    let mut b = host("b", 4, 1024, 20);
+    b.traits = vec!["HW_CPU_X86_AVX2".into()];
+    let t = table_with(&[Filter::Traits], vec![a, b, host("c", 4, 1024, 20)]);
+    let with = |specs: &[(&str, &str)], image: &[(&str, &str)]| Request {
+        flavor_extra_specs: specs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        image_properties: image
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        ..req(1, 1, 1)
+    };
+    let avx2 = with(&[("trait:HW_CPU_X86_AVX2", "required")], &[]);
+    assert_eq!(passing(&t, Filter::Traits, &avx2), vec!["a", "b"]);
+    let no_gpu = with(
+        &[
+            ("trait:HW_CPU_X86_AVX2", "required"),
+            ("trait:CUSTOM_GPU", "forbidden"),
+        ],
+        &[],
+    );
+    assert_eq!(passing(&t, Filter::Traits, &no_gpu), vec!["b"]);
+    assert_eq!(
+        passing(
+            &t,
+            Filter::Traits,
+            &with(&[], &[("trait:CUSTOM_GPU", "required")])
+        ),
+        vec!["a"]
+    );
+    assert!(passing(
+        &t,
+        Filter::Traits,
+        &with(&[("trait:CUSTOM_NOWHERE", "required")], &[])
+    )
+    .is_empty());
+    let out = t.plan(&avx2).0;
+    let rej = out
+        .explanation
+        .rejections
+        .iter()
+        .find(|r| r.filter == "TraitsFilter")
+        .unwrap();
+    assert_eq!(rej.sample_reasons, vec!["c: lacks trait HW_CPU_X86_AVX2"]);
+}
+
+#[test]
+fn anti_affinity_max_server_per_host() {
+    let t = table_with(
+        &[Filter::ServerGroupAntiAffinity],
+        vec![host("a", 4, 1024, 20), host("b", 4, 1024, 20)],
+    );
+    let mut r = req(1, 1, 1);
+    r.group_policy = "anti-affinity".into();
+    r.group_hosts = vec!["a".into(), "a".into(), "b".into()];
+    assert!(passing(&t, Filter::ServerGroupAntiAffinity, &r).is_empty());
+    r.group_max_server_per_host = 2;
+    assert_eq!(passing(&t, Filter::ServerGroupAntiAffinity, &r), vec!["b"]);
+}
+
+#[test]
+fn image_properties_supported_instances_and_maxphysaddr() {
+    let mut a = host("a", 4, 1024, 20);
+    a.supported_instances = vec![
+        ("x86_64".into(), "qemu".into(), "hvm".into()),
+        ("i686".into(), "kvm".into(), "hvm".into()),
+    ];
+    a.cpu_info = r#"{"maxphysaddr": {"mode": "passthrough", "bits": 46}}"#.into();
+    let mut b = host("b", 4, 1024, 20);
+    b.cpu_arch = "x86_64".into();
+    b.hypervisor_type = "QEMU".into();
+    let t = table_with(&[Filter::ImageProperties], vec![a, b]);
+    let with = |props: &[(&str, &str)]| Request {
+        image_properties: props
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        ..req(1, 1, 1)
+    };
+    // any one entry must hold every requested property
+    assert_eq!(
+        passing(
+            &t,
+            Filter::ImageProperties,
+            &with(&[("hw_architecture", "i686")])
+        ),
+        vec!["a"]
+    );
+    let i686_qemu = with(&[("hw_architecture", "i686"), ("img_hv_type", "qemu")]);
+    assert!(passing(&t, Filter::ImageProperties, &i686_qemu).is_empty());
+    let bits = |n: &str| with(&[("hw_architecture", "x86_64"), ("hw_maxphysaddr_bits", n)]);
+    assert_eq!(
+        passing(&t, Filter::ImageProperties, &bits("46")),
+        vec!["a", "b"]
+    );
+    assert_eq!(passing(&t, Filter::ImageProperties, &bits("48")), vec!["b"]); // b reports no bits
 }

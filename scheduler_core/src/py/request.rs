@@ -19,7 +19,7 @@ impl RequestSpec {
     #[pyo3(signature = (instance_ids, vcpus, memory_mb, root_gb=0, ephemeral_gb=0, swap_mb=0,
         project_id=None, availability_zone=None, flavor_extra_specs=None, image_id=None,
         image_properties=None, group_policy=None, group_hosts=None, same_host=None,
-        different_host=None, ignore_hosts=None, min_count=0))]
+        different_host=None, ignore_hosts=None, min_count=0, group_max_server_per_host=1))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         instance_ids: Vec<String>,
@@ -39,6 +39,7 @@ impl RequestSpec {
         different_host: Option<Vec<String>>,
         ignore_hosts: Option<Vec<String>>,
         min_count: i64,
+        group_max_server_per_host: i64,
     ) -> PyResult<Self> {
         let req = Request {
             instance_ids,
@@ -58,11 +59,16 @@ impl RequestSpec {
             different_host: different_host.unwrap_or_default(),
             ignore_hosts: ignore_hosts.unwrap_or_default(),
             min_count,
+            group_max_server_per_host,
         };
         req.check().map_err(PyValueError::new_err)?;
         Ok(RequestSpec { req })
     }
 
+    #[getter]
+    fn group_max_server_per_host(&self) -> i64 {
+        self.req.group_max_server_per_host
+    }
     #[getter]
     fn instance_ids(&self) -> Vec<String> {
         self.req.instance_ids.clone()

@@ -204,6 +204,9 @@ pub struct HostInfo {
     pub cpu_arch: String,
     pub aggregates: Vec<String>,
     pub generation: i64,
+    pub traits: Vec<String>,
+    pub cpu_info: String,
+    pub supported_instances: Vec<(String, String, String)>,
 }
 
 #[pymethods]
@@ -252,6 +255,9 @@ impl From<core::HostView> for HostInfo {
             cpu_arch: v.cpu_arch,
             aggregates: v.aggregates,
             generation: v.generation,
+            traits: v.traits,
+            cpu_info: v.cpu_info,
+            supported_instances: v.supported_instances,
         }
     }
 }

@@ -52,7 +52,7 @@ impl HostTable {
         reserved_disk_gb=0, cpu_allocation_ratio=16.0, ram_allocation_ratio=1.5, disk_allocation_ratio=1.0,
         availability_zone=None, enabled=true, up=true, io_ops=0, num_instances=0, failed_builds=0,
         hypervisor_type=None, hypervisor_version=0, cpu_arch=None, capabilities=None, aggregates=None,
-        generation=0))]
+        generation=0, traits=None, cpu_info=None, supported_instances=None))]
     #[allow(clippy::too_many_arguments)]
     fn upsert_host(
         &self,
@@ -79,6 +79,9 @@ impl HostTable {
         capabilities: Option<&Bound<'_, PyAny>>,
         aggregates: Option<Vec<(String, Option<Bound<'_, PyAny>>)>>,
         generation: i64,
+        traits: Option<Vec<String>>,
+        cpu_info: Option<String>,
+        supported_instances: Option<Vec<(String, String, String)>>,
     ) -> PyResult<bool> {
         let mut aggs = Vec::new();
         for (name, md) in aggregates.unwrap_or_default() {
@@ -107,6 +110,9 @@ impl HostTable {
             capabilities: dict_items(capabilities)?,
             aggregates: aggs,
             generation,
+            traits: traits.unwrap_or_default(),
+            cpu_info: cpu_info.unwrap_or_default(),
+            supported_instances: supported_instances.unwrap_or_default(),
         };
         py.allow_threads(|| self.write().upsert(&spec))
             .map_err(PyValueError::new_err)

@@ -25,6 +25,8 @@ pub(crate) struct Cold {
     pub(crate) arch_raw: u32,
     /// report sequence number: a claim made since the last report undoes its counter bumps
     pub(crate) seq: u64,
+    /// traits, cpu_info and supported instances (`intern::Details`), shared by hosts alike
+    pub(crate) details: u32,
 }
 
 impl Default for Cold {
@@ -45,6 +47,7 @@ impl Default for Cold {
             hv_type_raw: 0,
             arch_raw: 0,
             seq: 0,
+            details: 0,
         }
     }
 }

@@ -62,6 +62,8 @@ pub(crate) struct AggSet {
     pub(crate) azs: Option<Vec<String>>,
     /// union of "filter_tenant_id*" values
     pub(crate) tenants: Vec<String>,
+    /// weight multipliers the aggregates set (see `weighers::aggregate_multipliers`)
+    pub(crate) multipliers: Option<Vec<Option<f64>>>,
 }
 
 impl AggSet {
@@ -104,6 +106,7 @@ impl AggSet {
             metadata: md,
             azs,
             tenants,
+            multipliers: crate::weighers::aggregate_multipliers(aggs),
         }
     }
 
@@ -154,6 +157,32 @@ fn agg_key(aggs: &[(String, Vec<(String, String)>)]) -> String {
     s
 }
 
+/// What a host reports besides its numbers: placement traits (interned, sorted), Nova's
+/// cpu_info (the JSON text, and the object it holds) and supported instances (canonical
+/// arch, hypervisor type, vm mode, interned). Hosts of one kind share one.
+#[derive(Debug)]
+pub(crate) struct Details {
+    /// hypervisor type as reported (interned) and version: capabilities read them here
+    pub(crate) hv_type_raw: u32,
+    pub(crate) hv_version: i64,
+    pub(crate) traits: Vec<u32>,
+    pub(crate) cpu_info_raw: String,
+    pub(crate) cpu_info: Option<serde_json::Value>,
+    pub(crate) supported: Vec<[u32; 3]>,
+}
+
+impl Details {
+    fn bytes(&self) -> usize {
+        96 + 4 * self.traits.capacity()
+            + 2 * self.cpu_info_raw.capacity()
+            + 12 * self.supported.capacity()
+    }
+}
+
+/// (hypervisor type, version, traits, cpu_info text, supported instances): what makes two
+/// hosts' `Details` one.
+type DetailsKey = (u32, i64, Vec<u32>, String, Vec<[u32; 3]>);
+
 /// Distinct capability and aggregate sets, each stored once and referenced by id.
 #[derive(Default, Debug)]
 pub(crate) struct SetInterner {
@@ -161,6 +190,10 @@ pub(crate) struct SetInterner {
     cap_set_ids: HashMap<String, u32>,
     pub(crate) agg_sets: Vec<AggSet>,
     agg_set_ids: HashMap<String, u32>,
+    /// some aggregate set overrides a weight multiplier
+    pub(crate) any_multipliers: bool,
+    pub(crate) details: Vec<Details>,
+    details_ids: HashMap<DetailsKey, u32>,
 }
 
 impl SetInterner {
@@ -190,8 +223,43 @@ impl SetInterner {
             return id;
         }
         let id = self.agg_sets.len() as u32;
-        self.agg_sets.push(AggSet::build(aggs));
+        let set = AggSet::build(aggs);
+        self.any_multipliers |= set.multipliers.is_some();
+        self.agg_sets.push(set);
         self.agg_set_ids.insert(key, id);
+        id
+    }
+
+    pub(crate) fn intern_details(
+        &mut self,
+        (hv_type_raw, hv_version): (u32, i64),
+        traits: Vec<u32>,
+        cpu_info: &str,
+        supported: Vec<[u32; 3]>,
+    ) -> u32 {
+        let key = (
+            hv_type_raw,
+            hv_version,
+            traits,
+            cpu_info.to_string(),
+            supported,
+        );
+        if let Some(&id) = self.details_ids.get(&key) {
+            return id;
+        }
+        let id = self.details.len() as u32;
+        let cpu = serde_json::from_str::<serde_json::Value>(cpu_info)
+            .ok()
+            .filter(serde_json::Value::is_object);
+        self.details.push(Details {
+            hv_type_raw,
+            hv_version,
+            traits: key.2.clone(),
+            cpu_info_raw: key.3.clone(),
+            cpu_info: cpu,
+            supported: key.4.clone(),
+        });
+        self.details_ids.insert(key, id);
         id
     }
 
@@ -206,5 +274,6 @@ impl SetInterner {
             + keys(&self.cap_set_ids)
             + self.agg_sets.iter().map(AggSet::bytes).sum::<usize>()
             + keys(&self.agg_set_ids)
+            + 2 * self.details.iter().map(Details::bytes).sum::<usize>()
     }
 }

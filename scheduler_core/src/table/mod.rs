@@ -6,14 +6,14 @@ use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::sync::Arc;
 
 use crate::model::{check_amount, Config, HostSpec, HostView, MAX_USED};
-use crate::ops::{canon_arch, canon_hv_type};
+use crate::ops::{canon_arch, canon_hv_type, canon_vm_mode};
 
 mod columns;
 mod intern;
 mod row;
 
 pub(crate) use columns::{Cold, Columns, ENABLED, ISOLATED, UP};
-pub(crate) use intern::{AggSet, Interner, SetInterner};
+pub(crate) use intern::{AggSet, Details, Interner, SetInterner};
 
 /// An interned id no string has.
 pub(crate) const NO_ID: u32 = u32::MAX;
@@ -41,7 +41,6 @@ pub struct HostTable {
     seq: u64,
     pub(crate) isolated_images: HashSet<String>,
     pub(crate) isolated_hosts: HashSet<String>,
-    pub(crate) empty_id: u32,
     pub(crate) hvm_id: u32,
 }
 
@@ -60,7 +59,7 @@ impl HostTable {
                 .unwrap_or(0x1234_5678)
         });
         let mut strings = Interner::default();
-        let empty_id = strings.intern("");
+        strings.intern("");
         let hvm_id = strings.intern("hvm");
         HostTable {
             isolated_images: cfg.isolated_images.iter().cloned().collect(),
@@ -73,7 +72,6 @@ impl HostTable {
             claims: HashMap::new(),
             rng: AtomicU64::new(seed),
             seq: 0,
-            empty_id,
             hvm_id,
         }
     }
@@ -99,8 +97,20 @@ impl HostTable {
         &self.cols.cold[i].name
     }
 
+    pub(crate) fn details(&self, i: usize) -> &Details {
+        &self.sets.details[self.cols.cold[i].details as usize]
+    }
+
     pub(crate) fn agg_set(&self, i: usize) -> &AggSet {
         &self.sets.agg_sets[self.cols.agg_set[i] as usize]
+    }
+
+    /// Do aggregates set a weight multiplier for any of these candidates?
+    pub(crate) fn multipliers_vary(&self, cands: &[u32]) -> bool {
+        self.sets.any_multipliers
+            && cands
+                .iter()
+                .any(|&c| self.agg_set(c as usize).multipliers.is_some())
     }
 
     pub fn num_claims(&self) -> usize {
@@ -132,6 +142,28 @@ impl HostTable {
         let arch = self.strings.intern(&canon_arch(&h.cpu_arch));
         let hv_type = self.strings.intern(&canon_hv_type(&h.hypervisor_type));
         let cap_set = self.sets.intern_caps(&h.capabilities);
+        let mut traits: Vec<u32> = h.traits.iter().map(|x| self.strings.intern(x)).collect();
+        traits.sort_unstable();
+        traits.dedup();
+        let mut supported: Vec<[u32; 3]> = Vec::new();
+        for (a, t, m) in &h.supported_instances {
+            let e = [
+                self.strings.intern(&canon_arch(a)),
+                self.strings.intern(&canon_hv_type(t)),
+                self.strings.intern(&canon_vm_mode(m)),
+            ];
+            supported.push(e);
+        }
+        if supported.is_empty() && !(h.cpu_arch.is_empty() && h.hypervisor_type.is_empty()) {
+            // an agent that reports no list: its one architecture and hypervisor type
+            supported.push([arch, hv_type, self.hvm_id]);
+        }
+        let details = self.sets.intern_details(
+            (hv_type_raw, h.hypervisor_version),
+            traits,
+            &h.cpu_info,
+            supported,
+        );
         let agg_set = self.sets.intern_aggs(&h.aggregates);
         let name: Arc<str> = match existing {
             Some(i) => self.cols.cold[i].name.clone(),
@@ -172,6 +204,7 @@ impl HostTable {
             hv_type_raw,
             arch_raw,
             seq,
+            details,
         };
         c.cap_vcpu[i] = (h.vcpus - h.reserved_vcpus) as f64 * h.cpu_allocation_ratio;
         c.cap_ram[i] = (h.memory_mb - h.reserved_memory_mb) as f64 * h.ram_allocation_ratio;
@@ -399,6 +432,22 @@ impl HostTable {
             cpu_arch: self.strings.str(cold.arch_raw).to_string(),
             aggregates: self.agg_set(i).names.clone(),
             generation: cold.generation,
+            traits: self
+                .details(i)
+                .traits
+                .iter()
+                .map(|&x| self.strings.str(x).to_string())
+                .collect(),
+            cpu_info: self.details(i).cpu_info_raw.clone(),
+            supported_instances: self
+                .details(i)
+                .supported
+                .iter()
+                .map(|e| {
+                    let [a, h, m] = e.map(|x| self.strings.str(x).to_string());
+                    (a, h, m)
+                })
+                .collect(),
         }
     }
 

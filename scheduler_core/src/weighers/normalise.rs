@@ -5,8 +5,9 @@ use crate::ctx::Ctx;
 use crate::kernels;
 use crate::table::HostTable;
 
-/// A weigher that contributes for this request: its lane, multiplier, and min/range over the
-/// candidates.
+/// A weigher that contributes for this request: its lane, multiplier (as applied: Nova's
+/// BuildFailureWeigher negates it), and min/range over the candidates (min is the weigher's
+/// `minval` where it has one).
 pub(crate) struct WeigherStat {
     pub w: Weigher,
     pub lane: usize,
@@ -31,27 +32,49 @@ pub(crate) fn weigher_stats(t: &HostTable, cands: &[u32], ctx: &Ctx) -> Vec<Weig
         (lo, hi)
     };
     let mut stats = Vec::new();
-    if cands.is_empty() {
-        return stats;
+    if cands.len() <= 1 {
+        return stats; // Nova does not weigh a single host: its weight stays 0
     }
+    let overrides = t.multipliers_vary(cands);
     for &(w, mult) in &t.cfg.weighers {
-        if mult == 0.0 || !w.applies(ctx.policy) {
+        if (mult == 0.0 && !overrides) || !w.applies(ctx.policy) {
             continue; // contributes exactly 0 to every host
         }
         let l = w.lane();
-        let (min, max) = (lo[l], hi[l]);
+        let (min, max) = (w.minval().unwrap_or(lo[l]), hi[l]);
         if min == max {
             continue; // Nova's normalize: all 0
         }
         stats.push(WeigherStat {
             w,
             lane: l,
-            mult,
+            mult: w.multiplier(mult),
             min,
             range: max - min,
         });
     }
     stats
+}
+
+/// The multiplier of `s` for host `i`: its aggregates' value for the weigher, if any.
+#[inline]
+pub(crate) fn host_multiplier(t: &HostTable, s: &WeigherStat, i: usize) -> f64 {
+    match &t.agg_set(i).multipliers {
+        Some(m) => match m[s.w.index()] {
+            Some(x) => s.w.multiplier(x),
+            None => s.mult,
+        },
+        None => s.mult,
+    }
+}
+
+/// Nova's weight of host `i` when aggregates set multipliers per host.
+pub(crate) fn exact_weight_at(t: &HostTable, stats: &[WeigherStat], r: &Row, i: usize) -> f64 {
+    let mut w = 0.0;
+    for s in stats {
+        w += host_multiplier(t, s, i) * ((r[s.lane] - s.min) / s.range);
+    }
+    w
 }
 
 /// Nova's weight, bit for bit: 0.0, then += multiplier * ((v - min) / range) in weigher order.
@@ -77,7 +100,7 @@ pub(crate) fn breakdown(
         .iter()
         .map(|&(w, _)| {
             let v = match stats.iter().find(|s| s.w == w) {
-                Some(s) => s.mult * ((r[s.lane] - s.min) / s.range) + 0.0, // no -0.0
+                Some(s) => host_multiplier(t, s, i) * ((r[s.lane] - s.min) / s.range) + 0.0, // no -0.0
                 None => 0.0,
             };
             (w.name(), v)

@@ -1,5 +1,6 @@
 //! The top candidates by Nova's exact weight, found through a cheap approximate pass.
 
+use super::normalise::exact_weight_at;
 use super::{exact_weight, WeigherStat, LANES};
 use crate::ctx::Ctx;
 use crate::kernels;
@@ -63,6 +64,9 @@ pub(crate) fn top_k(
         // all weights are 0: table order
         return cands.iter().take(k).map(|&c| (0.0, c)).collect();
     }
+    if t.multipliers_vary(cands) {
+        return top_k_exact(t, cands, ctx, stats, k);
+    }
     let mut kv = [0.0; LANES];
     let mut mv = [0.0; LANES];
     let mut abs_sum = 0.0;
@@ -122,6 +126,31 @@ pub(crate) fn top_k(
             (p..end).for_each(&mut consider);
         }
         p = end;
+    }
+    top
+}
+
+/// Top `k` by exact weight, every candidate weighed: where aggregates set per-host multipliers
+/// (the approximate pass assumes one multiplier per weigher).
+fn top_k_exact(
+    t: &HostTable,
+    cands: &[u32],
+    ctx: &Ctx,
+    stats: &[WeigherStat],
+    k: usize,
+) -> Vec<(f64, u32)> {
+    let mut top: Vec<(f64, u32)> = Vec::with_capacity(k + 1);
+    let mut tmp = [0.0; LANES];
+    for &c in cands {
+        let r = t.row(c as usize, ctx, &mut tmp);
+        let w = exact_weight_at(t, stats, r, c as usize);
+        if top.len() < k || w > top[top.len() - 1].0 {
+            let pos = top.partition_point(|&(tw, _)| tw >= w);
+            top.insert(pos, (w, c));
+            if top.len() > k {
+                top.pop();
+            }
+        }
     }
     top
 }

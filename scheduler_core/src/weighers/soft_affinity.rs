@@ -9,6 +9,7 @@ impl HostWeigher for SoftAffinityWeigher {
     const NAME: &'static str = "ServerGroupSoftAffinityWeigher";
     const DEFAULT_MULTIPLIER: f64 = 1.0;
     const LANE: usize = 7; // shared with the anti-affinity one: a request has one policy
+    const AGGREGATE_KEY: &'static str = "soft_affinity_weight_multiplier";
     fn value(h: &HostLoad) -> f64 {
         if h.policy == GroupPolicy::SoftAffinity {
             h.group_members

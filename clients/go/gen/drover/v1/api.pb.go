@@ -2033,9 +2033,12 @@ type CreateServerGroupRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// affinity, anti-affinity, soft-affinity or soft-anti-affinity.
-	Policy        string `protobuf:"bytes,2,opt,name=policy,proto3" json:"policy,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Policy string `protobuf:"bytes,2,opt,name=policy,proto3" json:"policy,omitempty"`
+	// Nova's rule of an anti-affinity group: at most this many members on one host
+	// (0: unset, Nova's default 1). Only for anti-affinity.
+	MaxServerPerHost int32 `protobuf:"varint,3,opt,name=max_server_per_host,json=maxServerPerHost,proto3" json:"max_server_per_host,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *CreateServerGroupRequest) Reset() {
@@ -2080,6 +2083,13 @@ func (x *CreateServerGroupRequest) GetPolicy() string {
 		return x.Policy
 	}
 	return ""
+}
+
+func (x *CreateServerGroupRequest) GetMaxServerPerHost() int32 {
+	if x != nil {
+		return x.MaxServerPerHost
+	}
+	return 0
 }
 
 type CreateServerGroupResponse struct {
@@ -2523,10 +2533,11 @@ const file_drover_v1_api_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06length\x18\x02 \x01(\x05R\x06length\"2\n" +
 	"\x18GetConsoleOutputResponse\x12\x16\n" +
-	"\x06output\x18\x01 \x01(\tR\x06output\"F\n" +
+	"\x06output\x18\x01 \x01(\tR\x06output\"u\n" +
 	"\x18CreateServerGroupRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
-	"\x06policy\x18\x02 \x01(\tR\x06policy\"V\n" +
+	"\x06policy\x18\x02 \x01(\tR\x06policy\x12-\n" +
+	"\x13max_server_per_host\x18\x03 \x01(\x05R\x10maxServerPerHost\"V\n" +
 	"\x19CreateServerGroupResponse\x129\n" +
 	"\fserver_group\x18\x01 \x01(\v2\x16.drover.v1.ServerGroupR\vserverGroup\"'\n" +
 	"\x15GetServerGroupRequest\x12\x0e\n" +

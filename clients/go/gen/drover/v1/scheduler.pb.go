@@ -49,9 +49,11 @@ type RequestSpec struct {
 	MinCount int32 `protobuf:"varint,17,opt,name=min_count,json=minCount,proto3" json:"min_count,omitempty"`
 	// The server group the instances join; the conductor fills group_policy and
 	// group_hosts from it just before scheduling.
-	GroupId       string `protobuf:"bytes,18,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	GroupId string `protobuf:"bytes,18,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	// The anti-affinity group's max_server_per_host rule (0: Nova's default, 1).
+	GroupMaxServerPerHost int32 `protobuf:"varint,19,opt,name=group_max_server_per_host,json=groupMaxServerPerHost,proto3" json:"group_max_server_per_host,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
 }
 
 func (x *RequestSpec) Reset() {
@@ -208,6 +210,13 @@ func (x *RequestSpec) GetGroupId() string {
 		return x.GroupId
 	}
 	return ""
+}
+
+func (x *RequestSpec) GetGroupMaxServerPerHost() int32 {
+	if x != nil {
+		return x.GroupMaxServerPerHost
+	}
+	return 0
 }
 
 // The chosen host for one instance.
@@ -765,16 +774,23 @@ type HostReport struct {
 	HypervisorType    string `protobuf:"bytes,17,opt,name=hypervisor_type,json=hypervisorType,proto3" json:"hypervisor_type,omitempty"`
 	HypervisorVersion int64  `protobuf:"varint,18,opt,name=hypervisor_version,json=hypervisorVersion,proto3" json:"hypervisor_version,omitempty"`
 	CpuArch           string `protobuf:"bytes,19,opt,name=cpu_arch,json=cpuArch,proto3" json:"cpu_arch,omitempty"`
-	// Capabilities (ComputeCapabilitiesFilter) and traits.
+	// Compute stats that ComputeCapabilitiesFilter matches after the host's own attributes.
 	Capabilities map[string]string `protobuf:"bytes,20,rep,name=capabilities,proto3" json:"capabilities,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// Aggregates this host belongs to, with their metadata.
 	Aggregates []*Aggregate `protobuf:"bytes,21,rep,name=aggregates,proto3" json:"aggregates,omitempty"`
 	// Monotonic per host; older reports are ignored.
 	Generation int64 `protobuf:"varint,22,opt,name=generation,proto3" json:"generation,omitempty"`
 	// Instances the agent runs (claims are reconciled against them).
-	InstanceIds   []string `protobuf:"bytes,23,rep,name=instance_ids,json=instanceIds,proto3" json:"instance_ids,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	InstanceIds []string `protobuf:"bytes,23,rep,name=instance_ids,json=instanceIds,proto3" json:"instance_ids,omitempty"`
+	// Placement traits of the host (os-traits names, e.g. HW_CPU_X86_AVX2): TraitsFilter.
+	Traits []string `protobuf:"bytes,24,rep,name=traits,proto3" json:"traits,omitempty"`
+	// The host CPU as Nova's ComputeNode.cpu_info holds it: a JSON object with arch, model,
+	// vendor, topology, maxphysaddr {mode, bits} and features.
+	CpuInfo string `protobuf:"bytes,25,opt,name=cpu_info,json=cpuInfo,proto3" json:"cpu_info,omitempty"`
+	// The guests the hypervisor runs (Nova's supported_instances): ImagePropertiesFilter.
+	SupportedInstances []*SupportedInstance `protobuf:"bytes,26,rep,name=supported_instances,json=supportedInstances,proto3" json:"supported_instances,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *HostReport) Reset() {
@@ -968,6 +984,88 @@ func (x *HostReport) GetInstanceIds() []string {
 	return nil
 }
 
+func (x *HostReport) GetTraits() []string {
+	if x != nil {
+		return x.Traits
+	}
+	return nil
+}
+
+func (x *HostReport) GetCpuInfo() string {
+	if x != nil {
+		return x.CpuInfo
+	}
+	return ""
+}
+
+func (x *HostReport) GetSupportedInstances() []*SupportedInstance {
+	if x != nil {
+		return x.SupportedInstances
+	}
+	return nil
+}
+
+// One (architecture, hypervisor type, vm mode) a host can run, e.g. (x86_64, kvm, hvm).
+type SupportedInstance struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Arch           string                 `protobuf:"bytes,1,opt,name=arch,proto3" json:"arch,omitempty"`
+	HypervisorType string                 `protobuf:"bytes,2,opt,name=hypervisor_type,json=hypervisorType,proto3" json:"hypervisor_type,omitempty"`
+	VmMode         string                 `protobuf:"bytes,3,opt,name=vm_mode,json=vmMode,proto3" json:"vm_mode,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *SupportedInstance) Reset() {
+	*x = SupportedInstance{}
+	mi := &file_drover_v1_scheduler_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SupportedInstance) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SupportedInstance) ProtoMessage() {}
+
+func (x *SupportedInstance) ProtoReflect() protoreflect.Message {
+	mi := &file_drover_v1_scheduler_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SupportedInstance.ProtoReflect.Descriptor instead.
+func (*SupportedInstance) Descriptor() ([]byte, []int) {
+	return file_drover_v1_scheduler_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *SupportedInstance) GetArch() string {
+	if x != nil {
+		return x.Arch
+	}
+	return ""
+}
+
+func (x *SupportedInstance) GetHypervisorType() string {
+	if x != nil {
+		return x.HypervisorType
+	}
+	return ""
+}
+
+func (x *SupportedInstance) GetVmMode() string {
+	if x != nil {
+		return x.VmMode
+	}
+	return ""
+}
+
 // A host aggregate with its metadata (AggregateInstanceExtraSpecsFilter,
 // AggregateMultiTenancyIsolation).
 type Aggregate struct {
@@ -980,7 +1078,7 @@ type Aggregate struct {
 
 func (x *Aggregate) Reset() {
 	*x = Aggregate{}
-	mi := &file_drover_v1_scheduler_proto_msgTypes[12]
+	mi := &file_drover_v1_scheduler_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -992,7 +1090,7 @@ func (x *Aggregate) String() string {
 func (*Aggregate) ProtoMessage() {}
 
 func (x *Aggregate) ProtoReflect() protoreflect.Message {
-	mi := &file_drover_v1_scheduler_proto_msgTypes[12]
+	mi := &file_drover_v1_scheduler_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1005,7 +1103,7 @@ func (x *Aggregate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Aggregate.ProtoReflect.Descriptor instead.
 func (*Aggregate) Descriptor() ([]byte, []int) {
-	return file_drover_v1_scheduler_proto_rawDescGZIP(), []int{12}
+	return file_drover_v1_scheduler_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Aggregate) GetName() string {
@@ -1031,7 +1129,7 @@ type ReportHostsRequest struct {
 
 func (x *ReportHostsRequest) Reset() {
 	*x = ReportHostsRequest{}
-	mi := &file_drover_v1_scheduler_proto_msgTypes[13]
+	mi := &file_drover_v1_scheduler_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1043,7 +1141,7 @@ func (x *ReportHostsRequest) String() string {
 func (*ReportHostsRequest) ProtoMessage() {}
 
 func (x *ReportHostsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_drover_v1_scheduler_proto_msgTypes[13]
+	mi := &file_drover_v1_scheduler_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1056,7 +1154,7 @@ func (x *ReportHostsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportHostsRequest.ProtoReflect.Descriptor instead.
 func (*ReportHostsRequest) Descriptor() ([]byte, []int) {
-	return file_drover_v1_scheduler_proto_rawDescGZIP(), []int{13}
+	return file_drover_v1_scheduler_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ReportHostsRequest) GetReports() []*HostReport {
@@ -1075,7 +1173,7 @@ type ReportHostsResponse struct {
 
 func (x *ReportHostsResponse) Reset() {
 	*x = ReportHostsResponse{}
-	mi := &file_drover_v1_scheduler_proto_msgTypes[14]
+	mi := &file_drover_v1_scheduler_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1087,7 +1185,7 @@ func (x *ReportHostsResponse) String() string {
 func (*ReportHostsResponse) ProtoMessage() {}
 
 func (x *ReportHostsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_drover_v1_scheduler_proto_msgTypes[14]
+	mi := &file_drover_v1_scheduler_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1100,7 +1198,7 @@ func (x *ReportHostsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportHostsResponse.ProtoReflect.Descriptor instead.
 func (*ReportHostsResponse) Descriptor() ([]byte, []int) {
-	return file_drover_v1_scheduler_proto_rawDescGZIP(), []int{14}
+	return file_drover_v1_scheduler_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ReportHostsResponse) GetAccepted() int32 {
@@ -1130,13 +1228,18 @@ type HostState struct {
 	RamAllocationRatio  float64                `protobuf:"fixed64,15,opt,name=ram_allocation_ratio,json=ramAllocationRatio,proto3" json:"ram_allocation_ratio,omitempty"`
 	DiskAllocationRatio float64                `protobuf:"fixed64,16,opt,name=disk_allocation_ratio,json=diskAllocationRatio,proto3" json:"disk_allocation_ratio,omitempty"`
 	HypervisorType      string                 `protobuf:"bytes,17,opt,name=hypervisor_type,json=hypervisorType,proto3" json:"hypervisor_type,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	HypervisorVersion   int64                  `protobuf:"varint,18,opt,name=hypervisor_version,json=hypervisorVersion,proto3" json:"hypervisor_version,omitempty"`
+	// As the host reported them (HostReport).
+	Traits             []string             `protobuf:"bytes,19,rep,name=traits,proto3" json:"traits,omitempty"`
+	CpuInfo            string               `protobuf:"bytes,20,opt,name=cpu_info,json=cpuInfo,proto3" json:"cpu_info,omitempty"`
+	SupportedInstances []*SupportedInstance `protobuf:"bytes,21,rep,name=supported_instances,json=supportedInstances,proto3" json:"supported_instances,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *HostState) Reset() {
 	*x = HostState{}
-	mi := &file_drover_v1_scheduler_proto_msgTypes[15]
+	mi := &file_drover_v1_scheduler_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1148,7 +1251,7 @@ func (x *HostState) String() string {
 func (*HostState) ProtoMessage() {}
 
 func (x *HostState) ProtoReflect() protoreflect.Message {
-	mi := &file_drover_v1_scheduler_proto_msgTypes[15]
+	mi := &file_drover_v1_scheduler_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1161,7 +1264,7 @@ func (x *HostState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HostState.ProtoReflect.Descriptor instead.
 func (*HostState) Descriptor() ([]byte, []int) {
-	return file_drover_v1_scheduler_proto_rawDescGZIP(), []int{15}
+	return file_drover_v1_scheduler_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *HostState) GetHost() string {
@@ -1283,6 +1386,34 @@ func (x *HostState) GetHypervisorType() string {
 	return ""
 }
 
+func (x *HostState) GetHypervisorVersion() int64 {
+	if x != nil {
+		return x.HypervisorVersion
+	}
+	return 0
+}
+
+func (x *HostState) GetTraits() []string {
+	if x != nil {
+		return x.Traits
+	}
+	return nil
+}
+
+func (x *HostState) GetCpuInfo() string {
+	if x != nil {
+		return x.CpuInfo
+	}
+	return ""
+}
+
+func (x *HostState) GetSupportedInstances() []*SupportedInstance {
+	if x != nil {
+		return x.SupportedInstances
+	}
+	return nil
+}
+
 type SchedulerServiceListHostsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Only these hosts (empty: all, up to limit).
@@ -1294,7 +1425,7 @@ type SchedulerServiceListHostsRequest struct {
 
 func (x *SchedulerServiceListHostsRequest) Reset() {
 	*x = SchedulerServiceListHostsRequest{}
-	mi := &file_drover_v1_scheduler_proto_msgTypes[16]
+	mi := &file_drover_v1_scheduler_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1306,7 +1437,7 @@ func (x *SchedulerServiceListHostsRequest) String() string {
 func (*SchedulerServiceListHostsRequest) ProtoMessage() {}
 
 func (x *SchedulerServiceListHostsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_drover_v1_scheduler_proto_msgTypes[16]
+	mi := &file_drover_v1_scheduler_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1319,7 +1450,7 @@ func (x *SchedulerServiceListHostsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SchedulerServiceListHostsRequest.ProtoReflect.Descriptor instead.
 func (*SchedulerServiceListHostsRequest) Descriptor() ([]byte, []int) {
-	return file_drover_v1_scheduler_proto_rawDescGZIP(), []int{16}
+	return file_drover_v1_scheduler_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *SchedulerServiceListHostsRequest) GetHosts() []string {
@@ -1346,7 +1477,7 @@ type SchedulerServiceListHostsResponse struct {
 
 func (x *SchedulerServiceListHostsResponse) Reset() {
 	*x = SchedulerServiceListHostsResponse{}
-	mi := &file_drover_v1_scheduler_proto_msgTypes[17]
+	mi := &file_drover_v1_scheduler_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1358,7 +1489,7 @@ func (x *SchedulerServiceListHostsResponse) String() string {
 func (*SchedulerServiceListHostsResponse) ProtoMessage() {}
 
 func (x *SchedulerServiceListHostsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_drover_v1_scheduler_proto_msgTypes[17]
+	mi := &file_drover_v1_scheduler_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1371,7 +1502,7 @@ func (x *SchedulerServiceListHostsResponse) ProtoReflect() protoreflect.Message 
 
 // Deprecated: Use SchedulerServiceListHostsResponse.ProtoReflect.Descriptor instead.
 func (*SchedulerServiceListHostsResponse) Descriptor() ([]byte, []int) {
-	return file_drover_v1_scheduler_proto_rawDescGZIP(), []int{17}
+	return file_drover_v1_scheduler_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *SchedulerServiceListHostsResponse) GetHosts() []*HostState {
@@ -1392,7 +1523,7 @@ var File_drover_v1_scheduler_proto protoreflect.FileDescriptor
 
 const file_drover_v1_scheduler_proto_rawDesc = "" +
 	"\n" +
-	"\x19drover/v1/scheduler.proto\x12\tdrover.v1\x1a\x15drover/v1/types.proto\"\xbf\x06\n" +
+	"\x19drover/v1/scheduler.proto\x12\tdrover.v1\x1a\x15drover/v1/types.proto\"\xf9\x06\n" +
 	"\vRequestSpec\x12!\n" +
 	"\finstance_ids\x18\x01 \x03(\tR\vinstanceIds\x12\x1d\n" +
 	"\n" +
@@ -1414,7 +1545,8 @@ const file_drover_v1_scheduler_proto_rawDesc = "" +
 	"\x0edifferent_host\x18\x0f \x03(\tR\rdifferentHost\x12!\n" +
 	"\fignore_hosts\x18\x10 \x03(\tR\vignoreHosts\x12\x1b\n" +
 	"\tmin_count\x18\x11 \x01(\x05R\bminCount\x12\x19\n" +
-	"\bgroup_id\x18\x12 \x01(\tR\agroupId\x1aC\n" +
+	"\bgroup_id\x18\x12 \x01(\tR\agroupId\x128\n" +
+	"\x19group_max_server_per_host\x18\x13 \x01(\x05R\x15groupMaxServerPerHost\x1aC\n" +
 	"\x15FlavorExtraSpecsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1aB\n" +
@@ -1457,7 +1589,7 @@ const file_drover_v1_scheduler_proto_rawDesc = "" +
 	"\x14ReleaseClaimsRequest\x12!\n" +
 	"\finstance_ids\x18\x01 \x03(\tR\vinstanceIds\"3\n" +
 	"\x15ReleaseClaimsResponse\x12\x1a\n" +
-	"\breleased\x18\x01 \x01(\x05R\breleased\"\xca\a\n" +
+	"\breleased\x18\x01 \x01(\x05R\breleased\"\xcc\b\n" +
 	"\n" +
 	"HostReport\x12\x12\n" +
 	"\x04host\x18\x01 \x01(\tR\x04host\x12#\n" +
@@ -1487,10 +1619,17 @@ const file_drover_v1_scheduler_proto_rawDesc = "" +
 	"\n" +
 	"generation\x18\x16 \x01(\x03R\n" +
 	"generation\x12!\n" +
-	"\finstance_ids\x18\x17 \x03(\tR\vinstanceIds\x1a?\n" +
+	"\finstance_ids\x18\x17 \x03(\tR\vinstanceIds\x12\x16\n" +
+	"\x06traits\x18\x18 \x03(\tR\x06traits\x12\x19\n" +
+	"\bcpu_info\x18\x19 \x01(\tR\acpuInfo\x12M\n" +
+	"\x13supported_instances\x18\x1a \x03(\v2\x1c.drover.v1.SupportedInstanceR\x12supportedInstances\x1a?\n" +
 	"\x11CapabilitiesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x9c\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"i\n" +
+	"\x11SupportedInstance\x12\x12\n" +
+	"\x04arch\x18\x01 \x01(\tR\x04arch\x12'\n" +
+	"\x0fhypervisor_type\x18\x02 \x01(\tR\x0ehypervisorType\x12\x17\n" +
+	"\avm_mode\x18\x03 \x01(\tR\x06vmMode\"\x9c\x01\n" +
 	"\tAggregate\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12>\n" +
 	"\bmetadata\x18\x02 \x03(\v2\".drover.v1.Aggregate.MetadataEntryR\bmetadata\x1a;\n" +
@@ -1500,7 +1639,7 @@ const file_drover_v1_scheduler_proto_rawDesc = "" +
 	"\x12ReportHostsRequest\x12/\n" +
 	"\areports\x18\x01 \x03(\v2\x15.drover.v1.HostReportR\areports\"1\n" +
 	"\x13ReportHostsResponse\x12\x1a\n" +
-	"\baccepted\x18\x01 \x01(\x05R\baccepted\"\xcb\x04\n" +
+	"\baccepted\x18\x01 \x01(\x05R\baccepted\"\xfc\x05\n" +
 	"\tHostState\x12\x12\n" +
 	"\x04host\x18\x01 \x01(\tR\x04host\x12#\n" +
 	"\ragent_address\x18\x02 \x01(\tR\fagentAddress\x12\x18\n" +
@@ -1521,7 +1660,11 @@ const file_drover_v1_scheduler_proto_rawDesc = "" +
 	"\x14cpu_allocation_ratio\x18\x0e \x01(\x01R\x12cpuAllocationRatio\x120\n" +
 	"\x14ram_allocation_ratio\x18\x0f \x01(\x01R\x12ramAllocationRatio\x122\n" +
 	"\x15disk_allocation_ratio\x18\x10 \x01(\x01R\x13diskAllocationRatio\x12'\n" +
-	"\x0fhypervisor_type\x18\x11 \x01(\tR\x0ehypervisorType\"N\n" +
+	"\x0fhypervisor_type\x18\x11 \x01(\tR\x0ehypervisorType\x12-\n" +
+	"\x12hypervisor_version\x18\x12 \x01(\x03R\x11hypervisorVersion\x12\x16\n" +
+	"\x06traits\x18\x13 \x03(\tR\x06traits\x12\x19\n" +
+	"\bcpu_info\x18\x14 \x01(\tR\acpuInfo\x12M\n" +
+	"\x13supported_instances\x18\x15 \x03(\v2\x1c.drover.v1.SupportedInstanceR\x12supportedInstances\"N\n" +
 	" SchedulerServiceListHostsRequest\x12\x14\n" +
 	"\x05hosts\x18\x01 \x03(\tR\x05hosts\x12\x14\n" +
 	"\x05limit\x18\x02 \x01(\x05R\x05limit\"e\n" +
@@ -1550,7 +1693,7 @@ func file_drover_v1_scheduler_proto_rawDescGZIP() []byte {
 	return file_drover_v1_scheduler_proto_rawDescData
 }
 
-var file_drover_v1_scheduler_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_drover_v1_scheduler_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_drover_v1_scheduler_proto_goTypes = []any{
 	(*RequestSpec)(nil),                       // 0: drover.v1.RequestSpec
 	(*Selection)(nil),                         // 1: drover.v1.Selection
@@ -1564,53 +1707,56 @@ var file_drover_v1_scheduler_proto_goTypes = []any{
 	(*ReleaseClaimsRequest)(nil),              // 9: drover.v1.ReleaseClaimsRequest
 	(*ReleaseClaimsResponse)(nil),             // 10: drover.v1.ReleaseClaimsResponse
 	(*HostReport)(nil),                        // 11: drover.v1.HostReport
-	(*Aggregate)(nil),                         // 12: drover.v1.Aggregate
-	(*ReportHostsRequest)(nil),                // 13: drover.v1.ReportHostsRequest
-	(*ReportHostsResponse)(nil),               // 14: drover.v1.ReportHostsResponse
-	(*HostState)(nil),                         // 15: drover.v1.HostState
-	(*SchedulerServiceListHostsRequest)(nil),  // 16: drover.v1.SchedulerServiceListHostsRequest
-	(*SchedulerServiceListHostsResponse)(nil), // 17: drover.v1.SchedulerServiceListHostsResponse
-	nil,                 // 18: drover.v1.RequestSpec.FlavorExtraSpecsEntry
-	nil,                 // 19: drover.v1.RequestSpec.ImagePropertiesEntry
-	nil,                 // 20: drover.v1.HostReport.CapabilitiesEntry
-	nil,                 // 21: drover.v1.Aggregate.MetadataEntry
-	(*Explanation)(nil), // 22: drover.v1.Explanation
+	(*SupportedInstance)(nil),                 // 12: drover.v1.SupportedInstance
+	(*Aggregate)(nil),                         // 13: drover.v1.Aggregate
+	(*ReportHostsRequest)(nil),                // 14: drover.v1.ReportHostsRequest
+	(*ReportHostsResponse)(nil),               // 15: drover.v1.ReportHostsResponse
+	(*HostState)(nil),                         // 16: drover.v1.HostState
+	(*SchedulerServiceListHostsRequest)(nil),  // 17: drover.v1.SchedulerServiceListHostsRequest
+	(*SchedulerServiceListHostsResponse)(nil), // 18: drover.v1.SchedulerServiceListHostsResponse
+	nil,                 // 19: drover.v1.RequestSpec.FlavorExtraSpecsEntry
+	nil,                 // 20: drover.v1.RequestSpec.ImagePropertiesEntry
+	nil,                 // 21: drover.v1.HostReport.CapabilitiesEntry
+	nil,                 // 22: drover.v1.Aggregate.MetadataEntry
+	(*Explanation)(nil), // 23: drover.v1.Explanation
 }
 var file_drover_v1_scheduler_proto_depIdxs = []int32{
-	18, // 0: drover.v1.RequestSpec.flavor_extra_specs:type_name -> drover.v1.RequestSpec.FlavorExtraSpecsEntry
-	19, // 1: drover.v1.RequestSpec.image_properties:type_name -> drover.v1.RequestSpec.ImagePropertiesEntry
+	19, // 0: drover.v1.RequestSpec.flavor_extra_specs:type_name -> drover.v1.RequestSpec.FlavorExtraSpecsEntry
+	20, // 1: drover.v1.RequestSpec.image_properties:type_name -> drover.v1.RequestSpec.ImagePropertiesEntry
 	0,  // 2: drover.v1.SelectDestinationsRequest.spec:type_name -> drover.v1.RequestSpec
 	1,  // 3: drover.v1.SelectDestinationsResponse.selections:type_name -> drover.v1.Selection
-	22, // 4: drover.v1.SelectDestinationsResponse.explanation:type_name -> drover.v1.Explanation
+	23, // 4: drover.v1.SelectDestinationsResponse.explanation:type_name -> drover.v1.Explanation
 	2,  // 5: drover.v1.SelectDestinationsBatchRequest.requests:type_name -> drover.v1.SelectDestinationsRequest
 	1,  // 6: drover.v1.SelectDestinationsResult.selections:type_name -> drover.v1.Selection
-	22, // 7: drover.v1.SelectDestinationsResult.explanation:type_name -> drover.v1.Explanation
+	23, // 7: drover.v1.SelectDestinationsResult.explanation:type_name -> drover.v1.Explanation
 	5,  // 8: drover.v1.SelectDestinationsBatchResponse.results:type_name -> drover.v1.SelectDestinationsResult
 	0,  // 9: drover.v1.ExplainSelectionRequest.spec:type_name -> drover.v1.RequestSpec
-	22, // 10: drover.v1.ExplainSelectionResponse.explanation:type_name -> drover.v1.Explanation
+	23, // 10: drover.v1.ExplainSelectionResponse.explanation:type_name -> drover.v1.Explanation
 	1,  // 11: drover.v1.ExplainSelectionResponse.selections:type_name -> drover.v1.Selection
-	20, // 12: drover.v1.HostReport.capabilities:type_name -> drover.v1.HostReport.CapabilitiesEntry
-	12, // 13: drover.v1.HostReport.aggregates:type_name -> drover.v1.Aggregate
-	21, // 14: drover.v1.Aggregate.metadata:type_name -> drover.v1.Aggregate.MetadataEntry
-	11, // 15: drover.v1.ReportHostsRequest.reports:type_name -> drover.v1.HostReport
-	15, // 16: drover.v1.SchedulerServiceListHostsResponse.hosts:type_name -> drover.v1.HostState
-	2,  // 17: drover.v1.SchedulerService.SelectDestinations:input_type -> drover.v1.SelectDestinationsRequest
-	4,  // 18: drover.v1.SchedulerService.SelectDestinationsBatch:input_type -> drover.v1.SelectDestinationsBatchRequest
-	7,  // 19: drover.v1.SchedulerService.ExplainSelection:input_type -> drover.v1.ExplainSelectionRequest
-	9,  // 20: drover.v1.SchedulerService.ReleaseClaims:input_type -> drover.v1.ReleaseClaimsRequest
-	13, // 21: drover.v1.SchedulerService.ReportHosts:input_type -> drover.v1.ReportHostsRequest
-	16, // 22: drover.v1.SchedulerService.ListHosts:input_type -> drover.v1.SchedulerServiceListHostsRequest
-	3,  // 23: drover.v1.SchedulerService.SelectDestinations:output_type -> drover.v1.SelectDestinationsResponse
-	6,  // 24: drover.v1.SchedulerService.SelectDestinationsBatch:output_type -> drover.v1.SelectDestinationsBatchResponse
-	8,  // 25: drover.v1.SchedulerService.ExplainSelection:output_type -> drover.v1.ExplainSelectionResponse
-	10, // 26: drover.v1.SchedulerService.ReleaseClaims:output_type -> drover.v1.ReleaseClaimsResponse
-	14, // 27: drover.v1.SchedulerService.ReportHosts:output_type -> drover.v1.ReportHostsResponse
-	17, // 28: drover.v1.SchedulerService.ListHosts:output_type -> drover.v1.SchedulerServiceListHostsResponse
-	23, // [23:29] is the sub-list for method output_type
-	17, // [17:23] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	21, // 12: drover.v1.HostReport.capabilities:type_name -> drover.v1.HostReport.CapabilitiesEntry
+	13, // 13: drover.v1.HostReport.aggregates:type_name -> drover.v1.Aggregate
+	12, // 14: drover.v1.HostReport.supported_instances:type_name -> drover.v1.SupportedInstance
+	22, // 15: drover.v1.Aggregate.metadata:type_name -> drover.v1.Aggregate.MetadataEntry
+	11, // 16: drover.v1.ReportHostsRequest.reports:type_name -> drover.v1.HostReport
+	12, // 17: drover.v1.HostState.supported_instances:type_name -> drover.v1.SupportedInstance
+	16, // 18: drover.v1.SchedulerServiceListHostsResponse.hosts:type_name -> drover.v1.HostState
+	2,  // 19: drover.v1.SchedulerService.SelectDestinations:input_type -> drover.v1.SelectDestinationsRequest
+	4,  // 20: drover.v1.SchedulerService.SelectDestinationsBatch:input_type -> drover.v1.SelectDestinationsBatchRequest
+	7,  // 21: drover.v1.SchedulerService.ExplainSelection:input_type -> drover.v1.ExplainSelectionRequest
+	9,  // 22: drover.v1.SchedulerService.ReleaseClaims:input_type -> drover.v1.ReleaseClaimsRequest
+	14, // 23: drover.v1.SchedulerService.ReportHosts:input_type -> drover.v1.ReportHostsRequest
+	17, // 24: drover.v1.SchedulerService.ListHosts:input_type -> drover.v1.SchedulerServiceListHostsRequest
+	3,  // 25: drover.v1.SchedulerService.SelectDestinations:output_type -> drover.v1.SelectDestinationsResponse
+	6,  // 26: drover.v1.SchedulerService.SelectDestinationsBatch:output_type -> drover.v1.SelectDestinationsBatchResponse
+	8,  // 27: drover.v1.SchedulerService.ExplainSelection:output_type -> drover.v1.ExplainSelectionResponse
+	10, // 28: drover.v1.SchedulerService.ReleaseClaims:output_type -> drover.v1.ReleaseClaimsResponse
+	15, // 29: drover.v1.SchedulerService.ReportHosts:output_type -> drover.v1.ReportHostsResponse
+	18, // 30: drover.v1.SchedulerService.ListHosts:output_type -> drover.v1.SchedulerServiceListHostsResponse
+	25, // [25:31] is the sub-list for method output_type
+	19, // [19:25] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_drover_v1_scheduler_proto_init() }
@@ -1625,7 +1771,7 @@ func file_drover_v1_scheduler_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_drover_v1_scheduler_proto_rawDesc), len(file_drover_v1_scheduler_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   22,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -812,10 +812,12 @@ type ServerGroup struct {
 	ProjectId string `protobuf:"bytes,4,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
 	UserId    string `protobuf:"bytes,5,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
 	// Ids of the servers in the group (deleted servers leave it).
-	Members       []string               `protobuf:"bytes,6,rep,name=members,proto3" json:"members,omitempty"`
-	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Members   []string               `protobuf:"bytes,6,rep,name=members,proto3" json:"members,omitempty"`
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// The anti-affinity rule (0: unset, at most one member per host).
+	MaxServerPerHost int32 `protobuf:"varint,8,opt,name=max_server_per_host,json=maxServerPerHost,proto3" json:"max_server_per_host,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *ServerGroup) Reset() {
@@ -895,6 +897,13 @@ func (x *ServerGroup) GetCreatedAt() *timestamppb.Timestamp {
 		return x.CreatedAt
 	}
 	return nil
+}
+
+func (x *ServerGroup) GetMaxServerPerHost() int32 {
+	if x != nil {
+		return x.MaxServerPerHost
+	}
+	return 0
 }
 
 // An image registered from local files.
@@ -1673,7 +1682,7 @@ const file_drover_v1_types_proto_rawDesc = "" +
 	"extraSpecs\x1a=\n" +
 	"\x0fExtraSpecsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xd6\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x85\x02\n" +
 	"\vServerGroup\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
@@ -1683,7 +1692,8 @@ const file_drover_v1_types_proto_rawDesc = "" +
 	"\auser_id\x18\x05 \x01(\tR\x06userId\x12\x18\n" +
 	"\amembers\x18\x06 \x03(\tR\amembers\x129\n" +
 	"\n" +
-	"created_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"\xa9\x04\n" +
+	"created_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12-\n" +
+	"\x13max_server_per_host\x18\b \x01(\x05R\x10maxServerPerHost\"\xa9\x04\n" +
 	"\x05Image\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12.\n" +

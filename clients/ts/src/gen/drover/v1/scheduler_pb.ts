@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file drover/v1/scheduler.proto.
  */
 export const file_drover_v1_scheduler: GenFile = /*@__PURE__*/
-  fileDesc("Chlkcm92ZXIvdjEvc2NoZWR1bGVyLnByb3RvEglkcm92ZXIudjEi0QQKC1JlcXVlc3RTcGVjEhQKDGluc3RhbmNlX2lkcxgBIAMoCRISCgpwcm9qZWN0X2lkGAIgASgJEg0KBXZjcHVzGAMgASgFEhEKCW1lbW9yeV9tYhgEIAEoAxIPCgdyb290X2diGAUgASgDEhQKDGVwaGVtZXJhbF9nYhgGIAEoAxIPCgdzd2FwX21iGAcgASgDEhkKEWF2YWlsYWJpbGl0eV96b25lGAggASgJEkgKEmZsYXZvcl9leHRyYV9zcGVjcxgJIAMoCzIsLmRyb3Zlci52MS5SZXF1ZXN0U3BlYy5GbGF2b3JFeHRyYVNwZWNzRW50cnkSEAoIaW1hZ2VfaWQYCiABKAkSRQoQaW1hZ2VfcHJvcGVydGllcxgLIAMoCzIrLmRyb3Zlci52MS5SZXF1ZXN0U3BlYy5JbWFnZVByb3BlcnRpZXNFbnRyeRIUCgxncm91cF9wb2xpY3kYDCABKAkSEwoLZ3JvdXBfaG9zdHMYDSADKAkSEQoJc2FtZV9ob3N0GA4gAygJEhYKDmRpZmZlcmVudF9ob3N0GA8gAygJEhQKDGlnbm9yZV9ob3N0cxgQIAMoCRIRCgltaW5fY291bnQYESABKAUSEAoIZ3JvdXBfaWQYEiABKAkaNwoVRmxhdm9yRXh0cmFTcGVjc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEaNgoUSW1hZ2VQcm9wZXJ0aWVzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJsCglTZWxlY3Rpb24SEwoLaW5zdGFuY2VfaWQYASABKAkSDAoEaG9zdBgCIAEoCRIMCgRub2RlGAMgASgJEhUKDWFnZW50X2FkZHJlc3MYBCABKAkSFwoPYWx0ZXJuYXRlX2hvc3RzGAUgAygJIlIKGVNlbGVjdERlc3RpbmF0aW9uc1JlcXVlc3QSJAoEc3BlYxgBIAEoCzIWLmRyb3Zlci52MS5SZXF1ZXN0U3BlYxIPCgdleHBsYWluGAIgASgIInMKGlNlbGVjdERlc3RpbmF0aW9uc1Jlc3BvbnNlEigKCnNlbGVjdGlvbnMYASADKAsyFC5kcm92ZXIudjEuU2VsZWN0aW9uEisKC2V4cGxhbmF0aW9uGAIgASgLMhYuZHJvdmVyLnYxLkV4cGxhbmF0aW9uIlgKHlNlbGVjdERlc3RpbmF0aW9uc0JhdGNoUmVxdWVzdBI2CghyZXF1ZXN0cxgBIAMoCzIkLmRyb3Zlci52MS5TZWxlY3REZXN0aW5hdGlvbnNSZXF1ZXN0IpABChhTZWxlY3REZXN0aW5hdGlvbnNSZXN1bHQSDAoEY29kZRgBIAEoBRIPCgdtZXNzYWdlGAIgASgJEigKCnNlbGVjdGlvbnMYAyADKAsyFC5kcm92ZXIudjEuU2VsZWN0aW9uEisKC2V4cGxhbmF0aW9uGAQgASgLMhYuZHJvdmVyLnYxLkV4cGxhbmF0aW9uIlcKH1NlbGVjdERlc3RpbmF0aW9uc0JhdGNoUmVzcG9uc2USNAoHcmVzdWx0cxgBIAMoCzIjLmRyb3Zlci52MS5TZWxlY3REZXN0aW5hdGlvbnNSZXN1bHQiPwoXRXhwbGFpblNlbGVjdGlvblJlcXVlc3QSJAoEc3BlYxgBIAEoCzIWLmRyb3Zlci52MS5SZXF1ZXN0U3BlYyJxChhFeHBsYWluU2VsZWN0aW9uUmVzcG9uc2USKwoLZXhwbGFuYXRpb24YASABKAsyFi5kcm92ZXIudjEuRXhwbGFuYXRpb24SKAoKc2VsZWN0aW9ucxgCIAMoCzIULmRyb3Zlci52MS5TZWxlY3Rpb24iLAoUUmVsZWFzZUNsYWltc1JlcXVlc3QSFAoMaW5zdGFuY2VfaWRzGAEgAygJIikKFVJlbGVhc2VDbGFpbXNSZXNwb25zZRIQCghyZWxlYXNlZBgBIAEoBSKGBQoKSG9zdFJlcG9ydBIMCgRob3N0GAEgASgJEhUKDWFnZW50X2FkZHJlc3MYAiABKAkSDQoFdmNwdXMYAyABKAUSEQoJbWVtb3J5X21iGAQgASgDEg8KB2Rpc2tfZ2IYBSABKAMSGgoScmVzZXJ2ZWRfbWVtb3J5X21iGAYgASgDEhgKEHJlc2VydmVkX2Rpc2tfZ2IYByABKAMSFgoOcmVzZXJ2ZWRfdmNwdXMYCCABKAUSHAoUY3B1X2FsbG9jYXRpb25fcmF0aW8YCSABKAESHAoUcmFtX2FsbG9jYXRpb25fcmF0aW8YCiABKAESHQoVZGlza19hbGxvY2F0aW9uX3JhdGlvGAsgASgBEhkKEWF2YWlsYWJpbGl0eV96b25lGAwgASgJEg8KB2VuYWJsZWQYDSABKAgSDgoGaW9fb3BzGA4gASgFEhUKDW51bV9pbnN0YW5jZXMYDyABKAUSFQoNZmFpbGVkX2J1aWxkcxgQIAEoBRIXCg9oeXBlcnZpc29yX3R5cGUYESABKAkSGgoSaHlwZXJ2aXNvcl92ZXJzaW9uGBIgASgDEhAKCGNwdV9hcmNoGBMgASgJEj0KDGNhcGFiaWxpdGllcxgUIAMoCzInLmRyb3Zlci52MS5Ib3N0UmVwb3J0LkNhcGFiaWxpdGllc0VudHJ5EigKCmFnZ3JlZ2F0ZXMYFSADKAsyFC5kcm92ZXIudjEuQWdncmVnYXRlEhIKCmdlbmVyYXRpb24YFiABKAMSFAoMaW5zdGFuY2VfaWRzGBcgAygJGjMKEUNhcGFiaWxpdGllc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEigAEKCUFnZ3JlZ2F0ZRIMCgRuYW1lGAEgASgJEjQKCG1ldGFkYXRhGAIgAygLMiIuZHJvdmVyLnYxLkFnZ3JlZ2F0ZS5NZXRhZGF0YUVudHJ5Gi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASI8ChJSZXBvcnRIb3N0c1JlcXVlc3QSJgoHcmVwb3J0cxgBIAMoCzIVLmRyb3Zlci52MS5Ib3N0UmVwb3J0IicKE1JlcG9ydEhvc3RzUmVzcG9uc2USEAoIYWNjZXB0ZWQYASABKAUi+AIKCUhvc3RTdGF0ZRIMCgRob3N0GAEgASgJEhUKDWFnZW50X2FkZHJlc3MYAiABKAkSDwoHZW5hYmxlZBgDIAEoCBIKCgJ1cBgEIAEoCBIZChFhdmFpbGFiaWxpdHlfem9uZRgFIAEoCRINCgV2Y3B1cxgGIAEoBRISCgp2Y3B1c191c2VkGAcgASgFEhEKCW1lbW9yeV9tYhgIIAEoAxIWCg5tZW1vcnlfbWJfdXNlZBgJIAEoAxIPCgdkaXNrX2diGAogASgDEhQKDGRpc2tfZ2JfdXNlZBgLIAEoAxIVCg1udW1faW5zdGFuY2VzGAwgASgFEg4KBmlvX29wcxgNIAEoBRIcChRjcHVfYWxsb2NhdGlvbl9yYXRpbxgOIAEoARIcChRyYW1fYWxsb2NhdGlvbl9yYXRpbxgPIAEoARIdChVkaXNrX2FsbG9jYXRpb25fcmF0aW8YECABKAESFwoPaHlwZXJ2aXNvcl90eXBlGBEgASgJIkAKIFNjaGVkdWxlclNlcnZpY2VMaXN0SG9zdHNSZXF1ZXN0Eg0KBWhvc3RzGAEgAygJEg0KBWxpbWl0GAIgASgFIlcKIVNjaGVkdWxlclNlcnZpY2VMaXN0SG9zdHNSZXNwb25zZRIjCgVob3N0cxgBIAMoCzIULmRyb3Zlci52MS5Ib3N0U3RhdGUSDQoFdG90YWwYAiABKAMyzgQKEFNjaGVkdWxlclNlcnZpY2USYQoSU2VsZWN0RGVzdGluYXRpb25zEiQuZHJvdmVyLnYxLlNlbGVjdERlc3RpbmF0aW9uc1JlcXVlc3QaJS5kcm92ZXIudjEuU2VsZWN0RGVzdGluYXRpb25zUmVzcG9uc2UScAoXU2VsZWN0RGVzdGluYXRpb25zQmF0Y2gSKS5kcm92ZXIudjEuU2VsZWN0RGVzdGluYXRpb25zQmF0Y2hSZXF1ZXN0GiouZHJvdmVyLnYxLlNlbGVjdERlc3RpbmF0aW9uc0JhdGNoUmVzcG9uc2USWwoQRXhwbGFpblNlbGVjdGlvbhIiLmRyb3Zlci52MS5FeHBsYWluU2VsZWN0aW9uUmVxdWVzdBojLmRyb3Zlci52MS5FeHBsYWluU2VsZWN0aW9uUmVzcG9uc2USUgoNUmVsZWFzZUNsYWltcxIfLmRyb3Zlci52MS5SZWxlYXNlQ2xhaW1zUmVxdWVzdBogLmRyb3Zlci52MS5SZWxlYXNlQ2xhaW1zUmVzcG9uc2USTAoLUmVwb3J0SG9zdHMSHS5kcm92ZXIudjEuUmVwb3J0SG9zdHNSZXF1ZXN0Gh4uZHJvdmVyLnYxLlJlcG9ydEhvc3RzUmVzcG9uc2USZgoJTGlzdEhvc3RzEisuZHJvdmVyLnYxLlNjaGVkdWxlclNlcnZpY2VMaXN0SG9zdHNSZXF1ZXN0GiwuZHJvdmVyLnYxLlNjaGVkdWxlclNlcnZpY2VMaXN0SG9zdHNSZXNwb25zZUKgAQoNY29tLmRyb3Zlci52MUIOU2NoZWR1bGVyUHJvdG9QAVo6Z2l0aHViLmNvbS9kcm92ZXIvZHJvdmVyL2NsaWVudHMvZ28vZ2VuL2Ryb3Zlci92MTtkcm92ZXJ2MaICA0RYWKoCCURyb3Zlci5WMcoCCURyb3ZlclxWMeICFURyb3ZlclxWMVxHUEJNZXRhZGF0YeoCCkRyb3Zlcjo6VjFiBnByb3RvMw", [file_drover_v1_types]);
+  fileDesc("Chlkcm92ZXIvdjEvc2NoZWR1bGVyLnByb3RvEglkcm92ZXIudjEi9AQKC1JlcXVlc3RTcGVjEhQKDGluc3RhbmNlX2lkcxgBIAMoCRISCgpwcm9qZWN0X2lkGAIgASgJEg0KBXZjcHVzGAMgASgFEhEKCW1lbW9yeV9tYhgEIAEoAxIPCgdyb290X2diGAUgASgDEhQKDGVwaGVtZXJhbF9nYhgGIAEoAxIPCgdzd2FwX21iGAcgASgDEhkKEWF2YWlsYWJpbGl0eV96b25lGAggASgJEkgKEmZsYXZvcl9leHRyYV9zcGVjcxgJIAMoCzIsLmRyb3Zlci52MS5SZXF1ZXN0U3BlYy5GbGF2b3JFeHRyYVNwZWNzRW50cnkSEAoIaW1hZ2VfaWQYCiABKAkSRQoQaW1hZ2VfcHJvcGVydGllcxgLIAMoCzIrLmRyb3Zlci52MS5SZXF1ZXN0U3BlYy5JbWFnZVByb3BlcnRpZXNFbnRyeRIUCgxncm91cF9wb2xpY3kYDCABKAkSEwoLZ3JvdXBfaG9zdHMYDSADKAkSEQoJc2FtZV9ob3N0GA4gAygJEhYKDmRpZmZlcmVudF9ob3N0GA8gAygJEhQKDGlnbm9yZV9ob3N0cxgQIAMoCRIRCgltaW5fY291bnQYESABKAUSEAoIZ3JvdXBfaWQYEiABKAkSIQoZZ3JvdXBfbWF4X3NlcnZlcl9wZXJfaG9zdBgTIAEoBRo3ChVGbGF2b3JFeHRyYVNwZWNzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARo2ChRJbWFnZVByb3BlcnRpZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBImwKCVNlbGVjdGlvbhITCgtpbnN0YW5jZV9pZBgBIAEoCRIMCgRob3N0GAIgASgJEgwKBG5vZGUYAyABKAkSFQoNYWdlbnRfYWRkcmVzcxgEIAEoCRIXCg9hbHRlcm5hdGVfaG9zdHMYBSADKAkiUgoZU2VsZWN0RGVzdGluYXRpb25zUmVxdWVzdBIkCgRzcGVjGAEgASgLMhYuZHJvdmVyLnYxLlJlcXVlc3RTcGVjEg8KB2V4cGxhaW4YAiABKAgicwoaU2VsZWN0RGVzdGluYXRpb25zUmVzcG9uc2USKAoKc2VsZWN0aW9ucxgBIAMoCzIULmRyb3Zlci52MS5TZWxlY3Rpb24SKwoLZXhwbGFuYXRpb24YAiABKAsyFi5kcm92ZXIudjEuRXhwbGFuYXRpb24iWAoeU2VsZWN0RGVzdGluYXRpb25zQmF0Y2hSZXF1ZXN0EjYKCHJlcXVlc3RzGAEgAygLMiQuZHJvdmVyLnYxLlNlbGVjdERlc3RpbmF0aW9uc1JlcXVlc3QikAEKGFNlbGVjdERlc3RpbmF0aW9uc1Jlc3VsdBIMCgRjb2RlGAEgASgFEg8KB21lc3NhZ2UYAiABKAkSKAoKc2VsZWN0aW9ucxgDIAMoCzIULmRyb3Zlci52MS5TZWxlY3Rpb24SKwoLZXhwbGFuYXRpb24YBCABKAsyFi5kcm92ZXIudjEuRXhwbGFuYXRpb24iVwofU2VsZWN0RGVzdGluYXRpb25zQmF0Y2hSZXNwb25zZRI0CgdyZXN1bHRzGAEgAygLMiMuZHJvdmVyLnYxLlNlbGVjdERlc3RpbmF0aW9uc1Jlc3VsdCI/ChdFeHBsYWluU2VsZWN0aW9uUmVxdWVzdBIkCgRzcGVjGAEgASgLMhYuZHJvdmVyLnYxLlJlcXVlc3RTcGVjInEKGEV4cGxhaW5TZWxlY3Rpb25SZXNwb25zZRIrCgtleHBsYW5hdGlvbhgBIAEoCzIWLmRyb3Zlci52MS5FeHBsYW5hdGlvbhIoCgpzZWxlY3Rpb25zGAIgAygLMhQuZHJvdmVyLnYxLlNlbGVjdGlvbiIsChRSZWxlYXNlQ2xhaW1zUmVxdWVzdBIUCgxpbnN0YW5jZV9pZHMYASADKAkiKQoVUmVsZWFzZUNsYWltc1Jlc3BvbnNlEhAKCHJlbGVhc2VkGAEgASgFIuMFCgpIb3N0UmVwb3J0EgwKBGhvc3QYASABKAkSFQoNYWdlbnRfYWRkcmVzcxgCIAEoCRINCgV2Y3B1cxgDIAEoBRIRCgltZW1vcnlfbWIYBCABKAMSDwoHZGlza19nYhgFIAEoAxIaChJyZXNlcnZlZF9tZW1vcnlfbWIYBiABKAMSGAoQcmVzZXJ2ZWRfZGlza19nYhgHIAEoAxIWCg5yZXNlcnZlZF92Y3B1cxgIIAEoBRIcChRjcHVfYWxsb2NhdGlvbl9yYXRpbxgJIAEoARIcChRyYW1fYWxsb2NhdGlvbl9yYXRpbxgKIAEoARIdChVkaXNrX2FsbG9jYXRpb25fcmF0aW8YCyABKAESGQoRYXZhaWxhYmlsaXR5X3pvbmUYDCABKAkSDwoHZW5hYmxlZBgNIAEoCBIOCgZpb19vcHMYDiABKAUSFQoNbnVtX2luc3RhbmNlcxgPIAEoBRIVCg1mYWlsZWRfYnVpbGRzGBAgASgFEhcKD2h5cGVydmlzb3JfdHlwZRgRIAEoCRIaChJoeXBlcnZpc29yX3ZlcnNpb24YEiABKAMSEAoIY3B1X2FyY2gYEyABKAkSPQoMY2FwYWJpbGl0aWVzGBQgAygLMicuZHJvdmVyLnYxLkhvc3RSZXBvcnQuQ2FwYWJpbGl0aWVzRW50cnkSKAoKYWdncmVnYXRlcxgVIAMoCzIULmRyb3Zlci52MS5BZ2dyZWdhdGUSEgoKZ2VuZXJhdGlvbhgWIAEoAxIUCgxpbnN0YW5jZV9pZHMYFyADKAkSDgoGdHJhaXRzGBggAygJEhAKCGNwdV9pbmZvGBkgASgJEjkKE3N1cHBvcnRlZF9pbnN0YW5jZXMYGiADKAsyHC5kcm92ZXIudjEuU3VwcG9ydGVkSW5zdGFuY2UaMwoRQ2FwYWJpbGl0aWVzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJLChFTdXBwb3J0ZWRJbnN0YW5jZRIMCgRhcmNoGAEgASgJEhcKD2h5cGVydmlzb3JfdHlwZRgCIAEoCRIPCgd2bV9tb2RlGAMgASgJIoABCglBZ2dyZWdhdGUSDAoEbmFtZRgBIAEoCRI0CghtZXRhZGF0YRgCIAMoCzIiLmRyb3Zlci52MS5BZ2dyZWdhdGUuTWV0YWRhdGFFbnRyeRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiPAoSUmVwb3J0SG9zdHNSZXF1ZXN0EiYKB3JlcG9ydHMYASADKAsyFS5kcm92ZXIudjEuSG9zdFJlcG9ydCInChNSZXBvcnRIb3N0c1Jlc3BvbnNlEhAKCGFjY2VwdGVkGAEgASgFIvEDCglIb3N0U3RhdGUSDAoEaG9zdBgBIAEoCRIVCg1hZ2VudF9hZGRyZXNzGAIgASgJEg8KB2VuYWJsZWQYAyABKAgSCgoCdXAYBCABKAgSGQoRYXZhaWxhYmlsaXR5X3pvbmUYBSABKAkSDQoFdmNwdXMYBiABKAUSEgoKdmNwdXNfdXNlZBgHIAEoBRIRCgltZW1vcnlfbWIYCCABKAMSFgoObWVtb3J5X21iX3VzZWQYCSABKAMSDwoHZGlza19nYhgKIAEoAxIUCgxkaXNrX2diX3VzZWQYCyABKAMSFQoNbnVtX2luc3RhbmNlcxgMIAEoBRIOCgZpb19vcHMYDSABKAUSHAoUY3B1X2FsbG9jYXRpb25fcmF0aW8YDiABKAESHAoUcmFtX2FsbG9jYXRpb25fcmF0aW8YDyABKAESHQoVZGlza19hbGxvY2F0aW9uX3JhdGlvGBAgASgBEhcKD2h5cGVydmlzb3JfdHlwZRgRIAEoCRIaChJoeXBlcnZpc29yX3ZlcnNpb24YEiABKAMSDgoGdHJhaXRzGBMgAygJEhAKCGNwdV9pbmZvGBQgASgJEjkKE3N1cHBvcnRlZF9pbnN0YW5jZXMYFSADKAsyHC5kcm92ZXIudjEuU3VwcG9ydGVkSW5zdGFuY2UiQAogU2NoZWR1bGVyU2VydmljZUxpc3RIb3N0c1JlcXVlc3QSDQoFaG9zdHMYASADKAkSDQoFbGltaXQYAiABKAUiVwohU2NoZWR1bGVyU2VydmljZUxpc3RIb3N0c1Jlc3BvbnNlEiMKBWhvc3RzGAEgAygLMhQuZHJvdmVyLnYxLkhvc3RTdGF0ZRINCgV0b3RhbBgCIAEoAzLOBAoQU2NoZWR1bGVyU2VydmljZRJhChJTZWxlY3REZXN0aW5hdGlvbnMSJC5kcm92ZXIudjEuU2VsZWN0RGVzdGluYXRpb25zUmVxdWVzdBolLmRyb3Zlci52MS5TZWxlY3REZXN0aW5hdGlvbnNSZXNwb25zZRJwChdTZWxlY3REZXN0aW5hdGlvbnNCYXRjaBIpLmRyb3Zlci52MS5TZWxlY3REZXN0aW5hdGlvbnNCYXRjaFJlcXVlc3QaKi5kcm92ZXIudjEuU2VsZWN0RGVzdGluYXRpb25zQmF0Y2hSZXNwb25zZRJbChBFeHBsYWluU2VsZWN0aW9uEiIuZHJvdmVyLnYxLkV4cGxhaW5TZWxlY3Rpb25SZXF1ZXN0GiMuZHJvdmVyLnYxLkV4cGxhaW5TZWxlY3Rpb25SZXNwb25zZRJSCg1SZWxlYXNlQ2xhaW1zEh8uZHJvdmVyLnYxLlJlbGVhc2VDbGFpbXNSZXF1ZXN0GiAuZHJvdmVyLnYxLlJlbGVhc2VDbGFpbXNSZXNwb25zZRJMCgtSZXBvcnRIb3N0cxIdLmRyb3Zlci52MS5SZXBvcnRIb3N0c1JlcXVlc3QaHi5kcm92ZXIudjEuUmVwb3J0SG9zdHNSZXNwb25zZRJmCglMaXN0SG9zdHMSKy5kcm92ZXIudjEuU2NoZWR1bGVyU2VydmljZUxpc3RIb3N0c1JlcXVlc3QaLC5kcm92ZXIudjEuU2NoZWR1bGVyU2VydmljZUxpc3RIb3N0c1Jlc3BvbnNlQqABCg1jb20uZHJvdmVyLnYxQg5TY2hlZHVsZXJQcm90b1ABWjpnaXRodWIuY29tL2Ryb3Zlci9kcm92ZXIvY2xpZW50cy9nby9nZW4vZHJvdmVyL3YxO2Ryb3ZlcnYxogIDRFhYqgIJRHJvdmVyLlYxygIJRHJvdmVyXFYx4gIVRHJvdmVyXFYxXEdQQk1ldGFkYXRh6gIKRHJvdmVyOjpWMWIGcHJvdG8z", [file_drover_v1_types]);
 
 /**
  * What is asked for: Nova's RequestSpec.
@@ -123,6 +123,13 @@ export type RequestSpec = Message<"drover.v1.RequestSpec"> & {
    * @generated from field: string group_id = 18;
    */
   groupId: string;
+
+  /**
+   * The anti-affinity group's max_server_per_host rule (0: Nova's default, 1).
+   *
+   * @generated from field: int32 group_max_server_per_host = 19;
+   */
+  groupMaxServerPerHost: number;
 };
 
 /**
@@ -479,7 +486,7 @@ export type HostReport = Message<"drover.v1.HostReport"> & {
   cpuArch: string;
 
   /**
-   * Capabilities (ComputeCapabilitiesFilter) and traits.
+   * Compute stats that ComputeCapabilitiesFilter matches after the host's own attributes.
    *
    * @generated from field: map<string, string> capabilities = 20;
    */
@@ -505,6 +512,28 @@ export type HostReport = Message<"drover.v1.HostReport"> & {
    * @generated from field: repeated string instance_ids = 23;
    */
   instanceIds: string[];
+
+  /**
+   * Placement traits of the host (os-traits names, e.g. HW_CPU_X86_AVX2): TraitsFilter.
+   *
+   * @generated from field: repeated string traits = 24;
+   */
+  traits: string[];
+
+  /**
+   * The host CPU as Nova's ComputeNode.cpu_info holds it: a JSON object with arch, model,
+   * vendor, topology, maxphysaddr {mode, bits} and features.
+   *
+   * @generated from field: string cpu_info = 25;
+   */
+  cpuInfo: string;
+
+  /**
+   * The guests the hypervisor runs (Nova's supported_instances): ImagePropertiesFilter.
+   *
+   * @generated from field: repeated drover.v1.SupportedInstance supported_instances = 26;
+   */
+  supportedInstances: SupportedInstance[];
 };
 
 /**
@@ -513,6 +542,35 @@ export type HostReport = Message<"drover.v1.HostReport"> & {
  */
 export const HostReportSchema: GenMessage<HostReport> = /*@__PURE__*/
   messageDesc(file_drover_v1_scheduler, 11);
+
+/**
+ * One (architecture, hypervisor type, vm mode) a host can run, e.g. (x86_64, kvm, hvm).
+ *
+ * @generated from message drover.v1.SupportedInstance
+ */
+export type SupportedInstance = Message<"drover.v1.SupportedInstance"> & {
+  /**
+   * @generated from field: string arch = 1;
+   */
+  arch: string;
+
+  /**
+   * @generated from field: string hypervisor_type = 2;
+   */
+  hypervisorType: string;
+
+  /**
+   * @generated from field: string vm_mode = 3;
+   */
+  vmMode: string;
+};
+
+/**
+ * Describes the message drover.v1.SupportedInstance.
+ * Use `create(SupportedInstanceSchema)` to create a new message.
+ */
+export const SupportedInstanceSchema: GenMessage<SupportedInstance> = /*@__PURE__*/
+  messageDesc(file_drover_v1_scheduler, 12);
 
 /**
  * A host aggregate with its metadata (AggregateInstanceExtraSpecsFilter,
@@ -537,7 +595,7 @@ export type Aggregate = Message<"drover.v1.Aggregate"> & {
  * Use `create(AggregateSchema)` to create a new message.
  */
 export const AggregateSchema: GenMessage<Aggregate> = /*@__PURE__*/
-  messageDesc(file_drover_v1_scheduler, 12);
+  messageDesc(file_drover_v1_scheduler, 13);
 
 /**
  * @generated from message drover.v1.ReportHostsRequest
@@ -554,7 +612,7 @@ export type ReportHostsRequest = Message<"drover.v1.ReportHostsRequest"> & {
  * Use `create(ReportHostsRequestSchema)` to create a new message.
  */
 export const ReportHostsRequestSchema: GenMessage<ReportHostsRequest> = /*@__PURE__*/
-  messageDesc(file_drover_v1_scheduler, 13);
+  messageDesc(file_drover_v1_scheduler, 14);
 
 /**
  * @generated from message drover.v1.ReportHostsResponse
@@ -571,7 +629,7 @@ export type ReportHostsResponse = Message<"drover.v1.ReportHostsResponse"> & {
  * Use `create(ReportHostsResponseSchema)` to create a new message.
  */
 export const ReportHostsResponseSchema: GenMessage<ReportHostsResponse> = /*@__PURE__*/
-  messageDesc(file_drover_v1_scheduler, 14);
+  messageDesc(file_drover_v1_scheduler, 15);
 
 /**
  * A host as the scheduler sees it.
@@ -663,6 +721,28 @@ export type HostState = Message<"drover.v1.HostState"> & {
    * @generated from field: string hypervisor_type = 17;
    */
   hypervisorType: string;
+
+  /**
+   * @generated from field: int64 hypervisor_version = 18;
+   */
+  hypervisorVersion: bigint;
+
+  /**
+   * As the host reported them (HostReport).
+   *
+   * @generated from field: repeated string traits = 19;
+   */
+  traits: string[];
+
+  /**
+   * @generated from field: string cpu_info = 20;
+   */
+  cpuInfo: string;
+
+  /**
+   * @generated from field: repeated drover.v1.SupportedInstance supported_instances = 21;
+   */
+  supportedInstances: SupportedInstance[];
 };
 
 /**
@@ -670,7 +750,7 @@ export type HostState = Message<"drover.v1.HostState"> & {
  * Use `create(HostStateSchema)` to create a new message.
  */
 export const HostStateSchema: GenMessage<HostState> = /*@__PURE__*/
-  messageDesc(file_drover_v1_scheduler, 15);
+  messageDesc(file_drover_v1_scheduler, 16);
 
 /**
  * @generated from message drover.v1.SchedulerServiceListHostsRequest
@@ -694,7 +774,7 @@ export type SchedulerServiceListHostsRequest = Message<"drover.v1.SchedulerServi
  * Use `create(SchedulerServiceListHostsRequestSchema)` to create a new message.
  */
 export const SchedulerServiceListHostsRequestSchema: GenMessage<SchedulerServiceListHostsRequest> = /*@__PURE__*/
-  messageDesc(file_drover_v1_scheduler, 16);
+  messageDesc(file_drover_v1_scheduler, 17);
 
 /**
  * @generated from message drover.v1.SchedulerServiceListHostsResponse
@@ -716,7 +796,7 @@ export type SchedulerServiceListHostsResponse = Message<"drover.v1.SchedulerServ
  * Use `create(SchedulerServiceListHostsResponseSchema)` to create a new message.
  */
 export const SchedulerServiceListHostsResponseSchema: GenMessage<SchedulerServiceListHostsResponse> = /*@__PURE__*/
-  messageDesc(file_drover_v1_scheduler, 17);
+  messageDesc(file_drover_v1_scheduler, 18);
 
 /**
  * SchedulerService places instances on hosts: Nova's FilterScheduler, with
