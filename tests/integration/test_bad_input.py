@@ -54,6 +54,8 @@ BAD = [
      {"networks"}),
     ("several bad fields at once", dict(name="", access_ipv4="1.2.3", access_ipv6="::zz"),
      {"name", "access_ipv4", "access_ipv6"}),
+    # A bound the edge checks beside a rule the method checks: both reported in one answer.
+    ("a bound and a blank name at once", dict(name=" ", min_count=-1), {"name", "min_count"}),
 ]
 
 

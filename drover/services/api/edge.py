@@ -28,7 +28,7 @@ import grpc
 from drover.auth.policy import Policy
 from drover.auth.tokens import Principal, TokenError, Verifier
 from drover.services.api.identity import CALLER, Identity, denied
-from drover.services.api.validation import check_bounds
+from drover.services.api.validation import refusals
 from drover.services.common.errors import REQUEST_ID, ApiError, abort, internal_error, invalid_argument, is_abort
 
 log = logging.getLogger(__name__)
@@ -109,7 +109,7 @@ def _refusal(request: Any) -> ApiError | None:
     """Why a single request message is refused before its method runs, if it is."""
     if request is UNPARSABLE:
         return invalid_argument([("request", "is not a valid message of this RPC")])
-    bad = check_bounds(request)
+    bad = refusals(request)
     return invalid_argument(bad) if bad else None
 
 

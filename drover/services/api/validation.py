@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import ipaddress
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
@@ -234,3 +236,21 @@ def check_create(req: api_pb2.CreateServerRequest) -> CheckedCreate:
     bad += check_metadata(req)
     bad += check_network_shapes(req)
     return CheckedCreate(name=name, min_count=min_count, max_count=max_count, violations=bad)
+
+
+# Checks of meaning that the method runs, by request type: when the edge refuses a request for
+# its bounds it adds these, so a caller learns every bad field at once (Nova reports them together).
+_MEANING: dict[type[Message], Callable[[Any], list[tuple[str, str]]]] = {
+    api_pb2.CreateServerRequest: lambda req: check_create(req).violations,
+}
+
+
+def refusals(msg: Message) -> list[tuple[str, str]]:
+    """Every field violation of ``msg`` the edge reports: its bounds, then (if any bound is broken)
+    the method's own checks of the fields not already named."""
+    bad = check_bounds(msg)
+    meaning = _MEANING.get(type(msg))
+    if bad and meaning is not None:
+        named = {name for name, _ in bad}
+        bad += [(name, why) for name, why in meaning(msg) if name not in named]
+    return bad
