@@ -143,7 +143,10 @@ impl Client {
     pub async fn delete_server(&self, id: &str) -> Result<Server, Error> {
         let resp = self
             .api()
-            .delete_server(pb::DeleteServerRequest { id: id.to_owned() })
+            .delete_server(pb::DeleteServerRequest {
+                id: id.to_owned(),
+                ..Default::default()
+            })
             .await?;
         resp.into_inner()
             .server
