@@ -86,7 +86,9 @@ def test_metrics_move(mesh, api, image) -> None:
     assert delta("compute", "drover_compute_builds_total", result="success") == 1
     for step in SPAWN_STEPS:
         assert delta("compute", "drover_compute_spawn_step_seconds_count", step=step) == 1
-    assert delta("conductor", "drover_casts_applied", receiver="conductor") >= 4
+    # the build cast, and the compute's progress report (the whole fake build is one report)
+    assert delta("conductor", "drover_casts_applied", receiver="conductor") >= 2
+    assert delta("compute", "drover_casts_sent_total", stream="compute->conductor") >= 1
     assert delta("api", "drover_casts_sent_total", stream="api->conductor") == 1  # the build
     # ...and the conductor acknowledged it: the api's queue of unacknowledged casts drains to 0
     deadline = time.monotonic() + 10
