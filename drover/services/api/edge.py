@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import time
@@ -35,9 +34,6 @@ log = logging.getLogger(__name__)
 
 API_METHOD_PREFIX = "/drover.v1.ApiService/"
 MAX_REQUEST_ID = 128
-# The longest single wait of a stream for its next item before the token's expiry is checked again
-# (asyncio timers far in the future are fine, but a clock step must not leave a stream open for days).
-MAX_WAIT = 3600.0
 
 
 class _Unparsable:
@@ -135,34 +131,28 @@ def _parse_with(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes]
 
 
 async def _until(items: AsyncIterator[Any], valid_until: float) -> AsyncIterator[Any]:
-    """``items`` until the wall clock reaches ``valid_until``; then UNAUTHENTICATED. The next item is
-    awaited in a task of its own, so waking up to look at the clock never interrupts it."""
-
-    async def step() -> Any:
-        return await anext(items)
-
-    pending: asyncio.Task[Any] | None = None
+    """``items`` until the wall clock reaches ``valid_until``; then UNAUTHENTICATED. The wait for
+    each next item carries one timer set to the token's expiry (on the loop's monotonic clock, from
+    the wall-clock time left when the wait began): nothing wakes up before then, and no task is
+    made per item, which a stream of many small messages would pay for."""
     try:
         while True:
             remaining = valid_until - time.time()
             if remaining <= 0:
                 raise ApiError(grpc.StatusCode.UNAUTHENTICATED, "token expired: open the stream again with a new token")
-            if pending is None:
-                pending = asyncio.ensure_future(step())
-            done, _ = await asyncio.wait({pending}, timeout=min(remaining, MAX_WAIT))
-            if not done:
-                continue
-            task, pending = pending, None
+            expiry = asyncio.timeout(remaining if remaining != math.inf else None)
             try:
-                item = task.result()
+                async with expiry:
+                    item = await anext(items)
             except StopAsyncIteration:
                 return
+            except TimeoutError:
+                if expiry.expired():
+                    raise ApiError(grpc.StatusCode.UNAUTHENTICATED,
+                                   "token expired: open the stream again with a new token") from None
+                raise
             yield item
     finally:
-        if pending is not None:
-            pending.cancel()
-            with contextlib.suppress(BaseException):
-                await pending
         await items.aclose()  # type: ignore[attr-defined]
 
 
