@@ -3,7 +3,7 @@
 ``python -m tests.conformance.record --hosts 100,1000,10000,50000`` writes
 ``tests/conformance/cases/hosts-N.json.gz`` (the case and Nova's answers) and prints how drover
 agrees with them. Nova runs in its own virtualenv (``--nova-python``, default
-``/work/venv/nova/bin/python``; see README.md for how to create it), never in drover's.
+``.venv-nova/bin/python`` at the repository root; see README.md for how to create it), never in drover's.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def main() -> None:
     p.add_argument("--hosts", default="100,1000,10000,50000", help="comma-separated fleet sizes")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--requests", type=int, default=50)
-    p.add_argument("--nova-python", default="/work/venv/nova/bin/python")
+    p.add_argument("--nova-python", default=str(Path(__file__).resolve().parents[2] / ".venv-nova" / "bin" / "python"))
     p.add_argument("--engine", choices=sorted(ENGINES), default="core", help="the drover side to compare")
     args = p.parse_args()
     for n in (int(x) for x in args.hosts.split(",")):
