@@ -160,13 +160,18 @@ def _as(handler: Any, who: Identity, valid_until: float = math.inf) -> Any:
     """``handler`` running with ``who`` as the caller, behind the bounds and the error guard."""
     kind, fn, factory = _kind(handler)
     single = not handler.request_streaming
+
+    async def enter(request: Any, context: Any) -> None:
+        """Every call's start, either kind: who is calling, and a single request's bounds."""
+        CALLER.set(who)
+        REQUEST_ID.set(who.request_id)
+        err = _refusal(request) if single else None
+        if err is not None:
+            await abort(context, err)
+
     if kind == "unary":
         async def unary(request: Any, context: Any) -> Any:
-            CALLER.set(who)
-            REQUEST_ID.set(who.request_id)
-            err = _refusal(request) if single else None
-            if err is not None:
-                await abort(context, err)
+            await enter(request, context)
             try:
                 return await fn(request, context)
             except Exception as exc:
@@ -175,11 +180,7 @@ def _as(handler: Any, who: Identity, valid_until: float = math.inf) -> Any:
         behavior: Callable[..., Any] = unary
     else:
         async def stream(request: Any, context: Any) -> Any:
-            CALLER.set(who)
-            REQUEST_ID.set(who.request_id)
-            err = _refusal(request) if single else None
-            if err is not None:
-                await abort(context, err)
+            await enter(request, context)
             try:
                 async for item in _until(fn(request, context), valid_until):
                     yield item
